@@ -1,0 +1,1 @@
+"""Clients: the Python client library and the ``strata`` command-line dispatcher."""

@@ -1,0 +1,56 @@
+"""The ``strata`` command: a thin dispatcher.
+
+Each package owns its subcommands in a torch-free ``cli`` module exposing ``register(subparsers)``;
+handlers import their heavy dependencies (PyTorch, Triton, Milvus) only when they run.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from training.errors import StrataError
+
+# Modules whose ``register(subparsers)`` adds subcommands, in the order they appear in ``--help``.
+COMMAND_MODULES = (
+    "clients.demo_cli",
+    "training.cli",
+    "export.cli",
+    "serving.cli",
+)
+
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="strata",
+        description="Multi-level video-text retrieval: parse, synthesise data, train, export, serve.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name == module_name:  # a package whose commands are not written yet
+                continue
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # unknown flags are errors (argparse exits with status 2)
+    try:
+        result = args.func(args)
+    except StrataError as err:
+        print(f"strata: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("strata: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Export: towers and scorer -> ONNX (TensorRT on a GPU) -> a versioned Triton model repository."""

@@ -1,0 +1,1 @@
+"""Datasets in the field's formats (HGR's feature release), frame sampling and batch encoding; torch-free."""

@@ -1,0 +1,59 @@
+"""Training losses, each one tested function. The scores they take come from a model's scorer."""
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+
+from training.models.config import LossConfig
+
+
+def hinge_triplet_loss(scores: torch.Tensor, config: LossConfig, video_ids: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Bidirectional hinge triplet loss on a ``[texts, videos]`` score matrix whose diagonal holds the positives.
+
+    With ``config.max_violation`` only the hardest negative of each query counts (VSE++), else all negatives
+    are summed. With ``config.same_video_positive`` and ``video_ids`` given, pairs that share a video are
+    not negatives. Returns the mean over the batch of (text->video + video->text) terms.
+    """
+    if scores.dim() != 2 or scores.shape[0] != scores.shape[1]:
+        raise ValueError(f"hinge_triplet_loss needs a square [B, B] score matrix, got {tuple(scores.shape)}")
+    batch = scores.shape[0]
+    positive = scores.diagonal()
+    not_negative = torch.eye(batch, dtype=torch.bool, device=scores.device)
+    if config.same_video_positive and video_ids is not None:
+        not_negative = not_negative | (video_ids[:, None] == video_ids[None, :])
+    # text i as the query: the positive video is i, negatives are other videos j (row i).
+    cost_t2v = (config.margin + scores - positive[:, None]).clamp(min=0).masked_fill(not_negative, 0)
+    # video j as the query: the positive caption is j, negatives are other captions i (column j).
+    cost_v2t = (config.margin + scores - positive[None, :]).clamp(min=0).masked_fill(not_negative, 0)
+    if config.max_violation:
+        return (cost_t2v.max(dim=1).values + cost_v2t.max(dim=0).values).mean()
+    return (cost_t2v.sum(dim=1) + cost_v2t.sum(dim=0)).mean()
+
+
+def bce_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
+    """Binary cross-entropy on probabilities (sigmoid already applied), mean over all entries."""
+    probs = probs.clamp(eps, 1 - eps)
+    return F.binary_cross_entropy(probs, targets)
+
+
+def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
+    """Focal binary cross-entropy (Lin et al.): ``-a_t (1 - p_t)^gamma log(p_t)``, mean over all entries."""
+    log_p = F.logsigmoid(logits)
+    log_not_p = F.logsigmoid(-logits)
+    p = log_p.exp()
+    positive = -alpha * (1 - p).pow(gamma) * log_p
+    negative = -(1 - alpha) * p.pow(gamma) * log_not_p
+    return (targets * positive + (1 - targets) * negative).mean()
+
+
+def distribution_kl_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """KL(P_a || P_b) between the batch feature distributions of two modalities.
+
+    Each row of ``a`` and ``b`` ``[B, D]`` becomes a distribution over feature dimensions by a softmax;
+    the KL is averaged over the batch (MCSAN's distribution constraint).
+    """
+    log_p = F.log_softmax(a, dim=-1)
+    log_q = F.log_softmax(b, dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()

@@ -1,0 +1,69 @@
+"""The contract every model of the zoo implements (PyTorch).
+
+A model is three parts sharing one config and one tensor layout (``training.models.layout``):
+
+* ``encode_text(inputs)``  -> the text levels, keyed by the layout's text output names;
+* ``encode_video(inputs)`` -> the video levels, keyed by the layout's video output names;
+* ``score(text, video)``   -> ``{"score": [texts, videos], "level_scores": [levels, texts, videos]}``.
+
+Training (``loss``), evaluation, export and serving all go through these three; nothing re-implements a
+model's formula elsewhere. Inputs are dicts of canonical tensors (``layout.TEXT_INPUTS`` / ``VIDEO_INPUTS``).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from training.losses import hinge_triplet_loss
+from training.models.layout import LEVEL_SCORES, SCORE, ModelLayout
+
+Tensors = Mapping[str, torch.Tensor]
+
+
+class RetrievalModel(nn.Module):
+    """Base class: subclasses implement the two towers and the scorer; ``loss`` may add auxiliary terms."""
+
+    name: str = ""
+
+    def __init__(self, config: Any):
+        super().__init__()
+        self.config = config
+        self.layout: ModelLayout = config.layout()
+
+    # -- the contract -------------------------------------------------------------------------------------
+    def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def score(self, text: Tensors, video: Tensors) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
+        """Training objective for a batch of aligned (caption i, video i) pairs.
+
+        Returns ``{"loss": scalar, ...named parts}``. The default is the hardest-negative hinge on the fused
+        score; ``batch["video_ids"]`` (int64 [B]) identifies each pair's video so that other captions of
+        the same video can be excluded from the negatives when the loss config asks for it.
+        """
+        scores = self.score(text, video)[SCORE]
+        rank = hinge_triplet_loss(scores, self.config.loss, batch.get("video_ids"))
+        return {"loss": rank, "rank": rank}
+
+    # -- helpers shared by every model ----------------------------------------------------------------------
+    def text_inputs(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        return {name: batch[name] for name in self.layout.text.input_names}
+
+    def video_inputs(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        return {name: batch[name] for name in self.layout.video.input_names}
+
+    @staticmethod
+    def scorer_output(levels: list[torch.Tensor], fused: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Pack per-level ``[texts, videos]`` scores and the fused score the way the layout says."""
+        return {SCORE: fused, LEVEL_SCORES: torch.stack(levels, dim=0)}
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,89 @@
+"""Build any model of the zoo by name from a config file (torch-free until a model is constructed).
+
+Model configs live in ``training/configs/models/<name>_<preset>.yaml`` (``fast`` for CPU runs and serving
+here, ``paper`` for the papers' sizes). ``resolve_config`` gives the typed config without PyTorch, so
+export, Triton adapters and clients can derive a model's tensor layout from it.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from typing import Any
+
+from training.config import apply_overrides, from_dict, read_mapping, to_dict
+from training.errors import ConfigError
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
+
+# name -> (config class, model class), as "module:attribute"; config classes are torch-free.
+_REGISTRY: dict[str, tuple[str, str]] = {
+    "vsepp": ("training.models.vsepp.config:VSEPPConfig", "training.models.vsepp.model:VSEPP"),
+    "hgr": ("training.models.hgr.config:HGRConfig", "training.models.hgr.model:HGR"),
+    "hanet": ("training.models.hanet.config:HANetConfig", "training.models.hanet.model:HANet"),
+    "visern": ("training.models.visern.config:ViSERNConfig", "training.models.visern.model:ViSERN"),
+    "vsrnet": ("training.models.vsrnet.config:VSRNetConfig", "training.models.vsrnet.model:VSRNet"),
+    "mcsan": ("training.models.mcsan.config:MCSANConfig", "training.models.mcsan.model:MCSAN"),
+}
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def list_presets(name: str) -> list[str]:
+    _check_name(name)
+    return sorted(p.stem[len(name) + 1:] for p in CONFIG_DIR.glob(f"{name}_*.yaml"))
+
+
+def config_class(name: str) -> type:
+    _check_name(name)
+    return _load(_REGISTRY[name][0])
+
+
+def resolve_config(name: str, preset: str | dict | Path = "fast", overrides: tuple[str, ...] | list[str] = ()) -> Any:
+    """The typed config of model ``name``: a preset name, a YAML path, or a plain dict, plus overrides."""
+    cls = config_class(name)
+    if isinstance(preset, dict):
+        data, where = preset, f"{name} config"
+    else:
+        path = Path(preset) if (isinstance(preset, Path) or str(preset).endswith((".yaml", ".yml", ".json"))) else CONFIG_DIR / f"{name}_{preset}.yaml"
+        if not path.is_file():
+            raise ConfigError(f"model {name!r} has no preset {str(preset)!r}; presets: {', '.join(list_presets(name))}")
+        data, where = read_mapping(path), str(path)
+    return from_dict(cls, apply_overrides(data, overrides), where=where)
+
+
+def create_model(name: str, preset: str | dict | Path | Any = "fast", checkpoint: str | Path | None = None,
+                 overrides: tuple[str, ...] | list[str] = ()):
+    """Construct model ``name`` from a preset / config file / dict / config object, optionally loading weights.
+
+    A checkpoint directory (``training.checkpoint``) carries its own resolved config; when given, that config
+    is used and ``preset`` is ignored.
+    """
+    if checkpoint is not None:
+        from training.checkpoint import load_model_checkpoint
+
+        return load_model_checkpoint(checkpoint, expected_name=name)
+    config = preset if isinstance(preset, config_class(name)) else resolve_config(name, preset, overrides)
+    model_cls = _load(_REGISTRY[name][1])
+    return model_cls(config)
+
+
+def describe(name: str, config: Any) -> dict:
+    """JSON-able identity of a model: its name and resolved config."""
+    return {"name": name, "config": to_dict(config)}
+
+
+def dumps_config(name: str, config: Any) -> str:
+    return json.dumps(describe(name, config), indent=2, sort_keys=True)
+
+
+def _check_name(name: str) -> None:
+    if name not in _REGISTRY:
+        raise ConfigError(f"unknown model {name!r}; models: {', '.join(list_models())}")
+
+
+def _load(path: str) -> Any:
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)

@@ -1,0 +1,1 @@
+"""Text side: caption parsing (torch-free) and word-level text features."""
