@@ -13,10 +13,13 @@ from training.errors import StrataError
 
 # Modules whose ``register(subparsers)`` adds subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "clients.demo_cli",
-    "training.cli",
-    "export.cli",
-    "serving.cli",
+    "clients.demo",          # demo: the main job
+    "training.text.cli",     # parse
+    "training.synth.cli",    # synth, synth-check
+    "training.engine.cli",   # train, evaluate, results
+    "export.cli",            # export
+    "serving.cli",           # triton start|stop|status|swap
+    "clients.bench",         # bench NAME
 )
 
 

@@ -1,0 +1,1 @@
+"""Building blocks shared by the zoo: similarity functions, masked pooling, sequence encoders."""
