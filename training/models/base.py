@@ -25,12 +25,11 @@ Tensors = Mapping[str, torch.Tensor]
 class RetrievalModel(nn.Module):
     """Base class: subclasses implement the two towers and the scorer; ``loss`` may add auxiliary terms."""
 
-    name: str = ""
-
     def __init__(self, config: Any):
         super().__init__()
         self.config = config
         self.layout: ModelLayout = config.layout()
+        self.name: str = self.layout.model  # the zoo name, e.g. "hgr"
 
     # -- the contract -------------------------------------------------------------------------------------
     def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
