@@ -1,0 +1,1 @@
+"""VSE++ global-only baseline."""
