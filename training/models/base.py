@@ -52,6 +52,12 @@ class RetrievalModel(nn.Module):
         rank = hinge_triplet_loss(scores, self.config.loss, batch.get("video_ids"))
         return {"loss": rank, "rank": rank}
 
+    def forward(self, batch: Tensors) -> dict[str, torch.Tensor]:
+        """Training step: both towers, then ``loss``. (``forward`` so that DistributedDataParallel syncs it.)"""
+        text = self.encode_text(self.text_inputs(batch))
+        video = self.encode_video(self.video_inputs(batch))
+        return self.loss(text, video, batch)
+
     # -- helpers shared by every model ----------------------------------------------------------------------
     def text_inputs(self, batch: Tensors) -> dict[str, torch.Tensor]:
         return {name: batch[name] for name in self.layout.text.input_names}
