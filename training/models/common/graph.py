@@ -1,0 +1,99 @@
+"""HGR's role-aware graph text encoder (Chen et al., CVPR 2020, Sec. 3.1), shared by HGR, HANet and MCSAN.
+
+Nodes are the sentence (event / root), its verbs (actions) and its noun phrases (entities). A verb or noun
+node starts as the max-pool of the word states in its span, multiplied element-wise by a learned embedding
+of its semantic role (verbs have role ``V``; nouns their role to the verb, ``training.text.roles``). Edges go
+root -> verb and verb <-> noun; the adjacency is row-normalised (row i = the nodes that node i gathers from).
+Each GCN layer is ``h' = LayerNorm(h + W_t ctx)`` where ``ctx`` is the attention-weighted (or, without graph
+attention, the row-normalised) sum of the neighbours. The root has no incoming edge, so its output is
+``LayerNorm(root)``. Node order inside the graph: ``[root, verbs (V), nouns (N)]``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from training.models.common.functional import masked_softmax, span_max_pool
+from training.text.roles import NUM_ROLES, ROLE_INDEX
+
+VERB_ROLE = ROLE_INDEX["V"]
+
+
+def role_graph_adjacency(verb_mask: torch.Tensor, noun_mask: torch.Tensor, noun_verb_edges: torch.Tensor) -> torch.Tensor:
+    """Row-normalised adjacency ``[B, 1+V+N, 1+V+N]``: entry (i, j) > 0 when node i gathers from node j.
+
+    verb_mask [B, V], noun_mask [B, N], noun_verb_edges [B, V, N] (1 where noun n is an argument of verb v).
+    A verb gathers from the root and from its nouns; a noun from its verbs; the root from nobody.
+    Padded verbs and nouns get no edges, so they never reach a real node.
+    """
+    batch, num_verbs, num_nouns = noun_verb_edges.shape
+    edges = noun_verb_edges * verb_mask.unsqueeze(2) * noun_mask.unsqueeze(1)               # [B, V, N]
+    zeros = noun_verb_edges.new_zeros
+    root_row = zeros(batch, 1, 1 + num_verbs + num_nouns)
+    verb_rows = torch.cat([verb_mask.unsqueeze(2), zeros(batch, num_verbs, num_verbs), edges], dim=2)
+    noun_rows = torch.cat([zeros(batch, num_nouns, 1), edges.transpose(1, 2), zeros(batch, num_nouns, num_nouns)], dim=2)
+    adjacency = torch.cat([root_row, verb_rows, noun_rows], dim=1)
+    degree = adjacency.sum(dim=2, keepdim=True)
+    return adjacency / torch.where(degree > 0, degree, torch.ones_like(degree))
+
+
+class GraphLayer(nn.Module):
+    """One (attention) GCN layer with residual and LayerNorm (HGR Eq. 7-9)."""
+
+    def __init__(self, dim: int, attention: bool = True, dropout: float = 0.0):
+        super().__init__()
+        # W_t has no bias: a node without neighbours then keeps exactly LayerNorm(h).
+        self.context = nn.Linear(dim, dim, bias=False)
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.query = nn.Linear(dim, dim) if attention else None
+        self.key = nn.Linear(dim, dim) if attention else None
+        self.scale = 1.0 / math.sqrt(dim)
+
+    def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
+        """nodes [B, K, D], adjacency [B, K, K] (row-normalised) -> [B, K, D]."""
+        if self.query is None:
+            weights = adjacency  # "w/o graph attention": mean over the neighbours
+        else:
+            logits = self.query(nodes) @ self.key(nodes).transpose(1, 2) * self.scale
+            # Softmax over each node's neighbours; a node with none (the root, padding) gathers nothing.
+            weights = masked_softmax(logits, adjacency, dim=2) * (adjacency > 0).to(nodes.dtype)
+        return self.norm(nodes + self.dropout(self.context(weights @ nodes)))
+
+
+class RoleGraphEncoder(nn.Module):
+    """Word states + role graph -> (event [B, D], verb nodes [B, V, D], noun nodes [B, N, D]).
+
+    ``attention=False`` is HGR's "w/o graph attention" ablation (plain GCN), ``use_roles=False`` its
+    "w/o role awareness" (no role embedding). The reference code uses 1 layer, the paper 2.
+    Padded verb / noun outputs are zero.
+    """
+
+    def __init__(self, dim: int, num_layers: int = 1, attention: bool = True, use_roles: bool = True,
+                 dropout: float = 0.0):
+        super().__init__()
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.role_embedding = nn.Embedding(NUM_ROLES, dim) if use_roles else None
+        self.layers = nn.ModuleList([GraphLayer(dim, attention, dropout) for _ in range(num_layers)])
+
+    def forward(self, word_states: torch.Tensor, word_mask: torch.Tensor, event: torch.Tensor,
+                verb_spans: torch.Tensor, verb_mask: torch.Tensor, noun_spans: torch.Tensor, noun_mask: torch.Tensor,
+                noun_roles: torch.Tensor, noun_verb_edges: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        in_sentence = word_mask.unsqueeze(1)
+        verbs = span_max_pool(word_states, verb_spans * in_sentence)
+        nouns = span_max_pool(word_states, noun_spans * in_sentence)
+        if self.role_embedding is not None:
+            verb_roles = torch.full_like(verb_mask, VERB_ROLE, dtype=torch.long)
+            verbs = verbs * self.role_embedding(verb_roles)
+            nouns = nouns * self.role_embedding(noun_roles)
+        num_verbs = verbs.shape[1]
+        nodes = torch.cat([event.unsqueeze(1), verbs, nouns], dim=1)
+        adjacency = role_graph_adjacency(verb_mask, noun_mask, noun_verb_edges)
+        for layer in self.layers:
+            nodes = layer(nodes, adjacency)
+        out_verbs = nodes[:, 1:1 + num_verbs] * verb_mask.unsqueeze(-1)
+        out_nouns = nodes[:, 1 + num_verbs:] * noun_mask.unsqueeze(-1)
+        return nodes[:, 0], out_verbs, out_nouns
