@@ -1,0 +1,95 @@
+"""A masked Transformer encoder (pre-LayerNorm blocks, GELU MLP) that traces to ONNX and ignores padding.
+
+Block (VSR-Net eqs. 6-7, ViT style): ``x = x + MSA(LN(x))``; ``x = x + MLP(LN(x))`` with
+``MLP(x) = GELU(x W1 + b1) W2 + b2``. Padded keys are removed from every softmax with the shared
+``masked_softmax`` (an additive ``NEG_INF`` where the mask is 0), so a real position's output is the same
+alone or inside a right-padded batch; padded positions are zeroed at the end.
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+from training.models.common.functional import masked_softmax
+
+
+def sinusoidal_positions(length: int | torch.Tensor, dim: int, device: torch.device | None = None) -> torch.Tensor:
+    """Fixed sine/cosine position codes (Vaswani et al.) ``[length, dim]``, sin and cos interleaved.
+
+    ``length`` may be a traced size, so the codes follow a dynamic axis in ONNX.
+    """
+    if dim % 2:
+        raise ValueError(f"sinusoidal positions need an even dim, got {dim}")
+    position = torch.arange(length, device=device).to(torch.float32).unsqueeze(1)           # [L, 1]
+    inv_freq = torch.exp(torch.arange(0, dim, 2, device=device).to(torch.float32) * (-math.log(10000.0) / dim))
+    angles = position * inv_freq.unsqueeze(0)                                                  # [L, dim/2]
+    return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)                       # [L, dim]
+
+
+class MaskedSelfAttention(nn.Module):
+    """Multi-head scaled dot-product self-attention with a key padding mask."""
+
+    def __init__(self, dim: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"attention dim {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x [B, L, D], mask [B, L] (1 = real; None = no padding) -> [B, L, D]."""
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])                       # [B, H, L, L]
+        if mask is None:
+            weights = torch.softmax(logits, dim=-1)
+        else:
+            weights = masked_softmax(logits, mask[:, None, None, :], dim=-1)
+        attended = (self.dropout(weights) @ v).transpose(1, 2).flatten(2)                # [B, L, D]
+        return self.out(attended)
+
+
+class TransformerBlock(nn.Module):
+    """``x + MSA(LN(x))`` then ``+ MLP(LN(x))`` (pre-LayerNorm)."""
+
+    def __init__(self, dim: int, heads: int, mlp_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(dim)
+        self.attn = MaskedSelfAttention(dim, heads, dropout)
+        self.mlp_norm = nn.LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Linear(mlp_dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
+        return x + self.dropout(self.mlp(self.mlp_norm(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """``layers`` blocks over a (optionally padded) sequence; optional sinusoidal positions added first.
+
+    With a mask, padded positions of the output are zero. Sequences must be right-padded for the
+    positions of real steps to be the same alone and in a batch (they are everywhere in Strata).
+    """
+
+    def __init__(self, dim: int, layers: int, heads: int, mlp_dim: int, dropout: float = 0.0, positional: bool = False):
+        super().__init__()
+        if layers < 1:
+            raise ValueError(f"a Transformer encoder needs at least one layer, got {layers}")
+        self.dim = dim
+        self.positional = positional
+        self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_dim, dropout) for _ in range(layers))
+
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """x [B, L, D], mask [B, L] or None -> [B, L, D]."""
+        if self.positional:
+            x = x + sinusoidal_positions(x.shape[1], self.dim, x.device).to(x.dtype)
+        for block in self.blocks:
+            x = block(x, mask)
+        if mask is not None:
+            x = x * mask.unsqueeze(-1).to(x.dtype)
+        return x

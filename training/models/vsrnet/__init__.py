@@ -1,0 +1,1 @@
+"""VSR-Net: Visual Spatio-Temporal Relation-Enhanced Network (Han et al.)."""
