@@ -1,0 +1,1 @@
+"""The training engine: config, data pipeline, the per-worker PyTorch loop, Ray wrapping, evaluation, reports."""

@@ -1,0 +1,290 @@
+"""A dataset folder made ready for a model: parsed captions, text inputs, concept labels and video features.
+
+``prepare_data`` runs once on the driver (it may generate a SynthVTR folder, parse every caption, compute the
+frozen MiniLM features or build the word vocabulary, and the concept vocabularies), writing caches under
+``$STRATA_HOME/cache/``; workers then ``load_prepared`` the same caches cheaply. Batches come out as NumPy dicts
+keyed by the canonical names of ``training.models.layout``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from training.data.concepts import ConceptConfig, ConceptVocab
+from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
+from training.data.hgr_format import HGRDataset, HGRSplit
+from training.engine.config import DataConfig
+from training.errors import DataError
+from training.home import strata_home
+from training.metrics import dedupe_captions
+from training.models.factory import resolve_config
+
+HARD_NEGATIVES_FILE = "hard_negatives.json"
+
+
+@dataclass(frozen=True)
+class ModelNeeds:
+    """What a model's config asks of the data."""
+
+    text_kind: str            # "minilm" or "vocab"
+    regions: bool             # the video tower reads region features
+    concepts: ConceptConfig | None
+
+
+def model_needs(model: str, preset: str, overrides: Sequence[str] = ()) -> ModelNeeds:
+    config = resolve_config(model, preset, overrides)
+    layout = config.layout()
+    concepts = getattr(config, "concepts", None)
+    return ModelNeeds(text_kind=config.text.kind, regions="region_feats" in layout.video.input_names,
+                      concepts=concepts if isinstance(concepts, ConceptConfig) else None)
+
+
+def cache_dir(dataset: Path) -> Path:
+    digest = hashlib.sha256(str(dataset.resolve()).encode()).hexdigest()[:10]
+    folder = strata_home() / "cache" / f"{dataset.name}-{digest}"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
+    """The dataset folder; a SynthVTR config generates it on first use."""
+    path = config.resolved_path()
+    if config.synth is not None and not (path / "synth_config.json").is_file():
+        from training.synth.generator import generate_from_dict
+
+        generate_from_dict(config.synth, path, progress=progress)
+    if not path.is_dir():
+        raise DataError(f"dataset folder not found: {path} (give data.synth to generate a SynthVTR set there)")
+    return path
+
+
+def prepare_data(config: DataConfig, model: str, preset: str, overrides: Sequence[str] = (),
+                 progress: bool = True) -> "PreparedData":
+    """Driver side: make every cache the model needs, then open them."""
+    ensure_dataset(config, progress)
+    data = PreparedData(config, model_needs(model, preset, overrides), progress=progress)
+    data.build_caches()
+    return data
+
+
+def load_prepared(config: DataConfig, model: str, preset: str, overrides: Sequence[str] = ()) -> "PreparedData":
+    """Worker side: open the caches ``prepare_data`` made (building any that is missing)."""
+    return prepare_data(config, model, preset, overrides, progress=False)
+
+
+class PreparedData:
+    def __init__(self, config: DataConfig, needs: ModelNeeds, progress: bool = False):
+        self.config = config
+        self.needs = needs
+        self.progress = progress
+        self.root = config.resolved_path()
+        self.dataset = HGRDataset(self.root)
+        self.cache = cache_dir(self.root)
+        self.limits = TextLimits(config.max_words, config.max_verbs, config.max_nouns)
+
+    # -- caches ------------------------------------------------------------------------------------------------
+    def build_caches(self) -> None:
+        self.parsed  # noqa: B018 - builds the parse cache
+        if self.needs.text_kind == "minilm":
+            self.text_features  # noqa: B018
+        else:
+            self.vocabulary  # noqa: B018
+        if self.needs.concepts is not None:
+            self.concept_vocab  # noqa: B018
+
+    @cached_property
+    def splits(self) -> dict[str, HGRSplit]:
+        return {name: self.dataset.split(name, self.config.max_frames, regions=self.needs.regions)
+                for name in self.dataset.splits}
+
+    @cached_property
+    def all_sentences(self) -> list[str]:
+        sentences = dict.fromkeys(s for split in self.splits.values() for caps in split.captions for s in caps)
+        for triples in self._hard_negative_file().values():
+            for _, _, perturbed in triples:
+                sentences.setdefault(perturbed)
+        return list(sentences)
+
+    @cached_property
+    def parsed(self) -> dict[str, Any]:
+        """Every sentence's parse (our parser), cached as JSON lines."""
+        from training.text.parser import ParsedCaption, parse_captions
+
+        path = self.cache / "parsed.jsonl"
+        cached: dict[str, Any] = {}
+        if path.is_file():
+            for line in path.read_text().splitlines():
+                item = ParsedCaption.from_json(json.loads(line))
+                cached[item.text] = item
+        missing = [s for s in self.all_sentences if s not in cached]
+        if missing:
+            if self.progress:
+                print(f"parsing {len(missing)} captions ...", flush=True)
+            with path.open("a") as handle:
+                for item in parse_captions(missing):
+                    cached[item.text] = item
+                    handle.write(json.dumps(item.to_json()) + "\n")
+        return cached
+
+    @cached_property
+    def graphs(self) -> dict[str, EncodedGraph]:
+        """Role graphs after HGR's truncation: our parser's, or the user's sent2rolegraph file."""
+        source = self.config.rolegraphs
+        user = None if source == "parser" else _load_rolegraphs(Path(source).expanduser())
+        out = {}
+        for sentence in self.all_sentences:
+            words = self.parsed[sentence].tokens
+            if user is None:
+                nodes, edges = self.parsed[sentence].nodes, self.parsed[sentence].edges
+            elif sentence in user:
+                nodes, edges = user[sentence]
+            else:
+                raise DataError(f"{source}: no role graph for sentence {sentence!r}")
+            out[sentence] = encode_graph(nodes, edges, len(words), self.limits, where=repr(sentence))
+        return out
+
+    @cached_property
+    def text_features(self):
+        from training.text.features import ensure_text_feature_cache
+        from training.text.tokenize import TokenizerConfig
+
+        words = {s: self.parsed[s].tokens for s in self.all_sentences}
+        return ensure_text_feature_cache(self.cache / "text_features.h5", words,
+                                         TokenizerConfig(max_words=self.config.max_words), progress=self.progress)
+
+    @cached_property
+    def vocabulary(self):
+        from training.text.vocab import Vocabulary
+
+        path = self.cache / f"vocabulary-min{self.config.min_word_count}.json"
+        if path.is_file():
+            return Vocabulary.load(path)
+        vocab = Vocabulary.build((self.parsed[s].tokens for s in self._train_sentences()), self.config.min_word_count)
+        vocab.save(path)
+        return vocab
+
+    @cached_property
+    def concept_vocab(self) -> ConceptVocab:
+        sizes = self.needs.concepts
+        path = self.cache / f"concepts-{sizes.num_verbs}-{sizes.num_nouns}-{sizes.num_triplets}.json"
+        if path.is_file():
+            return ConceptVocab.load(path)
+        vocab = ConceptVocab.build((self.parsed[s] for s in self._train_sentences()), sizes)
+        vocab.save(path)
+        return vocab
+
+    def _train_sentences(self) -> list[str]:
+        return list(dict.fromkeys(s for caps in self.splits["trn"].captions for s in caps))
+
+    def model_overrides(self, model: str, preset: str) -> list[str]:
+        """Config values fixed by the data: feature sizes and the vocabulary size."""
+        trn = self.splits["trn"]
+        out = [f"video.frame_dim={trn.frame_dim}"]
+        if trn.region_shape is not None:
+            out.append(f"video.region_dim={trn.region_shape[1]}")
+        if self.needs.text_kind == "vocab":
+            out.append(f"text.vocab_size={len(self.vocabulary)}")
+        return out
+
+    # -- items and batches -----------------------------------------------------------------------------------
+    @cached_property
+    def _video_index(self) -> dict[str, tuple[str, int]]:
+        return {name: (split, i) for split, s in self.splits.items() for i, name in enumerate(s.names)}
+
+    def pairs(self, split: str) -> list[tuple[str, str]]:
+        """(video name, caption) training pairs of a split."""
+        s = self._split(split)
+        return [(s.names[v], s.captions[v][c]) for v, c in s.pairs]
+
+    def eval_set(self, split: str) -> tuple[list[str], list[str], list[list[int]]]:
+        """Videos, de-duplicated captions and each video's caption indices (HGR's evaluation convention)."""
+        s = self._split(split)
+        captions, video_captions = dedupe_captions(s.captions)
+        return list(s.names), captions, video_captions
+
+    def text_batch(self, sentences: Sequence[str]) -> dict[str, np.ndarray]:
+        unknown = [s for s in sentences if s not in self.graphs]
+        if unknown:
+            raise DataError(f"caption {unknown[0]!r} is not part of dataset {self.root}")
+        graphs = [self.graphs[s] for s in sentences]
+        if self.needs.text_kind == "minilm":
+            cached = [self.text_features[s] for s in sentences]
+            feats = [_pad_rows(c.word_feats, g.total_words) for c, g in zip(cached, graphs)]
+            return encode_text_batch(graphs, word_feats=feats, sent_feats=np.stack([c.sent_feat for c in cached]))
+        ids = [np.asarray(self.vocabulary.encode(self.parsed[s].tokens), np.int64) for s in sentences]
+        return encode_text_batch(graphs, word_ids=ids)
+
+    def video_batch(self, names: Sequence[str]) -> dict[str, np.ndarray]:
+        items = []
+        for name in names:
+            if name not in self._video_index:
+                raise DataError(f"{self.root}: unknown video {name!r}")
+            split, index = self._video_index[name]
+            items.append(self.splits[split].video(index))
+        regions = [item.regions for item in items] if self.needs.regions else None
+        return encode_video_batch([item.frames for item in items], regions, self.config.max_frames)
+
+    def train_batch(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+        """A training batch: text and video inputs, the video ids, and concept labels when the model has heads."""
+        videos, sentences = zip(*pairs)
+        batch = {**self.text_batch(sentences), **self.video_batch(videos)}
+        batch["video_ids"] = np.asarray([self._video_index[v][1] for v in videos], np.int64)
+        if self.needs.concepts is not None:
+            labels = [self.concept_vocab.targets([self.parsed[s]]) for s in sentences]
+            sizes = {"verbs": self.needs.concepts.num_verbs, "nouns": self.needs.concepts.num_nouns,
+                     "triplets": self.needs.concepts.num_triplets}
+            for kind, size in sizes.items():  # a small dataset may have fewer concepts than the heads' size
+                batch[f"{kind[:-1]}_labels"] = np.stack([_pad_rows(l[kind], size) for l in labels])
+        return batch
+
+    # -- HGR's binary selection ------------------------------------------------------------------------------
+    @cached_property
+    def _hard_negatives_cache(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+        return self._hard_negative_file()
+
+    def _hard_negative_file(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+        """{split: {perturbation: [(video, true caption, perturbed caption), ...]}} from SynthVTR's file."""
+        path = self.root / HARD_NEGATIVES_FILE
+        if not path.is_file():
+            return {}
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path}: not valid JSON: {err}") from None
+        out: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
+        for split, kinds in data.items():
+            out[split] = {kind: [tuple(t) for t in triples] for kind, triples in kinds.items()}
+        return out
+
+    def has_hard_negatives(self, split: str) -> bool:
+        return split in self._hard_negatives_cache
+
+    def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
+        return self._hard_negatives_cache[split]
+
+    def _split(self, split: str) -> HGRSplit:
+        if split not in self.splits:
+            raise DataError(f"{self.root}: unknown split {split!r}; available: {', '.join(self.splits)}")
+        return self.splits[split]
+
+
+def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """Zero-pad the first axis of ``array`` up to ``rows`` (the feature cache keeps only the first max_words)."""
+    if len(array) >= rows:
+        return array[:rows]
+    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
+
+
+def _load_rolegraphs(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise DataError(f"role-graph file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}: not valid JSON: {err}") from None

@@ -1,0 +1,83 @@
+"""Evaluation through any runner of a model's three parts (torch-free).
+
+A *runner* has ``encode_text(inputs) / encode_video(inputs) / score(text, video)`` over NumPy dicts with the
+layout's names: the PyTorch model (``training.engine.runner.TorchRunner``), ONNX Runtime
+(``serving.onnx_runner``) or Triton (``serving.triton.client``) — so a checkpoint's metrics can be checked
+through the exported graphs too. Scoring runs chunk by chunk: memory grows with videos x captions (the
+score matrix) and with videos x frames (the video levels), never with their product.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator, Protocol, Sequence
+
+import numpy as np
+
+from training.metrics import retrieval_metrics
+from training.models.layout import LEVEL_SCORES, SCORE
+
+Arrays = dict[str, np.ndarray]
+
+
+class Runner(Protocol):
+    levels: tuple[str, ...]
+
+    def encode_text(self, inputs: Arrays) -> Arrays: ...
+
+    def encode_video(self, inputs: Arrays) -> Arrays: ...
+
+    def score(self, text: Arrays, video: Arrays) -> Arrays: ...
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def score_matrices(runner: Runner, data, videos: Sequence[str], captions: Sequence[str],
+                   batch_size: int = 128, progress=None) -> tuple[np.ndarray, np.ndarray]:
+    """Fused ``[captions, videos]`` and per-level ``[levels, captions, videos]`` scores."""
+    video_levels = [runner.encode_video(data.video_batch(list(chunk))) for chunk in _chunks(videos, batch_size)]
+    fused = np.zeros((len(captions), len(videos)), np.float32)
+    levels = np.zeros((len(runner.levels), len(captions), len(videos)), np.float32)
+    for c0 in range(0, len(captions), batch_size):
+        text = runner.encode_text(data.text_batch(list(captions[c0:c0 + batch_size])))
+        v0 = 0
+        for video in video_levels:
+            out = runner.score(text, video)
+            n_t, n_v = out[SCORE].shape
+            fused[c0:c0 + n_t, v0:v0 + n_v] = out[SCORE]
+            levels[:, c0:c0 + n_t, v0:v0 + n_v] = out[LEVEL_SCORES]
+            v0 += n_v
+        if progress is not None:
+            progress(min(c0 + batch_size, len(captions)), len(captions))
+    return fused, levels
+
+
+def binary_selection(runner: Runner, data, split: str, batch_size: int = 128) -> dict[str, float]:
+    """HGR's binary selection: % of test videos whose true caption outscores each perturbed one, per type."""
+    negatives = data.hard_negatives(split)  # {type: [(video, true caption, perturbed caption), ...]}
+    accuracy = {}
+    for kind, triples in sorted(negatives.items()):
+        wins = 0
+        for chunk in _chunks(triples, batch_size):
+            videos, positives, perturbed = (list(x) for x in zip(*chunk))
+            video = runner.encode_video(data.video_batch(videos))
+            pos = np.diagonal(runner.score(runner.encode_text(data.text_batch(positives)), video)[SCORE])
+            neg = np.diagonal(runner.score(runner.encode_text(data.text_batch(perturbed)), video)[SCORE])
+            wins += int((pos > neg).sum())
+        accuracy[kind] = 100.0 * wins / max(len(triples), 1)
+    return accuracy
+
+
+def evaluate_split(runner: Runner, data, split: str, batch_size: int = 128, selection: bool = True,
+                   progress=None) -> dict[str, Any]:
+    """Both directions' R@1/5/10, MedR, MnR, rsum; the same per level; binary selection where the data has it."""
+    videos, captions, video_captions = data.eval_set(split)
+    fused, levels = score_matrices(runner, data, videos, captions, batch_size, progress)
+    result: dict[str, Any] = {"split": split, "videos": len(videos), "captions": len(captions),
+                              "fused": retrieval_metrics(fused.T, video_captions),
+                              "levels": {name: retrieval_metrics(levels[i].T, video_captions)
+                                         for i, name in enumerate(runner.levels)}}
+    if selection and data.has_hard_negatives(split):
+        result["binary_selection"] = binary_selection(runner, data, split, batch_size)
+    return result
