@@ -1,0 +1,51 @@
+"""Ray Train wrapping of the per-worker loop: ``TorchTrainer`` with N data-parallel workers.
+
+Inside ``ray job submit`` the job's driver connects to the cluster (``RAY_ADDRESS``); run directly, Ray starts
+a local instance. Rank 0 writes checkpoints under ``$STRATA_HOME`` (shared storage on a real cluster); every
+worker reads the dataset caches prepared by the driver before the trainer starts.
+"""
+from __future__ import annotations
+
+from training.config import from_dict, to_dict
+from training.engine.config import TrainConfig
+from training.home import ENV_VAR, strata_home
+
+
+def _ray_worker(loop_config: dict) -> None:
+    import os
+
+    import ray.train
+    import ray.train.torch
+
+    from training.engine.train import WorkerContext, train_worker
+
+    os.environ[ENV_VAR] = loop_config["home"]
+    config = from_dict(TrainConfig, loop_config["train"], where="ray train_loop_config")
+    context = ray.train.get_context()
+    ctx = WorkerContext(
+        rank=context.get_world_rank(),
+        world_size=context.get_world_size(),
+        device=ray.train.torch.get_device(),
+        report=ray.train.report,
+        wrap_model=lambda m: ray.train.torch.prepare_model(
+            m, parallel_strategy_kwargs={"find_unused_parameters": True}),
+    )
+    train_worker(config, ctx, log=print if ctx.rank == 0 else (lambda _msg: None))
+
+
+def run_with_ray(config: TrainConfig) -> None:
+    import ray
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if not ray.is_initialized():
+        ray.init(log_to_driver=True)
+    trainer = TorchTrainer(
+        _ray_worker,
+        train_loop_config={"train": to_dict(config), "home": str(strata_home())},
+        scaling_config=ScalingConfig(num_workers=config.workers, use_gpu=config.use_gpu),
+        run_config=RunConfig(name=config.run_name, storage_path=str(strata_home() / "ray_results")),
+    )
+    result = trainer.fit()
+    if result.error is not None:
+        raise result.error

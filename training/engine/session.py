@@ -1,0 +1,129 @@
+"""What ``strata train`` and ``strata evaluate`` do, end to end, around the per-worker loop."""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Sequence
+
+from training.config import to_dict
+from training.engine.config import DataConfig, TrainConfig, load_train_config, run_dir
+from training.engine.data import PreparedData, prepare_data
+from training.engine.evaluate import evaluate_split
+from training.engine.report import plot_curves, write_config, write_json
+from training.errors import StrataError
+
+
+class RunLog:
+    """Plain lines to the run's ``train.log`` and to stdout."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __call__(self, message: str) -> None:
+        line = f"{time.strftime('%H:%M:%S')} {message}"
+        print(line, flush=True)
+        with self.path.open("a") as handle:
+            handle.write(line + "\n")
+
+
+def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bool = False) -> Path:
+    config = load_train_config(config_path, overrides)
+    folder = run_dir(config)
+    if fresh and folder.exists():
+        shutil.rmtree(folder)
+    _check_same_run(folder, config)
+    write_config(folder, config)
+    log = RunLog(folder / "train.log")
+    log(f"run {config.run_name}: model {config.model}/{config.preset}, {config.workers or 'in-process'} worker(s), "
+        f"home {folder}")
+    started = time.time()
+    data = prepare_data(config.data, config.model, config.preset, config.model_overrides)
+    log(f"data ready in {time.time() - started:.1f}s: {data.root}")
+    if config.workers == 0:
+        from training.engine.train import WorkerContext, train_worker
+
+        state = train_worker(config, WorkerContext(), log=log)
+    else:
+        from training.engine.ray_job import run_with_ray
+
+        run_with_ray(config)
+        state = json.loads((folder / "last" / "state.json").read_text())
+    train_seconds = sum(row["epoch_seconds"] + row["eval_seconds"] for row in state["history"])
+    plot_curves(folder, state["history"])
+    log(f"training done: best validation rsum {state['best_rsum']:.2f} at epoch {state['best_epoch']}")
+    test = evaluate_checkpoint(folder / "best", data=data, splits=config.data.test_splits, log=log)
+    test["train_seconds"] = train_seconds
+    test["best_epoch"] = state["best_epoch"]
+    write_json(folder / "test_metrics.json", test)
+    log(f"report: {folder}")
+    return folder
+
+
+def _check_same_run(folder: Path, config: TrainConfig) -> None:
+    """Rerunning a command resumes its run; a different config under the same run name is refused."""
+    import yaml
+
+    saved = folder / "config.yaml"
+    if saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config))):
+        raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
+                          f"pass --fresh to replace it, or set run_name")
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,
+                        splits: Sequence[str] | None = None, backend: str = "torch", repo: str = "model_repository",
+                        version: int | None = None, url: str = "127.0.0.1:8001", log=print) -> dict[str, Any]:
+    from training.checkpoint import load_model_checkpoint, read_meta
+    from training.config import from_dict
+
+    meta = read_meta(checkpoint)
+    if not meta.get("train_config"):
+        raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
+    config = from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
+    if not isinstance(data, PreparedData):
+        data_config = config.data if data is None else replace(config.data, path=str(Path(data).resolve()), synth=None)
+        data = prepare_data(data_config, config.model, config.preset, config.model_overrides)
+    runner = _runner(checkpoint, backend, meta, repo, version, url)
+    results: dict[str, Any] = {"checkpoint": str(checkpoint), "backend": backend, "model": meta["name"],
+                               "parameters": None, "splits": {}}
+    if backend == "torch":
+        results["parameters"] = runner.model.num_parameters()
+    for split in splits or config.data.test_splits:
+        if split not in data.splits:
+            log(f"skipping split {split!r}: not in {data.root}")
+            continue
+        started = time.time()
+        result = evaluate_split(runner, data, split, config.eval_batch_size)
+        result["seconds"] = time.time() - started
+        results["splits"][split] = result
+        log(format_result(result))
+    return results
+
+
+def _runner(checkpoint, backend: str, meta: dict, repo: str, version: int | None, url: str):
+    if backend == "torch":
+        from training.checkpoint import load_model_checkpoint
+        from training.engine.runner import TorchRunner
+
+        return TorchRunner(load_model_checkpoint(checkpoint))
+    from serving.repository import runner_for_checkpoint
+
+    return runner_for_checkpoint(checkpoint, backend=backend, repo=repo, version=version, url=url)
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """Human-readable block: both directions, levels, binary selection."""
+    def row(name: str, m: dict) -> str:
+        return (f"  {name:14s} t2v R@1 {m['t2v_r1']:5.1f} R@5 {m['t2v_r5']:5.1f} R@10 {m['t2v_r10']:5.1f} "
+                f"MedR {m['t2v_medr']:5.1f} MnR {m['t2v_mnr']:6.1f} | v2t R@1 {m['v2t_r1']:5.1f} R@5 {m['v2t_r5']:5.1f} "
+                f"R@10 {m['v2t_r10']:5.1f} MedR {m['v2t_medr']:5.1f} MnR {m['v2t_mnr']:6.1f} | rsum {m['rsum']:6.1f}")
+
+    lines = [f"split {result['split']}: {result['videos']} videos, {result['captions']} captions",
+             row("fused", result["fused"])]
+    lines += [row(f"level {k}", v) for k, v in result["levels"].items()]
+    if "binary_selection" in result:
+        lines.append("  binary selection: " + ", ".join(f"{k} {v:.1f}%" for k, v in result["binary_selection"].items()))
+    return "\n".join(lines)
