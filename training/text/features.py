@@ -136,6 +136,11 @@ class TextFeatureCache:
             self._words = self._file["words"].asstr()
         return self._file
 
+    def __getstate__(self) -> dict:
+        """Picklable for spawned workers: the open file stays behind and is reopened on first access."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_file", "_words")}
+        return {**state, "_file": None, "_pid": -1}
+
     def __len__(self) -> int:
         return len(self._row)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,10 @@ def test_cache_round_trip_and_stale_files(extractor, spacy_words, tmp_path):
         np.testing.assert_allclose(item.sent_feat, alone.sent_feat[0].numpy(), atol=1e-5)
     with pytest.raises(DataError, match="not in the text-feature cache"):
         cache["a caption never cached"]
+    first = next(iter(captions))
+    copy = pickle.loads(pickle.dumps(cache))  # as sent to a spawned worker
+    np.testing.assert_array_equal(copy[first].word_feats, cache[first].word_feats)
+    copy.close()
     cache.close()
 
     mtime = path.stat().st_mtime_ns
@@ -139,7 +144,6 @@ def test_cache_round_trip_and_stale_files(extractor, spacy_words, tmp_path):
         ensure_text_feature_cache(path, captions, config=TokenizerConfig(max_words=20))
     with pytest.raises(DataError, match=f"1 of {len(captions) + 1} captions are missing"):
         ensure_text_feature_cache(path, {**captions, "a new caption": ["a", "new", "caption"]}, extractor=extractor)
-    first = next(iter(captions))
     with pytest.raises(DataError, match="the words of .* changed"):
         ensure_text_feature_cache(path, {first: captions[first][:-1]}, extractor=extractor)
     with pytest.raises(ConfigError, match="differs"):
