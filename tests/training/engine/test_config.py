@@ -1,0 +1,48 @@
+"""Train configs are typed and loud: every shipped config loads, unknown keys and bad values are errors."""
+from __future__ import annotations
+
+import pytest
+
+from training.engine.config import TRAIN_CONFIG_DIR, load_train_config, run_dir
+from training.errors import ConfigError
+from training.models import list_models, resolve_config
+
+
+@pytest.mark.parametrize("path", sorted(TRAIN_CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_config_loads_and_names_a_model_preset(path):
+    config = load_train_config(path)
+    assert config.model in list_models()
+    resolve_config(config.model, config.preset, config.model_overrides)
+    assert config.run_name == f"{path.stem}-seed{config.seed}"
+
+
+def test_configs_cover_every_model_on_synthvtr():
+    names = {p.stem for p in TRAIN_CONFIG_DIR.glob("*_synthvtr.yaml")}
+    assert names == {f"{m}_synthvtr" for m in list_models()}
+
+
+def test_name_lookup_overrides_and_absolute_run_dir(monkeypatch, tmp_path):
+    monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
+    config = load_train_config("hgr_synthvtr", ["optim.epochs=3", "seed=7", "data.path=elsewhere"])
+    assert config.optim.epochs == 3 and config.seed == 7
+    assert config.run_name == "hgr_synthvtr-seed7"
+    assert config.data.resolved_path() == (tmp_path / "home" / "data" / "elsewhere").resolve()
+    assert run_dir(config).is_absolute()
+
+
+@pytest.mark.parametrize("override, message", [
+    ("optim.lrr=0.1", "unknown key(s) lrr"),
+    ("optim.epochs=ten", "expected an integer"),
+    ("optim.schedule=cosine", "is not one of"),
+    ("workers=-1", "workers must be >= 0"),
+    ("workers=3", "not divisible by 3 workers"),
+    ("nonsense", "not of the form key.path=value"),
+])
+def test_bad_values_name_the_key(override, message):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_train_config("hgr_synthvtr", [override])
+
+
+def test_missing_config_lists_the_known_ones():
+    with pytest.raises(ConfigError, match="hgr_synthvtr"):
+        load_train_config("no_such_config")
