@@ -39,7 +39,11 @@ def bce_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-7) -> t
 
 
 def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Focal binary cross-entropy (Lin et al.): ``-a_t (1 - p_t)^gamma log(p_t)``, mean over all entries."""
+    """Focal binary cross-entropy (Lin et al.): ``-a_t (1 - p_t)^gamma log(p_t)``, mean over all entries.
+
+    ``a_t`` is ``alpha`` for positives and ``1 - alpha`` for negatives. MCSAN's Eq. 35 prints ``alpha (1 - p)^gamma``
+    on the negative term as well, but defers to Lin et al. for alpha and gamma; this is Lin et al.'s form.
+    """
     log_p = F.logsigmoid(logits)
     log_not_p = F.logsigmoid(-logits)
     p = log_p.exp()
@@ -48,12 +52,14 @@ def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0
     return (targets * positive + (1 - targets) * negative).mean()
 
 
-def distribution_kl_loss(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """KL(P_a || P_b) between the batch feature distributions of two modalities.
+def distribution_kl_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MCSAN's distribution constraint ``KLDivLoss(F_v, F_t)`` (Eq. 38-40) between two ``[B, D]`` feature batches.
 
-    Each row of ``a`` and ``b`` ``[B, D]`` becomes a distribution over feature dimensions by a softmax;
-    the KL is averaged over the batch (MCSAN's distribution constraint).
+    As PyTorch's ``KLDivLoss(log_softmax(input), softmax(target))``: each row becomes a distribution over the
+    feature dimensions by a softmax, and the result is ``KL(P_target || P_input)`` summed over the dimensions
+    and averaged over the rows (``reduction="batchmean"``, the true KL; PyTorch's default ``"mean"`` would also
+    divide by D). Row b of both matrices is one aligned pair (caption b, video b).
     """
-    log_p = F.log_softmax(a, dim=-1)
-    log_q = F.log_softmax(b, dim=-1)
-    return (log_p.exp() * (log_p - log_q)).sum(dim=-1).mean()
+    log_p_input = F.log_softmax(input, dim=-1)
+    log_p_target = F.log_softmax(target, dim=-1)
+    return (log_p_target.exp() * (log_p_target - log_p_input)).sum(dim=-1).mean()

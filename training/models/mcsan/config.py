@@ -1,0 +1,73 @@
+"""MCSAN config (torch-free): global / entity / action / relationship levels, holographic global score."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
+                                    video_input)
+
+ACTION_KERNELS = (2, 3, 5)  # Eq. 17: Conv1d kernel sizes of the action branches
+
+
+@dataclass(frozen=True)
+class MCSANConfig:
+    text: TextInputConfig = field(default_factory=TextInputConfig)
+    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    loss: LossConfig = field(default_factory=lambda: LossConfig(margin=0.25))
+    embed_dim: int = 256            # entity / action / relationship space (and the text graph's width)
+    global_dim: int = 256           # global space: the video BiGRU's concatenated last states (2 x hidden)
+    heads: int = 4                  # relationship self-attention heads (the paper does not say)
+    ffn_dim: int = 512              # relationship encoder's position-wise FFN hidden size (Eq. 5 / 21)
+    relation_layers: int = 1        # relationship encoder layers (Fig. 4 / 7 show one)
+    graph_layers: int = 1           # relational GCN layers of the text entity/action encoder (HGR reference: 1)
+    num_nouns: int = 1024           # K_e: entity vocabulary (batch["noun_labels"] width)
+    num_verbs: int = 512            # K_a: action vocabulary (batch["verb_labels"] width)
+    num_triplets: int = 1024        # K_r: SVO-triplet vocabulary (batch["triplet_labels"] width)
+    attribute_weight: float = 0.1   # lambda_1 on the attribute (F)BCE losses
+    kl_weight: float = 0.001        # lambda_2 on the KL distribution constraints
+    focal_alpha: float = 0.25
+    focal_gamma: float = 2.0
+    # Ablations of the paper's Table 3.
+    relationship: bool = True               # False: MCSAN^-R, the relationship level removed
+    distribution_constraints: bool = True   # False: MCSAN^-S, no KL constraints
+    focal: bool = True                      # False: MCSAN^-L, plain BCE instead of focal BCE
+
+    def __post_init__(self) -> None:
+        if self.global_dim % 2:
+            raise ValueError(f"global_dim is 2 x the BiGRU hidden size and must be even, got {self.global_dim}")
+        if self.embed_dim % 2 or self.embed_dim % self.heads:
+            raise ValueError(f"embed_dim {self.embed_dim} must be even and divisible by heads ({self.heads})")
+        for key in ("relation_layers", "graph_layers", "num_nouns", "num_verbs", "num_triplets"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return ("global", "entity", "action") + (("relationship",) if self.relationship else ())
+
+    @property
+    def index_dim(self) -> int:
+        return self.global_dim + (len(self.levels) - 1) * self.embed_dim
+
+    def layout(self) -> ModelLayout:
+        def vec(side: str, level: str) -> TensorSpec:
+            dim = self.global_dim if level == "global" else self.embed_dim
+            return TensorSpec(f"{side}_{level}", "float32", ("batch", dim), f"{level} level vector (not normalised)")
+
+        index_doc = ("index view: weighted concatenation of the normalised level vectors; its inner product "
+                     "approximates the fused score (the holographic global level is linearised)")
+        return build_layout(
+            model="mcsan",
+            levels=self.levels,
+            text_inputs=self.text.word_inputs() + (
+                text_input("sent_feat", sent_dim=self.text.sent_dim),
+                text_input("verb_spans"), text_input("verb_mask"), text_input("noun_spans"), text_input("noun_mask"),
+                text_input("noun_roles"), text_input("noun_verb_edges"),
+            ),
+            text_outputs=tuple(vec("text", level) for level in self.levels)
+            + (TensorSpec(TEXT_INDEX, "float32", ("batch", self.index_dim), index_doc),),
+            video_inputs=(video_input("frame_feats", frame_dim=self.video.frame_dim), video_input("frame_mask")),
+            video_outputs=tuple(vec("video", level) for level in self.levels)
+            + (TensorSpec(VIDEO_INDEX, "float32", ("batch", self.index_dim), index_doc),),
+        )
