@@ -1,0 +1,74 @@
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+
+from training.config import from_dict
+from training.data.concepts import ConceptConfig, ConceptVocab
+from training.errors import ConfigError, DataError
+
+
+@dataclass(frozen=True)
+class Caption:
+    """The concept fields of a parsed caption (lemmas), as training.text.parser.ParsedCaption carries them."""
+
+    verbs: tuple[str, ...]
+    nouns: tuple[str, ...]
+    triplets: tuple[tuple[str, str, str], ...]
+
+
+CAPTIONS = [
+    Caption(("chase",), ("dog", "cat", "dog"), (("dog", "chase", "cat"),)),
+    Caption(("chase", "run"), ("cat", "grass"), (("cat", "chase", "mouse"), ("dog", "chase", "cat"))),
+    Caption(("run",), ("man",), ()),
+    Caption(("cook",), ("man", "kitchen"), (("man", "cook", "food"),)),
+]
+
+
+def test_top_k_by_caption_frequency_ties_alphabetical():
+    vocab = ConceptVocab.build(CAPTIONS, ConceptConfig(num_verbs=2, num_nouns=3, num_triplets=2))
+    assert vocab.verbs == ("chase", "run")                 # 2, 2 (cook 1 is cut)
+    assert vocab.nouns == ("cat", "man", "dog")            # 2, 2, then dog 1 (counted once per caption) before grass
+    assert vocab.triplets == (("dog", "chase", "cat"), ("cat", "chase", "mouse"))
+
+
+def test_targets_of_a_caption_and_of_a_video():
+    vocab = ConceptVocab.build(CAPTIONS, ConceptConfig(num_verbs=2, num_nouns=3, num_triplets=2))
+    one = vocab.targets([CAPTIONS[0]])
+    assert one["verbs"].tolist() == [1, 0]
+    assert one["nouns"].tolist() == [1, 0, 1]
+    assert one["triplets"].tolist() == [1, 0]
+    assert all(v.dtype == np.float32 for v in one.values())
+    video = vocab.targets(CAPTIONS[2:])  # "cook", "kitchen", ("man", "cook", "food") are out of vocabulary
+    assert video["verbs"].tolist() == [0, 1]
+    assert video["nouns"].tolist() == [0, 1, 0]
+    assert video["triplets"].tolist() == [0, 0]
+
+
+def test_save_load_round_trip(tmp_path):
+    vocab = ConceptVocab.build(CAPTIONS)
+    assert (vocab.size("verbs"), vocab.size("nouns"), vocab.size("triplets")) == (3, 5, 3)
+    vocab.save(tmp_path / "concepts.json")
+    loaded = ConceptVocab.load(tmp_path / "concepts.json")
+    assert loaded.to_json() == vocab.to_json()
+    assert loaded.triplets[0] == ("dog", "chase", "cat")
+
+
+def test_bad_files_and_inputs(tmp_path):
+    path = tmp_path / "concepts.json"
+    with pytest.raises(DataError, match="concept vocabulary not found"):
+        ConceptVocab.load(path)
+    path.write_text(json.dumps({"verbs": [], "nouns": []}))
+    with pytest.raises(DataError, match="expected exactly the keys"):
+        ConceptVocab.load(path)
+    path.write_text(json.dumps({"verbs": ["run", "run"], "nouns": [], "triplets": []}))
+    with pytest.raises(DataError, match="concepts.json: .*verbs lists 'run' twice"):
+        ConceptVocab.load(path)
+    path.write_text(json.dumps({"verbs": [], "nouns": [], "triplets": [["dog", "run"]]}))
+    with pytest.raises(DataError, match="triplet must be"):
+        ConceptVocab.load(path)
+    with pytest.raises(DataError, match="caption 0: a parsed caption needs verbs, nouns and triplets"):
+        ConceptVocab.build([object()])
+    with pytest.raises(ConfigError, match="num_triplets must be >= 1"):
+        from_dict(ConceptConfig, {"num_triplets": 0})
