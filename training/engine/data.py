@@ -113,40 +113,38 @@ class PreparedData:
 
     @cached_property
     def parsed(self) -> dict[str, Any]:
-        """Every sentence's parse (our parser), cached as JSON lines."""
+        """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words."""
         from training.text.parser import ParsedCaption, parse_captions
+        from training.text.rolegraph import load_sent2rolegraph
 
-        path = self.cache / "parsed.jsonl"
+        source = self.config.rolegraphs
+        user = None if source == "parser" else load_sent2rolegraph(Path(source).expanduser())
+        tag = "parser" if user is None else hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
+        path = self.cache / f"parsed-{tag}.jsonl"
         cached: dict[str, Any] = {}
         if path.is_file():
             for line in path.read_text().splitlines():
-                item = ParsedCaption.from_json(json.loads(line))
+                item = ParsedCaption.from_json(json.loads(line), where=str(path))
                 cached[item.text] = item
         missing = [s for s in self.all_sentences if s not in cached]
         if missing:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
             with path.open("a") as handle:
-                for item in parse_captions(missing):
+                for item in parse_captions(missing, rolegraphs=user, missing="parse" if user is None else "error"):
                     cached[item.text] = item
                     handle.write(json.dumps(item.to_json()) + "\n")
         return cached
 
     @cached_property
     def graphs(self) -> dict[str, EncodedGraph]:
-        """Role graphs after HGR's truncation: our parser's, or the user's sent2rolegraph file."""
-        source = self.config.rolegraphs
-        user = None if source == "parser" else _load_rolegraphs(Path(source).expanduser())
+        """Role graphs after HGR's truncation (limits of ``data``)."""
         out = {}
         for sentence in self.all_sentences:
-            words = self.parsed[sentence].tokens
-            if user is None:
-                nodes, edges = self.parsed[sentence].nodes, self.parsed[sentence].edges
-            elif sentence in user:
-                nodes, edges = user[sentence]
-            else:
-                raise DataError(f"{source}: no role graph for sentence {sentence!r}")
-            out[sentence] = encode_graph(nodes, edges, len(words), self.limits, where=repr(sentence))
+            item = self.parsed[sentence]
+            nodes, edges = item.graph.to_hgr()
+            out[sentence] = encode_graph(nodes, edges, len(item.tokens), self.limits, where=repr(sentence))
         return out
 
     @cached_property
@@ -279,12 +277,3 @@ def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
     if len(array) >= rows:
         return array[:rows]
     return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])
-
-
-def _load_rolegraphs(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise DataError(f"role-graph file not found: {path}")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from None
