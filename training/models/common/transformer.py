@@ -37,19 +37,21 @@ class MaskedSelfAttention(nn.Module):
         if dim % heads:
             raise ValueError(f"attention dim {dim} is not divisible by {heads} heads")
         self.heads = heads
+        self.head_dim = dim // heads
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x [B, L, D], mask [B, L] (1 = real; None = no padding) -> [B, L, D]."""
-        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(1, 2) for t in self.qkv(x).chunk(3, dim=-1))
-        logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])                       # [B, H, L, L]
+        """x [..., L, D] -> [..., L, D]. mask [B, L] (1 = real) needs x [B, L, D]; None = no padding, any
+        leading axes (e.g. the regions of every frame, [B, T, R, D], without a reshape)."""
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(-3, -2) for t in self.qkv(x).chunk(3, dim=-1))
+        logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)                     # [..., H, L, L]
         if mask is None:
             weights = torch.softmax(logits, dim=-1)
         else:
             weights = masked_softmax(logits, mask[:, None, None, :], dim=-1)
-        attended = (self.dropout(weights) @ v).transpose(1, 2).flatten(2)                # [B, L, D]
+        attended = (self.dropout(weights) @ v).transpose(-3, -2).flatten(-2)            # [..., L, D]
         return self.out(attended)
 
 
@@ -85,9 +87,9 @@ class TransformerEncoder(nn.Module):
         self.blocks = nn.ModuleList(TransformerBlock(dim, heads, mlp_dim, dropout) for _ in range(layers))
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """x [B, L, D], mask [B, L] or None -> [B, L, D]."""
+        """x [B, L, D] with mask [B, L], or x [..., L, D] with mask None -> same shape."""
         if self.positional:
-            x = x + sinusoidal_positions(x.shape[1], self.dim, x.device).to(x.dtype)
+            x = x + sinusoidal_positions(x.shape[-2], self.dim, x.device).to(x.dtype)
         for block in self.blocks:
             x = block(x, mask)
         if mask is not None:

@@ -86,7 +86,7 @@ class VSRNet(RetrievalModel):
         region mask); regions of padded frames are processed and then masked away over time."""
         x = self.region_fc(regions)                                                 # [B, T, R, d]
         if self.spatial is not None:
-            x = self.spatial(x.flatten(0, 1)).unflatten(0, (regions.shape[0], regions.shape[1]))
+            x = self.spatial(x)                                                     # attention within each frame
         frames = x.mean(dim=2)                                                      # [B, T, d]
         if self.relation_temporal is not None:
             frames = self.relation_temporal(frames, mask)

@@ -1,0 +1,305 @@
+"""VSR-Net: build, train step, scorer batching, padding invariance, formulas (NumPy references), ablations, ONNX."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from scipy.special import erf
+
+from tests.zoo_batches import random_text_batch, random_video_batch
+from training.errors import ConfigError
+from training.models.common.transformer import TransformerEncoder, sinusoidal_positions
+from training.models.factory import create_model, resolve_config
+from training.models.vsrnet.model import AttentionAggregation
+
+torch.set_num_threads(1)
+
+
+def _batch(config, batch=4, seed=0, words=9, frames=6, regions=5):
+    text = random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed)
+    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
+                               region_dim=config.video.region_dim, seed=seed)
+    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
+    return as_t(text), as_t(video)
+
+
+def _model(preset="fast", overrides=()):
+    torch.manual_seed(0)
+    return create_model("vsrnet", preset, overrides=overrides).eval()
+
+
+def _encode(model, text, video):
+    with torch.no_grad():
+        return model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video))
+
+
+# -- NumPy references (written here, independent of the modules under test) -----------------------------------
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().numpy()
+
+
+def _np_gelu(x):
+    return 0.5 * x * (1 + erf(x / math.sqrt(2)))
+
+
+def _np_softmax(x, mask, axis):
+    x = np.where(mask > 0, x, -np.inf)
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _np_layer_norm(x, ln):
+    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + ln.eps) * _np(ln.weight) + _np(ln.bias)
+
+
+def _np_linear(x, fc):
+    return x @ _np(fc.weight).T + _np(fc.bias)
+
+
+def _np_block(x, mask, block):
+    """One pre-LN Transformer block on one sequence x [L, D] with key mask [L]."""
+    heads = block.attn.heads
+    length, dim = x.shape
+    q, k, v = np.split(_np_linear(_np_layer_norm(x, block.attn_norm), block.attn.qkv), 3, axis=-1)
+    split = lambda a: a.reshape(length, heads, dim // heads).transpose(1, 0, 2)   # [H, L, dh]
+    q, k, v = split(q), split(k), split(v)
+    weights = _np_softmax(q @ k.transpose(0, 2, 1) / math.sqrt(dim // heads), mask[None, None, :], axis=-1)
+    attended = (weights @ v).transpose(1, 0, 2).reshape(length, dim)
+    x = x + _np_linear(attended, block.attn.out)
+    hidden = _np_gelu(_np_linear(_np_layer_norm(x, block.mlp_norm), block.mlp[0]))
+    return x + _np_linear(hidden, block.mlp[2])
+
+
+def _np_aggregate(x, mask, agg):
+    """COOT attention aggregation of one sequence x [L, D] -> [D]."""
+    heads = agg.heads
+    scores = _np_linear(_np_gelu(_np_linear(x, agg.score[0])), agg.score[2])      # [L, H]
+    weights = _np_softmax(scores, mask[:, None], axis=0)
+    per_head = x.reshape(x.shape[0], heads, -1)                                   # [L, H, D/H]
+    return (weights[:, :, None] * per_head).sum(0).reshape(-1)
+
+
+def _np_cos(a, b):
+    a = a / np.linalg.norm(a, axis=1, keepdims=True)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True)
+    return a @ b.T
+
+
+# -- build, train, batching, padding ---------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+def test_builds_and_scores_both_presets(preset):
+    model = _model(preset)
+    text, video = _batch(model.config, batch=2, frames=3, regions=4)
+    t, v = _encode(model, text, video)
+    out = model.score(t, v)
+    assert out["score"].shape == (2, 2) and out["level_scores"].shape == (2, 2, 2)
+    assert model.layout.levels == ("relation", "global")
+    assert model.layout.video.input_names == ("frame_feats", "frame_mask", "region_feats")
+    assert t["text_index"].shape == (2, model.config.embed_dim)
+
+
+def test_paper_preset_follows_the_paper():
+    config = resolve_config("vsrnet", "paper")
+    assert (config.embed_dim, config.layers, config.relation_weight, config.loss.margin) == (1024, 4, 0.5, 0.2)
+    assert (config.video.frame_dim, config.video.region_dim) == (2560, 2048)
+
+
+def test_forward_backward_updates_every_parameter():
+    model = _model().train()
+    text, video = _batch(model.config, batch=6)
+    batch = {**text, **video, "video_ids": torch.arange(6)}
+    out = model(batch)
+    assert out["loss"].item() > 0
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_scorer_batched_equals_one_pair_at_a_time():
+    model = _model()
+    t, v = _encode(model, *_batch(model.config, batch=3))
+    full = model.score(t, v)
+    for i in range(3):
+        for j in range(3):
+            one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
+            assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
+            assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [(), ("relation_encoder=temporal",), ("relation_encoder=spatial",)])
+def test_item_alone_equals_item_in_padded_batch(overrides):
+    model = _model(overrides=overrides)
+    text, video = _batch(model.config, batch=4)
+    t_all, v_all = _encode(model, text, video)
+    for b in range(4):
+        n_words, n_frames = int(text["word_mask"][b].sum()), int(video["frame_mask"][b].sum())
+        t_one, v_one = _encode(model, {k: x[b:b + 1, :n_words] for k, x in text.items()},
+                               {k: x[b:b + 1, :n_frames] for k, x in video.items()})
+        for k in t_one:
+            assert torch.allclose(t_one[k][0], t_all[k][b], atol=1e-5), k
+        for k in v_one:
+            assert torch.allclose(v_one[k][0], v_all[k][b], atol=1e-5), k
+
+
+# -- formulas ----------------------------------------------------------------------------------------------------
+def test_sinusoidal_positions_literal_values():
+    pe = sinusoidal_positions(3, 4).numpy()
+    expected = np.array([[0, 1, 0, 1],
+                         [math.sin(1), math.cos(1), math.sin(0.01), math.cos(0.01)],
+                         [math.sin(2), math.cos(2), math.sin(0.02), math.cos(0.02)]])
+    np.testing.assert_allclose(pe, expected, atol=1e-6)
+
+
+def test_masked_transformer_matches_numpy_reference():
+    torch.manual_seed(1)
+    encoder = TransformerEncoder(dim=8, layers=2, heads=2, mlp_dim=16, positional=True).eval()
+    x = torch.randn(2, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]], dtype=torch.float32)
+    with torch.no_grad():
+        out = encoder(x, mask).numpy()
+    positions = np.array([[math.sin(p / 10000 ** (i / 8)) if i % 2 == 0 else math.cos(p / 10000 ** ((i - 1) / 8))
+                           for i in range(8)] for p in range(5)])
+    for b in range(2):
+        h = _np(x[b]) + positions
+        for block in encoder.blocks:
+            h = _np_block(h, _np(mask[b]), block)
+        n = int(mask[b].sum())
+        np.testing.assert_allclose(out[b, :n], h[:n], atol=1e-5)
+        assert np.all(out[b, n:] == 0)
+
+
+def test_attention_aggregation_matches_numpy_reference():
+    torch.manual_seed(2)
+    agg = AttentionAggregation(dim=6, hidden=5, heads=3)
+    x = torch.randn(2, 4, 6)
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.float32)
+    with torch.no_grad():
+        out = agg(x, mask).numpy()
+    for b in range(2):
+        np.testing.assert_allclose(out[b], _np_aggregate(_np(x[b]), _np(mask[b]), agg), atol=1e-6)
+
+
+@pytest.mark.parametrize("lam", [0.5, 0.3])
+def test_fused_score_and_exact_index_view(lam):
+    model = _model(overrides=(f"relation_weight={lam}",))
+    t, v = _encode(model, *_batch(model.config, batch=3))
+    out = model.score(t, v)
+    cos_r = _np_cos(_np(t["text_embed"]), _np(v["video_relation"]))
+    cos_v = _np_cos(_np(t["text_embed"]), _np(v["video_global"]))
+    np.testing.assert_allclose(out["level_scores"].numpy(), np.stack([cos_r, cos_v]), atol=1e-6)
+    np.testing.assert_allclose(out["score"].numpy(), lam * cos_r + (1 - lam) * cos_v, atol=1e-6)
+    # The index view is exact: inner product of the index vectors == the fused score.
+    np.testing.assert_allclose((t["text_index"] @ v["video_index"].T).numpy(), out["score"].numpy(), atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(t["text_index"].numpy(), axis=1), 1.0, atol=1e-6)
+
+
+def test_relation_branch_mean_of_regions_matches_numpy_reference():
+    """VR_m: F_r = aggregation over real frames of the mean over regions of the projected regions."""
+    model = _model(overrides=("branches=relation", "relation_encoder=mean"))
+    text, video = _batch(model.config, batch=3)
+    t, v = _encode(model, text, video)
+    regions, mask = _np(video["region_feats"]), _np(video["frame_mask"])
+    expected = np.stack([_np_aggregate(_np_linear(regions[b], model.region_fc).mean(axis=1), mask[b], model.relation_pool)
+                         for b in range(3)])
+    np.testing.assert_allclose(_np(v["video_relation"]), expected, atol=1e-5)
+    # One level: the score is that cosine, and the index view is norm(F_r).
+    np.testing.assert_allclose(model.score(t, v)["score"].numpy(), _np_cos(_np(t["text_embed"]), expected), atol=1e-5)
+    np.testing.assert_allclose(_np(v["video_index"]), expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+
+
+def test_text_embedding_matches_numpy_reference():
+    model = _model()
+    text, _ = _batch(model.config, batch=3)
+    with torch.no_grad():
+        t = model.encode_text(model.text_inputs(text))
+    words, mask = _np(text["word_feats"]), _np(text["word_mask"])
+    expected = np.stack([_np_aggregate(_np_linear(words[b], model.text_fc), mask[b], model.text_pool) for b in range(3)])
+    np.testing.assert_allclose(_np(t["text_embed"]), expected, atol=1e-5)
+
+
+# -- ablations ---------------------------------------------------------------------------------------------------
+ABLATIONS = [("branches=global",), ("branches=relation",), ("relation_encoder=spatial",),
+             ("relation_encoder=temporal",), ("relation_encoder=mean",), ("relation_weight=0.8",)]
+
+
+def test_each_ablation_changes_the_scores():
+    text, video = _batch(resolve_config("vsrnet", "fast"), batch=4)
+    default = _model()
+    base = default.score(*_encode(default, text, video))["score"]
+    for overrides in ABLATIONS:
+        model = _model(overrides=overrides)
+        scores = model.score(*_encode(model, text, video))["score"]
+        assert not torch.allclose(scores, base, atol=1e-4), overrides
+
+
+def test_variant_layouts_take_only_their_inputs():
+    vg, vr = resolve_config("vsrnet", "fast", ("branches=global",)), resolve_config("vsrnet", "fast", ("branches=relation",))
+    assert vg.layout().video.input_names == ("frame_feats", "frame_mask") and vg.layout().levels == ("global",)
+    assert vr.layout().video.input_names == ("frame_mask", "region_feats") and vr.layout().levels == ("relation",)
+    with pytest.raises(ConfigError, match="relation_weight"):
+        resolve_config("vsrnet", "fast", ("relation_weight=1.5",))
+    with pytest.raises(ConfigError, match="relation_encoder"):
+        resolve_config("vsrnet", "fast", ("branches=global", "relation_encoder=mean"))
+
+
+def test_learned_vocabulary_input():
+    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    assert model.layout.text.input_names == ("word_ids", "word_mask")
+    text = {k: torch.from_numpy(x) for k, x in random_text_batch(batch=2, words=9, vocab_size=50).items()}
+    with torch.no_grad():
+        out = model.encode_text(model.text_inputs(text))
+    assert out["text_index"].shape == (2, model.config.embed_dim)
+
+
+# -- ONNX --------------------------------------------------------------------------------------------------------
+class _Part(torch.nn.Module):
+    """One exportable part of the model (text tower, video tower or scorer) taking positional tensors."""
+
+    def __init__(self, model, part: str):
+        super().__init__()
+        self.model, self.part = model, part
+        self.spec = getattr(model.layout, part)
+
+    def forward(self, *args):
+        named = dict(zip(self.spec.input_names, args))
+        if self.part == "text":
+            out = self.model.encode_text(named)
+        elif self.part == "video":
+            out = self.model.encode_video(named)
+        else:
+            out = self.model.score({k: x for k, x in named.items() if k.startswith("text_")},
+                                   {k: x for k, x in named.items() if k.startswith("video_")})
+        return tuple(out[n] for n in self.spec.output_names)
+
+
+@pytest.mark.parametrize("branches", ["both", "global", "relation"])
+def test_towers_and_scorer_trace_to_onnx(branches):
+    """Traced on one batch, checked on another with other batch, word, frame and region counts."""
+    model = _model(overrides=(f"branches={branches}",))
+
+    def parts(text, video):
+        text_in, video_in = model.text_inputs(text), model.video_inputs(video)
+        t, v = _encode(model, text, video)
+        levels = {**t, **v}
+        return {"text": (text_in, t), "video": (video_in, v),
+                "scorer": ({n: levels[n] for n in model.layout.scorer.input_names}, model.score(t, v))}
+
+    traced = parts(*_batch(model.config, batch=3))
+    checked = parts(*_batch(model.config, batch=5, seed=1, words=11, frames=4, regions=7))
+    for part in ("text", "video", "scorer"):
+        spec = getattr(model.layout, part)
+        buffer = io.BytesIO()
+        torch.onnx.export(_Part(model, part), tuple(traced[part][0].values()), buffer, input_names=list(spec.input_names),
+                          output_names=list(spec.output_names),
+                          dynamic_axes={x.name: x.dynamic_axes for x in spec.inputs + spec.outputs},
+                          opset_version=17, dynamo=False)
+        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        inputs, expected = checked[part]
+        got = session.run(None, {k: x.numpy() for k, x in inputs.items()})
+        for name, arr in zip(spec.output_names, got):
+            np.testing.assert_allclose(arr, expected[name].numpy(), atol=1e-4, err_msg=f"{part}:{name}")
