@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -235,11 +236,14 @@ def _read_names(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         raise DataError(f"split file not found: {path}")
     try:
-        arr = np.load(path, allow_pickle=False)
-    except ValueError:  # an object array of str: needs pickle (the user's own file)
-        arr = np.load(path, allow_pickle=True)
-    except OSError as err:
-        raise DataError(f"{path}: not a .npy file: {err}") from None
+        try:
+            arr = np.load(path, allow_pickle=False)
+        except ValueError as err:
+            if "allow_pickle" not in str(err):
+                raise
+            arr = np.load(path, allow_pickle=True)  # an object array of str (the user's own file)
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        raise DataError(f"{path}: not a readable .npy array of video names: {err}") from None
     if arr.ndim != 1 or len(arr) == 0:
         raise DataError(f"{path}: expected a non-empty 1-D array of video names, got shape {arr.shape}")
     names = []

@@ -187,9 +187,10 @@ def test_region_frames_must_match_frame_features(root):
         HGRDataset(root).split("val", regions=True)
 
 
-def test_nan_features_fail_on_read_naming_file_video_and_frame(root):
+@pytest.mark.parametrize("value", [np.nan, -np.inf])
+def test_nan_features_fail_on_read_naming_file_video_and_frame(root, value):
     bad = frames_of(25)
-    bad[8, 1] = np.nan
+    bad[8, 1] = value
     rewrite_feature(root, "trn", "v1", bad)
     trn = HGRDataset(root).split("trn")
     assert trn.video(1).num_frames == 5  # other videos still read
@@ -228,3 +229,17 @@ def test_corrupt_files_are_data_errors(root):
     np.save(root / "public_split" / "trn_names.npy", np.array(["v1", "v1"]))
     with pytest.raises(DataError, match=r"trn_names\.npy: video 'v1' is listed twice"):
         HGRDataset(root).split("trn")
+
+
+def test_names_files_in_other_encodings_and_corrupt_ones(root):
+    names = root / "public_split" / "val_names.npy"
+    np.save(names, np.array(["v3"], dtype=object), allow_pickle=True)
+    assert HGRDataset(root).split("val").names == ("v3",)
+    np.save(names, np.array([b"v3"]))
+    assert HGRDataset(root).split("val").names == ("v3",)
+    names.write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"val_names\.npy: not a readable \.npy array"):
+        HGRDataset(root).split("val")
+    np.save(names, np.array([["v3"]]))
+    with pytest.raises(DataError, match=r"val_names\.npy: expected a non-empty 1-D array"):
+        HGRDataset(root).split("val")
