@@ -1,0 +1,233 @@
+"""HGR: build, train step, scorer batching, padding invariance, local attentive matching, fusion, ablations, ONNX."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from export.onnx import export_part, torch_outputs
+from serving.onnx_runner import OnnxPart
+from tests.zoo_batches import random_text_batch, random_video_batch
+from training.models.common.matching import local_attentive_match
+from training.models.factory import create_model
+
+torch.set_num_threads(1)
+TEXT_KEYS = ("word_feats", "word_mask", "verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles",
+             "noun_verb_edges")
+
+
+def _arrays(config, batch=4, seed=0, words=9, frames=7):
+    text = random_text_batch(batch=batch, words=words, verbs=3, nouns=4, word_dim=config.text.word_dim, seed=seed)
+    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, seed=seed)
+    return text, video
+
+
+def _batch(config, **kw):
+    text, video = _arrays(config, **kw)
+    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
+    return as_t(text), as_t(video)
+
+
+def _model(preset="fast", overrides=()):
+    torch.manual_seed(0)
+    return create_model("hgr", preset, overrides=overrides).eval()
+
+
+def _scores(model, text, video):
+    with torch.no_grad():
+        return model.score(model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video)))
+
+
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+def test_builds_and_scores_both_presets(preset):
+    model = _model(preset)
+    text, video = _batch(model.config, batch=2)
+    out = _scores(model, text, video)
+    assert out["score"].shape == (2, 2) and out["level_scores"].shape == (3, 2, 2)
+    assert model.layout.levels == ("event", "action", "entity")
+    assert torch.isfinite(out["score"]).all()
+
+
+def test_forward_backward_updates_every_parameter():
+    model = _model().train()
+    text, video = _batch(model.config, batch=6)
+    batch = {**text, **video, "video_ids": torch.arange(6)}
+    out = model.loss(model.encode_text(model.text_inputs(batch)), model.encode_video(model.video_inputs(batch)), batch)
+    assert out["loss"].item() > 0
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_scorer_batched_equals_one_pair_at_a_time():
+    model = _model()
+    text, video = _batch(model.config, batch=3)
+    with torch.no_grad():
+        t, v = model.encode_text(text), model.encode_video(video)
+        full = model.score(t, v)
+        for i in range(3):
+            for j in range(3):
+                one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
+                assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
+                assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+
+
+def test_item_alone_equals_item_in_padded_batch():
+    model = _model()
+    text, video = _batch(model.config, batch=4)
+    with torch.no_grad():
+        t_all, v_all = model.encode_text(text), model.encode_video(video)
+        for b in range(4):
+            w, vb, nb = (int(text[m][b].sum()) for m in ("word_mask", "verb_mask", "noun_mask"))
+            f = int(video["frame_mask"][b].sum())
+            one = {"word_feats": text["word_feats"][b:b + 1, :w], "word_mask": text["word_mask"][b:b + 1, :w],
+                   "verb_spans": text["verb_spans"][b:b + 1, :vb, :w], "verb_mask": text["verb_mask"][b:b + 1, :vb],
+                   "noun_spans": text["noun_spans"][b:b + 1, :nb, :w], "noun_mask": text["noun_mask"][b:b + 1, :nb],
+                   "noun_roles": text["noun_roles"][b:b + 1, :nb],
+                   "noun_verb_edges": text["noun_verb_edges"][b:b + 1, :vb, :nb]}
+            t_one = model.encode_text(one)
+            v_one = model.encode_video({"frame_feats": video["frame_feats"][b:b + 1, :f],
+                                        "frame_mask": video["frame_mask"][b:b + 1, :f]})
+            for k, x in t_one.items():
+                size = x.shape[1] if x.dim() > 2 or k.endswith("mask") else None
+                ref = t_all[k][b] if size is None else t_all[k][b, :size]
+                assert torch.allclose(x[0], ref, atol=1e-5), k
+            for k, x in v_one.items():
+                ref = v_all[k][b] if k in ("video_event", "video_index") else v_all[k][b, :f]
+                assert torch.allclose(x[0], ref, atol=1e-5), k
+            # padded frames and nodes are zero and do not change the scores
+            assert v_all["video_actions"][b, f:].abs().sum() == 0 and t_all["text_verbs"][b, vb:].abs().sum() == 0
+            s_one = model.score(t_one, v_one)["level_scores"][:, 0, 0]
+            assert torch.allclose(s_one, model.score(t_all, v_all)["level_scores"][:, b, b], atol=1e-5)
+
+
+def test_local_attentive_matching_literal():
+    """One valid node along e1; frames e1, 3 e2 and a padded frame (5, 5) that must be ignored.
+
+    s = (1, 0); clamp and L2 over frames -> (1, 0); softmax(4 * .) -> a = (e^4, 1) / (e^4 + 1);
+    the attended vector (a1, 3 a2) has cosine a1 / sqrt(a1^2 + 9 a2^2) = 1 / sqrt(1 + 9 e^-8) with the node
+    (frame embeddings are attended un-normalised). The second node is padding.
+    """
+    nodes = torch.tensor([[[2.0, 0.0], [0.3, -7.0]]])
+    node_mask = torch.tensor([[1.0, 0.0]])
+    frames = torch.tensor([[[1.0, 0.0], [0.0, 3.0], [5.0, 5.0]]])
+    frame_mask = torch.tensor([[1.0, 1.0, 0.0]])
+    got = local_attentive_match(nodes, node_mask, frames, frame_mask).item()
+    assert got == pytest.approx(1 / math.sqrt(1 + 9 * math.exp(-8)), abs=1e-6)
+    # lambda = 2 instead: cos = 1 / sqrt(1 + 9 e^-4)
+    got2 = local_attentive_match(nodes, node_mask, frames, frame_mask, lam=2.0).item()
+    assert got2 == pytest.approx(1 / math.sqrt(1 + 9 * math.exp(-4)), abs=1e-6)
+
+
+def _numpy_local_match(nodes, node_mask, frames, frame_mask, lam=4.0):
+    """HGR's local attentive matching for one (text, video) pair, written with explicit attended vectors."""
+    def unit(x):
+        return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-18)
+
+    s = unit(nodes) @ unit(frames).T                                   # [N, T]
+    x = np.where(frame_mask[None] > 0, s, 0.0).clip(min=0)
+    x = x / np.maximum(np.sqrt((x * x).sum(-1, keepdims=True)), 1e-10)
+    logits = np.where(frame_mask[None] > 0, lam * x, -np.inf)
+    a = np.exp(logits - logits.max(-1, keepdims=True))
+    a = a / a.sum(-1, keepdims=True)
+    attended = a @ frames                                              # [N, D]
+    per_node = (unit(attended) * unit(nodes)).sum(-1)
+    return (per_node * node_mask).sum() / max(node_mask.sum(), 1.0)
+
+
+def test_local_attentive_matching_matches_numpy_reference():
+    rng = np.random.default_rng(3)
+    nodes = rng.standard_normal((3, 4, 6)).astype(np.float32)
+    node_mask = np.array([[1, 1, 1, 0], [1, 0, 0, 0], [0, 0, 0, 0]], np.float32)   # last text has no node
+    frames = rng.standard_normal((2, 5, 6)).astype(np.float32)
+    frame_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]], np.float32)
+    frames[1, 2:] = 9.0  # junk in padded frames must not matter
+    got = local_attentive_match(*(torch.from_numpy(a) for a in (nodes, node_mask, frames, frame_mask))).numpy()
+    expected = np.array([[_numpy_local_match(nodes[i], node_mask[i], frames[j], frame_mask[j]) for j in range(2)]
+                         for i in range(3)])
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert np.all(got[2] == 0)  # no valid node: mean over an empty set is 0 (denominator clamped to 1)
+
+
+def test_fusion_is_mean_of_event_action_entity_and_event_is_cosine_of_index_views():
+    model = _model()
+    text, video = _batch(model.config, batch=3)
+    with torch.no_grad():
+        t, v = model.encode_text(text), model.encode_video(video)
+        out = model.score(t, v)
+    levels = out["level_scores"].numpy()
+    np.testing.assert_allclose(out["score"].numpy(), levels.mean(axis=0), atol=1e-6)
+    ti, vi = t["text_index"].numpy(), v["video_index"].numpy()
+    np.testing.assert_allclose(np.linalg.norm(ti, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(levels[0], ti @ vi.T, atol=1e-5)
+    expected_action = np.array([[_numpy_local_match(t["text_verbs"][i].numpy(), t["text_verb_mask"][i].numpy(),
+                                                     v["video_actions"][j].numpy(), v["video_frame_mask"][j].numpy())
+                                 for j in range(3)] for i in range(3)])
+    np.testing.assert_allclose(levels[1], expected_action, atol=1e-5)
+
+
+def test_video_levels_are_linear_maps_and_attention_pooled_event():
+    model = _model()
+    _, video = _batch(model.config, batch=2)
+    with torch.no_grad():
+        v = model.encode_video(video)
+    feats, mask = video["frame_feats"].numpy(), video["frame_mask"].numpy()
+    p = {k: x.numpy() for k, x in model.state_dict().items()}
+    for b in range(2):
+        n = int(mask[b].sum())
+        e = feats[b, :n] @ p["video_maps.0.weight"].T + p["video_maps.0.bias"]
+        a = feats[b, :n] @ p["video_maps.1.weight"].T + p["video_maps.1.bias"]
+        np.testing.assert_allclose(v["video_actions"][b, :n].numpy(), a, atol=1e-5)
+        logits = e @ p["video_attention.score.weight"][0] + p["video_attention.score.bias"][0]
+        w = np.exp(logits - logits.max())
+        pooled = (w / w.sum()) @ e
+        np.testing.assert_allclose(v["video_event"][b].numpy(), pooled / np.linalg.norm(pooled), atol=1e-5)
+
+
+@pytest.mark.parametrize("switch", ["graph_attention=false", "role_awareness=false", "hierarchical_video=false",
+                                    "gcn_layers=2"])
+def test_each_ablation_changes_the_scores(switch):
+    text, video = _batch(_model().config)
+    full = _scores(_model(), text, video)["score"]
+    ablated = _scores(_model(overrides=(switch,)), text, video)["score"]
+    assert not torch.allclose(full, ablated, atol=1e-4)
+
+
+def test_without_hierarchical_video_all_levels_share_one_embedding():
+    model = _model(overrides=("hierarchical_video=false",))
+    _, video = _batch(model.config)
+    with torch.no_grad():
+        v = model.encode_video(video)
+    assert len(model.video_maps) == 1
+    assert torch.equal(v["video_actions"], v["video_entities"])
+
+
+def test_learned_vocabulary_input():
+    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    assert model.layout.text.input_names[:2] == ("word_ids", "word_mask")
+    text = {k: torch.from_numpy(v) for k, v in random_text_batch(batch=2, words=9, vocab_size=50).items()}
+    with torch.no_grad():
+        out = model.encode_text(model.text_inputs(text))
+    assert out["text_index"].shape == (2, model.config.embed_dim)
+
+
+def test_towers_and_scorer_trace_to_onnx(tmp_path):
+    """Traced on one batch, checked on another with other batch, word, node and frame sizes (dynamic axes)."""
+    model = _model()
+    trace_text, trace_video = _arrays(model.config, batch=3)
+    check_text, check_video = _arrays(model.config, batch=5, seed=1, words=11, frames=4)
+
+    def scorer_inputs(text, video):
+        t, v = torch_outputs(model, "text", text), torch_outputs(model, "video", video)
+        return {**t, **v}
+
+    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
+             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
+    for part, (trace, check) in parts.items():
+        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
+        got = OnnxPart(path).run(check)
+        expected = torch_outputs(model, part, check)
+        for name, arr in expected.items():
+            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")

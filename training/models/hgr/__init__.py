@@ -1,0 +1,1 @@
+"""HGR: Hierarchical Graph Reasoning for video-text retrieval (Chen et al., CVPR 2020)."""

@@ -1,0 +1,63 @@
+"""HGR config (torch-free): sizes, the three levels, and the ablation switches of HGR's Table 4."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
+                                    video_input)
+
+LEVELS = ("event", "action", "entity")
+
+
+@dataclass(frozen=True)
+class HGRConfig:
+    text: TextInputConfig = field(default_factory=TextInputConfig)
+    video: VideoInputConfig = field(default_factory=VideoInputConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    embed_dim: int = 1024                # joint space of every level; also the BiGRU hidden size (text nodes live there)
+    gcn_layers: int = 2                  # paper 2, reference code 1
+    gcn_dropout: float = 0.5             # dropout on each GCN layer's context (reference code)
+    graph_attention: bool = True         # Table 4 "w/o graph attention": False = mean over neighbours
+    role_awareness: bool = True          # Table 4 "w/o role awareness": False = no role embedding
+    hierarchical_video: bool = True      # Table 4 "w/o hierarchical video": False = one video embedding for all levels
+
+    def __post_init__(self) -> None:
+        if self.embed_dim < 1:
+            raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
+        if self.gcn_layers < 1:
+            raise ValueError(f"gcn_layers must be >= 1, got {self.gcn_layers}")
+        if not 0.0 <= self.gcn_dropout < 1.0:
+            raise ValueError(f"gcn_dropout must be in [0, 1), got {self.gcn_dropout}")
+
+    def layout(self) -> ModelLayout:
+        d = self.embed_dim
+
+        def spec(name: str, shape: tuple, doc: str) -> TensorSpec:
+            return TensorSpec(name, "float32", shape, doc)
+
+        text_outputs = (
+            spec("text_event", ("batch", d), "L2-normalised event (sentence) node after graph reasoning"),
+            spec("text_verbs", ("batch", "verbs", d), "action (verb) nodes after graph reasoning; padding zero"),
+            spec("text_verb_mask", ("batch", "verbs"), "1 for a real verb node"),
+            spec("text_nouns", ("batch", "nouns", d), "entity (noun-phrase) nodes after graph reasoning; padding zero"),
+            spec("text_noun_mask", ("batch", "nouns"), "1 for a real noun node"),
+            spec(TEXT_INDEX, ("batch", d), "index view: the event vector"),
+        )
+        video_outputs = (
+            spec("video_event", ("batch", d), "L2-normalised attention-pooled event embedding"),
+            spec("video_actions", ("batch", "frames", d), "action-level frame embeddings; padding zero"),
+            spec("video_entities", ("batch", "frames", d), "entity-level frame embeddings; padding zero"),
+            spec("video_frame_mask", ("batch", "frames"), "1 for a real frame"),
+            spec(VIDEO_INDEX, ("batch", d), "index view: the event vector"),
+        )
+        text_inputs = self.text.word_inputs() + tuple(text_input(n) for n in (
+            "verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles", "noun_verb_edges"))
+        return build_layout(
+            model="hgr",
+            levels=LEVELS,
+            text_inputs=text_inputs,
+            text_outputs=text_outputs,
+            video_inputs=(video_input("frame_feats", frame_dim=self.video.frame_dim), video_input("frame_mask")),
+            video_outputs=video_outputs,
+        )

@@ -1,0 +1,79 @@
+"""HGR (Chen et al., CVPR 2020): event / action / entity levels; global cosine + local attentive matching."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from training.models.base import RetrievalModel, Tensors
+from training.models.common.functional import cosine_matrix, l2_normalize
+from training.models.common.graph import RoleGraphEncoder
+from training.models.common.matching import local_attentive_match
+from training.models.common.sequence import AttentionPool, MaskedBiGRU
+from training.models.common.words import WordInput
+from training.models.config import TextInputConfig
+from training.models.hgr.config import HGRConfig
+from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+
+
+class HGRTextEncoder(nn.Module):
+    """Words -> BiGRU (directions averaged) -> attention-pooled event -> role graph reasoning (HGR Sec. 3.1).
+
+    Returns the raw (not normalised) event vector and the verb / noun nodes; HANet reuses it and also
+    takes the word states.
+    """
+
+    def __init__(self, text: TextInputConfig, embed_dim: int, gcn_layers: int, graph_attention: bool,
+                 role_awareness: bool, gcn_dropout: float):
+        super().__init__()
+        self.words = WordInput(text)
+        self.rnn = MaskedBiGRU(text.word_dim, embed_dim, merge="mean")
+        self.attention = AttentionPool(embed_dim)
+        self.graph = RoleGraphEncoder(embed_dim, num_layers=gcn_layers, attention=graph_attention,
+                                      use_roles=role_awareness, dropout=gcn_dropout)
+
+    def forward(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> (word states [B, W, D], event [B, D], verbs [B, V, D], nouns [B, N, D])."""
+        mask = inputs["word_mask"]
+        states, _ = self.rnn(self.words(inputs), mask)
+        event = self.attention(states, mask)
+        event, verbs, nouns = self.graph(states, mask, event, inputs["verb_spans"], inputs["verb_mask"],
+                                         inputs["noun_spans"], inputs["noun_mask"], inputs["noun_roles"],
+                                         inputs["noun_verb_edges"])
+        return states, event, verbs, nouns
+
+
+class HGR(RetrievalModel):
+    name = "hgr"
+
+    def __init__(self, config: HGRConfig):
+        super().__init__(config)
+        d = config.embed_dim
+        self.text_encoder = HGRTextEncoder(config.text, d, config.gcn_layers, config.graph_attention,
+                                           config.role_awareness, config.gcn_dropout)
+        # Three independent linear maps of the frame features (Eq. 11), or one shared ("w/o hierarchical video").
+        num_maps = 3 if config.hierarchical_video else 1
+        self.video_maps = nn.ModuleList([nn.Linear(config.video.frame_dim, d) for _ in range(num_maps)])
+        self.video_attention = AttentionPool(d)
+
+    def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
+        _, event, verbs, nouns = self.text_encoder(inputs)
+        event = l2_normalize(event)
+        return {"text_event": event, "text_verbs": verbs, "text_verb_mask": inputs["verb_mask"],
+                "text_nouns": nouns, "text_noun_mask": inputs["noun_mask"], TEXT_INDEX: event}
+
+    def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:
+        mask = inputs["frame_mask"]
+        valid = mask.unsqueeze(-1)
+        embeds = [m(inputs["frame_feats"]) * valid for m in self.video_maps]
+        event_frames, action_frames, entity_frames = embeds if len(embeds) == 3 else embeds * 3
+        event = l2_normalize(self.video_attention(event_frames, mask))
+        return {"video_event": event, "video_actions": action_frames, "video_entities": entity_frames,
+                "video_frame_mask": mask, VIDEO_INDEX: event}
+
+    def score(self, text: Tensors, video: Tensors) -> dict[str, torch.Tensor]:
+        event = cosine_matrix(text["text_event"], video["video_event"])
+        action = local_attentive_match(text["text_verbs"], text["text_verb_mask"],
+                                       video["video_actions"], video["video_frame_mask"])
+        entity = local_attentive_match(text["text_nouns"], text["text_noun_mask"],
+                                       video["video_entities"], video["video_frame_mask"])
+        return self.scorer_output([event, action, entity], (event + action + entity) / 3)
