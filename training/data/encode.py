@@ -17,7 +17,7 @@ so that no axis is empty; padded slots are zero with mask 0. Floats are float32,
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,24 +52,31 @@ class EncodedGraph:
     edges: tuple[tuple[int, int], ...]      # (verb slot, noun slot)
 
 
-def encode_graph(nodes: dict[str, Any], edges: Sequence[Sequence[Any]], num_words: int,
+def encode_graph(nodes: Mapping[str, Any], edges: Sequence[Sequence[Any]], num_words: int,
                  limits: TextLimits = TextLimits(), where: str = "caption") -> EncodedGraph:
-    """Apply HGR's truncation to one role graph; ``where`` names the caption in error messages."""
+    """Apply HGR's truncation to one role graph; ``where`` names the caption in error messages.
+
+    ``nodes`` maps node ids to ``{"role", "spans"}`` dicts (HGR's JSON) or to ``training.text.rolegraph.Node``
+    objects, so ``encode_graph(g.nodes, g.edges, n)`` works for a parsed ``RoleGraph`` ``g`` too.
+    """
     if num_words < 1:
         raise DataError(f"{where}: a caption needs at least one word, got {num_words}")
     kept_words = min(num_words, limits.max_words)
     verbs: dict[str, tuple[int, ...]] = {}
     nouns: dict[str, tuple[tuple[int, ...], int]] = {}
     for key, node in nodes.items():
-        if not isinstance(node, dict) or "role" not in node or "spans" not in node:
+        if isinstance(node, Mapping):
+            role, spans = node.get("role"), node.get("spans")
+        else:  # a training.text.rolegraph.Node
+            role, spans = getattr(node, "role", None), getattr(node, "spans", None)
+        if role is None or spans is None:
             raise DataError(f"{where}: role-graph node {key!r} needs 'role' and 'spans', got {node!r}")
-        role, spans = node["role"], node["spans"]
         if role == "ROOT":
             continue
-        if not isinstance(spans, list) or not spans or not all(_is_index(w) for w in spans):
+        if not isinstance(spans, (list, tuple)) or not spans or not all(_is_index(w) for w in spans):
             raise DataError(f"{where}: role-graph node {key!r} needs a non-empty list of word indices, got {spans!r}")
         if min(spans) < 0 or max(spans) >= num_words:
-            raise DataError(f"{where}: role-graph node {key!r} spans {spans}, outside the {num_words} words")
+            raise DataError(f"{where}: role-graph node {key!r} spans {list(spans)}, outside the {num_words} words")
         span = tuple(int(w) for w in spans if w < kept_words)
         if not span:
             continue

@@ -5,12 +5,14 @@ from training.config import from_dict
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.errors import ConfigError, DataError
 from training.models.layout import TEXT_INPUTS, VIDEO_INPUTS
+from training.text.rolegraph import RoleGraph
 from training.text.roles import ROLE_INDEX
 
 # HGR's own example: "a egg has been broken and dropped into the cup and a water is boiling in the sauce pan"
+EGG_SENTENCE = "a egg has been broken and dropped into the cup and a water is boiling in the sauce pan"
 EGG_WORDS = 19
 EGG_NODES = {
-    "ROOT": {"role": "ROOT", "spans": list(range(19)), "words": []},
+    "ROOT": {"role": "ROOT", "spans": list(range(19)), "words": EGG_SENTENCE.split()},
     "1": {"role": "V", "spans": [4], "words": ["broken"]},
     "2": {"role": "ARG1", "spans": [0, 1], "words": ["a", "egg"]},
     "3": {"role": "V", "spans": [6], "words": ["dropped"]},
@@ -30,6 +32,13 @@ def test_graph_within_limits_is_kept_whole():
     assert g.noun_roles == (ROLE_INDEX["ARG1"], ROLE_INDEX["ARG4"], ROLE_INDEX["ARG1"], ROLE_INDEX["ARGM-LOC"])
     assert g.noun_roles == (1, 5, 1, 6)
     assert g.edges == ((0, 0), (1, 0), (1, 1), (2, 2), (2, 3))
+
+
+def test_parsed_role_graph_objects_encode_like_their_json():
+    graph = RoleGraph.from_hgr([EGG_NODES, EGG_EDGES])
+    limits = TextLimits(max_words=12)
+    assert encode_graph(graph.nodes, graph.edges, EGG_WORDS, limits) == encode_graph(
+        EGG_NODES, EGG_EDGES, EGG_WORDS, limits)
 
 
 def test_truncation_drops_nodes_past_the_words_and_over_the_limits():
