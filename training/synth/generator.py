@@ -1,0 +1,174 @@
+"""Write a SynthVTR dataset folder in HGR's feature-release format (see README.md next to this file).
+
+Determinism: every video draws from its own ``numpy`` streams seeded by ``(seed, purpose, video index)``, so the
+same config gives identical arrays, captions and splits wherever the folder is.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from training.config import to_dict
+from training.data.hgr_format import HGRFiles
+from training.errors import DataError
+from training.synth.captions import render, sample_captions
+from training.synth.config import VERSION, SynthConfig
+from training.synth.features import Renderer
+from training.synth.perturb import hard_negatives
+from training.synth.world import World
+
+FRAME_FEATURES = "frame_feats.h5"
+REGION_FEATURES = "region_feats.h5"
+CAPTIONS = "ref_captions.json"
+TRUE_ROLE_GRAPHS = "true_rolegraphs.json"
+HARD_NEGATIVES = "hard_negatives.json"
+ANNOTATIONS = "video_annotations.json"
+CONFIG = "synth_config.json"            # written last: its presence marks a complete dataset
+SPLITS = ("trn", "val", "tst", "tst_unseen")
+TEST_SPLITS = ("tst", "tst_unseen")
+DATASET_FILES = (FRAME_FEATURES, REGION_FEATURES, CAPTIONS, TRUE_ROLE_GRAPHS, HARD_NEGATIVES, ANNOTATIONS,
+                 *(f"{s}_names.npy" for s in SPLITS), CONFIG)
+
+# Where the HGR-format reader finds each file of a SynthVTR folder. ``role_graphs`` names the parser's output
+# (written by the training pipeline, not here): models train on parsed graphs, never on the true ones.
+SYNTH_FILES = HGRFiles(
+    captions=CAPTIONS,
+    role_graphs="sent2rolegraph.augment.json",
+    split_names="{split}_names.npy",
+    frame_features=FRAME_FEATURES,
+    region_features=REGION_FEATURES,
+)
+
+
+def video_name(index: int) -> str:
+    return f"video{index}"
+
+
+def assign_splits(config: SynthConfig) -> list[str]:
+    """The split of each video index: a seeded permutation cut by the split sizes."""
+    order = np.random.default_rng([config.seed, 2]).permutation(config.videos)
+    split_of = [""] * config.videos
+    start = 0
+    for split, size in config.split_sizes().items():
+        for i in order[start:start + size]:
+            split_of[int(i)] = split
+        start += size
+    return split_of
+
+
+def read_config(out: Path) -> dict[str, Any] | None:
+    """The ``synth_config.json`` of a folder, or None when the folder holds no complete SynthVTR dataset."""
+    path = out / CONFIG
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON: {err}") from None
+    if not isinstance(data, dict) or not str(data.get("version", "")).startswith("synthvtr"):
+        raise DataError(f"{path}: not a SynthVTR config (no 'version' starting with 'synthvtr')")
+    return data
+
+
+def prepare_output(out: Path, config: SynthConfig) -> bool:
+    """Make ``out`` ready to write; False when it already holds this exact dataset (nothing to do).
+
+    An empty or missing folder is used as is; a SynthVTR folder (it has ``synth_config.json``) of another config
+    or version is overwritten (its dataset files are removed first); any other non-empty folder is refused.
+    """
+    if out.exists() and not out.is_dir():
+        raise DataError(f"--out {out} exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    if not any(out.iterdir()):
+        return True
+    existing = read_config(out)
+    if existing is None:
+        raise DataError(
+            f"--out {out} is not empty and holds no SynthVTR dataset ({CONFIG} missing); "
+            "choose an empty or new folder"
+        )
+    if existing.get("version") == VERSION and existing.get("config") == to_dict(config):
+        return False
+    for name in (CONFIG,) + DATASET_FILES:  # the marker first: an interrupted rewrite is never mistaken as done
+        (out / name).unlink(missing_ok=True)
+    return True
+
+
+def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> tuple[dict[str, Any], bool]:
+    """Write the dataset; returns the contents of ``synth_config.json`` and whether anything was written
+    (nothing is when ``out`` already holds this exact dataset)."""
+    import h5py
+    from tqdm import tqdm
+
+    out = Path(out)
+    if not prepare_output(out, config):
+        existing = read_config(out)
+        assert existing is not None
+        return existing, False
+    world = World(config.seed, config.heldout_triples)
+    renderer = Renderer(world, config)
+    split_of = assign_splits(config)
+    captions: dict[str, list[str]] = {}
+    graphs: dict[str, Any] = {}
+    negatives: dict[str, dict[str, str]] = {}
+    annotations: dict[str, Any] = {}
+    lo, hi = config.events_per_video
+    with h5py.File(out / FRAME_FEATURES, "w") as frames_h5, h5py.File(out / REGION_FEATURES, "w") as regions_h5:
+        for index in tqdm(range(config.videos), desc="synth", unit="video", disable=not progress):
+            name = video_name(index)
+            plan_rng = np.random.default_rng([config.seed, 3, index])
+            plan = world.sample_plan(plan_rng, int(plan_rng.integers(lo, hi + 1)),
+                                     unseen=split_of[index] == "tst_unseen")
+            video = renderer.render(plan, np.random.default_rng([config.seed, 4, index]))
+            frames_h5.create_dataset(name, data=video.frames)
+            regions_h5.create_dataset(name, data=video.regions)
+            caption_plans = sample_captions(world, plan, np.random.default_rng([config.seed, 5, index]),
+                                            config.captions_per_video)
+            captions[name] = []
+            for cp in caption_plans:
+                rendered = render(world, cp)
+                captions[name].append(rendered.sentence)
+                graphs[rendered.sentence] = rendered.graph
+            annotations[name] = {
+                "scene": plan.scene,
+                "events": [list(e) for e in plan.events],
+                "segments": [list(s) for s in video.segments],
+                "captions": [{"events": [list(c.event) for c in cp.clauses], "scene": cp.scene is not None}
+                             for cp in caption_plans],
+            }
+            if split_of[index] in TEST_SPLITS:
+                perturbed = hard_negatives(world, plan, caption_plans[0],
+                                           np.random.default_rng([config.seed, 6, index]))
+                negatives[name] = {"positive": captions[name][0]}
+                for kind, neg_plan in perturbed.items():
+                    rendered = render(world, neg_plan)
+                    negatives[name][kind] = rendered.sentence
+                    graphs[rendered.sentence] = rendered.graph
+
+    for split in SPLITS:
+        names = [video_name(i) for i in range(config.videos) if split_of[i] == split]
+        if names:
+            np.save(out / f"{split}_names.npy", np.array(names))
+    _write_json(out / CAPTIONS, captions)
+    _write_json(out / TRUE_ROLE_GRAPHS, graphs)
+    _write_json(out / HARD_NEGATIVES, negatives)
+    _write_json(out / ANNOTATIONS, annotations)
+    summary = {
+        "version": VERSION,
+        "config": to_dict(config),
+        "splits": config.split_sizes(),
+        "heldout_triples": sorted([list(t) for t in world.heldout]),
+        "files": {"frame_features": FRAME_FEATURES, "region_features": REGION_FEATURES, "captions": CAPTIONS,
+                  "true_role_graphs": TRUE_ROLE_GRAPHS, "hard_negatives": HARD_NEGATIVES,
+                  "annotations": ANNOTATIONS},
+    }
+    _write_json(out / CONFIG, summary)
+    return summary, True
+
+
+def _write_json(path: Path, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f)
