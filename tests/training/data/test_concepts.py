@@ -72,3 +72,14 @@ def test_bad_files_and_inputs(tmp_path):
         ConceptVocab.build([object()])
     with pytest.raises(ConfigError, match="num_triplets must be >= 1"):
         from_dict(ConceptConfig, {"num_triplets": 0})
+
+
+def test_vocabulary_from_our_parser():
+    from training.text.parser import parse_captions
+
+    parsed = parse_captions(["a dog chases a cat on the grass", "a cat is chased by a dog",
+                             "a man is cooking food in a kitchen"])
+    vocab = ConceptVocab.build(parsed, ConceptConfig(num_verbs=1, num_nouns=2, num_triplets=1))
+    assert vocab.verbs == ("chase",) and vocab.nouns == ("cat", "dog")
+    assert vocab.triplets == (("dog", "chase", "cat"),)  # the passive caption gives the same triplet
+    assert vocab.targets(parsed[2:])["verbs"].tolist() == [0]
