@@ -1,0 +1,103 @@
+"""``strata export``: a checkpoint (or a freshly initialised model) -> a new version in the Triton model repository."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from export.triton_config import BACKENDS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a model's towers and scorer to ONNX as a new version of the Triton model repository",
+        description="Writes <repo>/<name>_<preset>_{text,video,scorer}/<N>/ (model.onnx, manifest.json) and each "
+                    "model's config.pbtxt, after checking PyTorch vs ONNX Runtime parity.",
+    )
+    p.add_argument("checkpoint", nargs="?", help="checkpoint folder (omit with --random-init)")
+    p.add_argument("--repo", default="model_repository", help="Triton model repository (default: %(default)s)")
+    p.add_argument("--version", type=int, help="version number (default: one more than the latest there)")
+    p.add_argument("--model", help="model name (required with --random-init; checked against a checkpoint)")
+    p.add_argument("--preset", help="preset name (with --random-init; for a checkpoint, default: its training preset)")
+    p.add_argument("--random-init", action="store_true", help="export a freshly initialised model (no checkpoint)")
+    p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights and random parity batches")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="model config override (--random-init)")
+    p.add_argument("--data", help="dataset folder for parity batches (default: the checkpoint's training data; "
+                                  "random batches when there is none)")
+    p.add_argument("--split", default="tst", help="split whose queries the ranking parity covers (default: %(default)s)")
+    p.add_argument("--random-batches", action="store_true", help="parity on random batches even where data is known")
+    p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs (default: %(default)s)")
+    p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
+    p.add_argument("--max-batch-size", type=int, default=64)
+    p.add_argument("--queue-delay-us", type=int, default=500, help="dynamic batching queue delay")
+    p.add_argument("--instances", type=int, default=1, help="instances per model")
+    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per instance (0: its default)")
+    p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime on GPU: TensorRT execution accelerator")
+    p.add_argument("--trt-precision", choices=("FP32", "FP16"), default="FP16")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from export.exporter import ParityData, export_version, load_source
+    from export.triton_config import ServingOptions
+    from serving.triton.repository import model_name, versions
+    from training.engine.config import DataConfig
+    from training.errors import ConfigError
+
+    if args.random_init == (args.checkpoint is not None):
+        raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")
+    device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
+    options = ServingOptions(backend=args.backend, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
+                             instances=args.instances, device=device, threads=args.threads,
+                             trt_accelerator=args.trt_accelerator, trt_precision=args.trt_precision)
+    if args.backend == "tensorrt":
+        from export.tensorrt import require_gpu
+
+        require_gpu()  # before any work
+    train = _checkpoint_train_config(args.checkpoint)
+    limits_source = dict(train.get("data") or {})
+    data_path = None if args.random_batches else (args.data or limits_source.get("path"))
+    limits = DataConfig(**{**{k: v for k, v in limits_source.items() if k in DataConfig.__dataclass_fields__},
+                           "path": data_path or ""})
+    name = args.model or train.get("model")
+    preset = args.preset or train.get("preset")
+    data = None
+    overrides = tuple(args.override)
+    if data_path:
+        from training.engine.data import prepare_data
+
+        if not name or not preset:
+            raise ConfigError("parity on a dataset needs the model name and preset (--model, --preset)")
+        model_overrides = tuple(train.get("model_overrides") or overrides)
+        data = prepare_data(limits, name, preset, model_overrides)
+        if args.random_init:
+            overrides = (*overrides, *data.model_overrides(name, preset))
+    model, source = load_source(args.checkpoint, args.model, preset, args.seed, overrides)
+    base = f"{source.name}_{source.preset}"
+    version = args.version or (max(versions(Path(args.repo), model_name(base, "text")), default=0) + 1)
+    manifest = export_version(model, source, args.repo, version, options,
+                              ParityData(data=data, split=args.split, seed=args.seed), limits)
+    print(f"exported {base} version {version} into {Path(args.repo).resolve()} (backend {args.backend})")
+    for part, info in manifest["files"].items():
+        print(f"  {model_name(base, part):28s} {info['bytes'] / 1e6:8.2f} MB")
+    parity = manifest["parity"]
+    print(f"parity on {parity['data']} (atol {parity['atol']:g}, rtol {parity['rtol']:g}):")
+    for output, figures in parity["outputs"].items():
+        print(f"  {output:36s} max |diff| {figures['max_abs']:.2e}  max rel {figures['max_rel']:.2e}")
+    for direction, figures in parity["ranking"].items():
+        print(f"  top-{parity['top_k']} {direction}: {figures['queries']} queries, {figures['top_k_mismatches']} mismatches")
+    return 0
+
+
+def _checkpoint_train_config(checkpoint: str | None) -> dict:
+    if checkpoint is None:
+        return {}
+    import json
+
+    from training.checkpoint import CONFIG_FILE
+    from training.errors import ConfigError
+
+    path = Path(checkpoint) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(f"{checkpoint} is not a Strata checkpoint (no {CONFIG_FILE})")
+    meta = json.loads(path.read_text())
+    return {"model": meta.get("name"), **(meta.get("train_config") or {})}
