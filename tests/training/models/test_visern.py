@@ -1,0 +1,277 @@
+"""ViSERN: build, train step, scorer batching, padding invariance, formulas (literal and NumPy), ablations, ONNX."""
+from __future__ import annotations
+
+import io
+import math
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from tests.zoo_batches import random_text_batch, random_video_batch
+from training.models.factory import create_model, resolve_config
+from training.models.visern.model import RegionGraphReasoning
+
+torch.set_num_threads(1)
+
+REASONING = ("random_walk", "symmetric", "row", "none")
+
+
+def _batch(config, batch=4, seed=0, words=9, frames=6, regions=5):
+    text = random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed)
+    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
+                               region_dim=config.video.region_dim, seed=seed)
+    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
+    return as_t(text), as_t(video)
+
+
+def _model(preset="fast", overrides=()):
+    torch.manual_seed(0)
+    return create_model("visern", preset, overrides=overrides).eval()
+
+
+def _encode(model, text, video):
+    with torch.no_grad():
+        return model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video))
+
+
+# -- NumPy references (written here, independent of the modules under test) -----------------------------------
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().double().numpy()
+
+
+def _np_linear(x, fc):
+    out = x @ _np(fc.weight).T
+    return out if fc.bias is None else out + _np(fc.bias)
+
+
+def _np_reasoning(regions, graph, mode):
+    """Eqs. 1 and 12 on one frame's regions [n, d]; the edge map A = exp(R / sqrt(graph_dim)) (see the model)."""
+    phi, theta = _np_linear(regions, graph.phi), _np_linear(regions, graph.theta)
+    relation = phi @ theta.T + theta @ phi.T
+    if mode == "row":
+        transition = relation / relation.shape[0]
+    else:
+        edges = np.exp(relation / math.sqrt(graph.graph_dim))
+        degree = edges.sum(axis=1)
+        transition = edges / degree[:, None] if mode == "random_walk" else edges / np.sqrt(np.outer(degree, degree))
+    return _np_linear(_np_linear(transition @ regions, graph.gcn), graph.residual) + regions
+
+
+def _np_multilevel(x, states, encoder):
+    """Dual encoding on one sequence of real steps: x [n, D], BiGRU states [n, 2H] -> joint vector (BN in eval)."""
+    levels = [x.mean(axis=0), states.mean(axis=0)]
+    for conv in encoder.convs:
+        weight, bias = _np(conv.weight), _np(conv.bias)                      # [C, 2H, k], [C]
+        k = weight.shape[-1]
+        border = np.zeros((k - 1, states.shape[1]))
+        padded = np.concatenate([border, states, border])
+        outputs = [np.einsum("cik,ki->c", weight, padded[t:t + k]) + bias for t in range(len(states) + k - 1)]
+        levels.append(np.maximum(np.stack(outputs), 0).max(axis=0))
+    joint = _np_linear(np.concatenate(levels), encoder.fc)
+    bn = encoder.norm
+    return (joint - _np(bn.running_mean)) / np.sqrt(_np(bn.running_var) + bn.eps) * _np(bn.weight) + _np(bn.bias)
+
+
+# -- build, train, batching, padding ---------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["fast", "paper"])
+def test_builds_and_scores_both_presets(preset):
+    model = _model(preset)
+    text, video = _batch(model.config, batch=2, frames=3, regions=4)
+    t, v = _encode(model, text, video)
+    out = model.score(t, v)
+    assert out["score"].shape == (2, 2) and out["level_scores"].shape == (1, 2, 2)
+    assert model.layout.levels == ("global",)
+    assert model.layout.video.input_names == ("frame_mask", "region_feats")
+    assert v["video_index"].shape == (2, model.config.embed_dim)
+
+
+def test_paper_preset_follows_the_paper():
+    config = resolve_config("visern", "paper")
+    assert (config.video.region_dim, config.embed_dim, config.reasoning, config.loss.margin) == (2048, 2048, "random_walk", 0.2)
+    assert (config.video_kernels, config.text_kernels) == ((2, 3, 4, 5), (2, 3, 4))
+
+
+@pytest.mark.parametrize("reasoning", REASONING)
+def test_forward_backward_updates_every_parameter(reasoning):
+    model = _model(overrides=(f"reasoning={reasoning}",)).train()
+    text, video = _batch(model.config, batch=6)
+    batch = {**text, **video, "video_ids": torch.arange(6)}
+    out = model(batch)
+    assert out["loss"].item() > 0
+    out["loss"].backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+    assert (model.reasoning is None) == (reasoning == "none")
+
+
+def test_scorer_batched_equals_one_pair_at_a_time():
+    model = _model()
+    t, v = _encode(model, *_batch(model.config, batch=3))
+    full = model.score(t, v)
+    for i in range(3):
+        for j in range(3):
+            one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
+            assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
+            assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+
+
+def test_item_alone_equals_item_in_padded_batch():
+    model = _model()
+    text, video = _batch(model.config, batch=5)   # the last item has 2 frames, fewer than the largest kernel
+    t_all, v_all = _encode(model, text, video)
+    for b in range(5):
+        n_words, n_frames = int(text["word_mask"][b].sum()), int(video["frame_mask"][b].sum())
+        t_one, v_one = _encode(model, {k: x[b:b + 1, :n_words] for k, x in text.items()},
+                               {k: x[b:b + 1, :n_frames] for k, x in video.items()})
+        for k in t_one:
+            assert torch.allclose(t_one[k][0], t_all[k][b], atol=1e-5), k
+        for k in v_one:
+            assert torch.allclose(v_one[k][0], v_all[k][b], atol=1e-5), k
+
+
+# -- formulas ----------------------------------------------------------------------------------------------------
+def _tiny_graph(normalization):
+    """d = 2, graph_dim = 1, phi(v) = v[0], theta(v) = v[1], W_g = W_r = I."""
+    graph = RegionGraphReasoning(region_dim=2, graph_dim=1, normalization=normalization)
+    with torch.no_grad():
+        graph.phi.weight.copy_(torch.tensor([[1.0, 0.0]])), graph.phi.bias.zero_()
+        graph.theta.weight.copy_(torch.tensor([[0.0, 1.0]])), graph.theta.bias.zero_()
+        graph.gcn.weight.copy_(torch.eye(2)), graph.residual.weight.copy_(torch.eye(2))
+    return graph
+
+
+def test_relation_and_normalisations_literal_values():
+    """Regions a = (1, 2), b = (3, -1): R = [[4, 5], [5, -6]] (a negative self edge, positive degrees after exp)."""
+    regions = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    with torch.no_grad():
+        relation = _tiny_graph("random_walk").relation(regions)
+        np.testing.assert_allclose(relation.numpy(), [[4, 5], [5, -6]], atol=1e-6)
+        walk = _tiny_graph("random_walk").transition(relation).numpy()
+        sym = _tiny_graph("symmetric").transition(relation).numpy()
+        row = _tiny_graph("row").transition(relation).numpy()
+        z = _tiny_graph("random_walk")(regions).numpy()
+    e = math.e
+    np.testing.assert_allclose(walk, [[1 / (1 + e), e / (1 + e)], [1 / (1 + e ** -11), e ** -11 / (1 + e ** -11)]], atol=1e-6)
+    np.testing.assert_allclose(walk.sum(axis=1), 1.0, atol=1e-6)
+    d0, d1 = e ** 4 + e ** 5, e ** 5 + e ** -6
+    np.testing.assert_allclose(sym, [[e ** 4 / d0, e ** 5 / math.sqrt(d0 * d1)], [e ** 5 / math.sqrt(d0 * d1), e ** -6 / d1]], atol=1e-6)
+    np.testing.assert_allclose(row, [[2, 2.5], [2.5, -3]], atol=1e-6)
+    np.testing.assert_allclose(z, walk @ regions.numpy() + regions.numpy(), atol=1e-5)   # Z = P V + V with W = I
+
+
+@pytest.mark.parametrize("reasoning", REASONING)
+def test_frame_features_match_numpy_reference(reasoning):
+    model = _model(overrides=(f"reasoning={reasoning}",))
+    _, video = _batch(model.config, batch=2)
+    with torch.no_grad():
+        frames = model.frame_features(video["region_feats"]).numpy()
+    regions = _np(video["region_feats"])
+    for b in range(2):
+        for t in range(int(video["frame_mask"][b].sum())):
+            z = regions[b, t] if reasoning == "none" else _np_reasoning(regions[b, t], model.reasoning, reasoning)
+            np.testing.assert_allclose(frames[b, t], z.mean(axis=0), atol=1e-5)
+
+
+@pytest.mark.parametrize("tower", ["video", "text"])
+def test_multilevel_encoder_matches_numpy_reference(tower):
+    model = _model()
+    encoder = model.video_encoder if tower == "video" else model.text_encoder
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():  # non-trivial BatchNorm statistics
+        encoder.norm.running_mean.copy_(torch.randn(encoder.norm.num_features, generator=generator))
+        encoder.norm.running_var.copy_(torch.rand(encoder.norm.num_features, generator=generator) + 0.5)
+    text, video = _batch(model.config, batch=5)
+    if tower == "video":
+        x, mask = model.frame_features(video["region_feats"]).detach() * video["frame_mask"].unsqueeze(-1), video["frame_mask"]
+    else:
+        x, mask = text["word_feats"], text["word_mask"]
+    with torch.no_grad():
+        out = encoder(x, mask).numpy()
+        states, _ = encoder.rnn(x, mask)   # the shared BiGRU (tested with its own module)
+    for b in range(5):
+        n = int(mask[b].sum())
+        expected = _np_multilevel(_np(x[b, :n]), _np(states[b, :n]), encoder)
+        np.testing.assert_allclose(out[b], expected, atol=1e-4)
+
+
+def test_score_is_the_joint_space_cosine_and_index_is_normalised():
+    model = _model()
+    t, v = _encode(model, *_batch(model.config, batch=3))
+    a, b = _np(t["text_embed"]), _np(v["video_embed"])
+    a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
+    out = model.score(t, v)
+    np.testing.assert_allclose(out["score"].numpy(), a @ b.T, atol=1e-6)
+    np.testing.assert_allclose(out["level_scores"][0].numpy(), a @ b.T, atol=1e-6)
+    np.testing.assert_allclose(_np(t["text_index"]), a, atol=1e-6)
+    np.testing.assert_allclose(_np(v["video_index"]), b, atol=1e-6)
+
+
+# -- ablations ---------------------------------------------------------------------------------------------------
+def test_each_reasoning_ablation_changes_the_scores():
+    text, video = _batch(resolve_config("visern", "fast"), batch=4)
+    scores = {}
+    for reasoning in REASONING:
+        model = _model(overrides=(f"reasoning={reasoning}",))
+        scores[reasoning] = model.score(*_encode(model, text, video))["score"]
+    for reasoning in REASONING[1:]:
+        assert not torch.allclose(scores[reasoning], scores["random_walk"], atol=1e-4), reasoning
+
+
+def test_learned_vocabulary_input():
+    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    assert model.layout.text.input_names == ("word_ids", "word_mask")
+    text = {k: torch.from_numpy(x) for k, x in random_text_batch(batch=2, words=9, vocab_size=50).items()}
+    with torch.no_grad():
+        out = model.encode_text(model.text_inputs(text))
+    assert out["text_index"].shape == (2, model.config.embed_dim)
+
+
+# -- ONNX --------------------------------------------------------------------------------------------------------
+class _Part(torch.nn.Module):
+    """One exportable part of the model (text tower, video tower or scorer) taking positional tensors."""
+
+    def __init__(self, model, part: str):
+        super().__init__()
+        self.model, self.part = model, part
+        self.spec = getattr(model.layout, part)
+
+    def forward(self, *args):
+        named = dict(zip(self.spec.input_names, args))
+        if self.part == "text":
+            out = self.model.encode_text(named)
+        elif self.part == "video":
+            out = self.model.encode_video(named)
+        else:
+            out = self.model.score({k: x for k, x in named.items() if k.startswith("text_")},
+                                   {k: x for k, x in named.items() if k.startswith("video_")})
+        return tuple(out[n] for n in self.spec.output_names)
+
+
+@pytest.mark.parametrize("reasoning", REASONING)
+def test_towers_and_scorer_trace_to_onnx(reasoning):
+    """Traced on one batch, checked on another with other batch, word, frame and region counts."""
+    model = _model(overrides=(f"reasoning={reasoning}",))
+
+    def parts(text, video):
+        text_in, video_in = model.text_inputs(text), model.video_inputs(video)
+        t, v = _encode(model, text, video)
+        levels = {**t, **v}
+        return {"text": (text_in, t), "video": (video_in, v),
+                "scorer": ({n: levels[n] for n in model.layout.scorer.input_names}, model.score(t, v))}
+
+    traced = parts(*_batch(model.config, batch=3))
+    checked = parts(*_batch(model.config, batch=5, seed=1, words=11, frames=4, regions=7))
+    for part in ("text", "video", "scorer"):
+        spec = getattr(model.layout, part)
+        buffer = io.BytesIO()
+        torch.onnx.export(_Part(model, part), tuple(traced[part][0].values()), buffer, input_names=list(spec.input_names),
+                          output_names=list(spec.output_names),
+                          dynamic_axes={x.name: x.dynamic_axes for x in spec.inputs + spec.outputs},
+                          opset_version=17, dynamo=False)
+        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+        inputs, expected = checked[part]
+        got = session.run(None, {k: x.numpy() for k, x in inputs.items()})
+        for name, arr in zip(spec.output_names, got):
+            np.testing.assert_allclose(arr, expected[name].numpy(), atol=1e-4, err_msg=f"{part}:{name}")
