@@ -1,14 +1,14 @@
 """ViSERN: build, train step, scorer batching, padding invariance, formulas (literal and NumPy), ablations, ONNX."""
 from __future__ import annotations
 
-import io
 import math
 
 import numpy as np
-import onnxruntime as ort
 import pytest
 import torch
 
+from export.onnx import export_part, torch_outputs
+from serving.onnx_runner import OnnxPart
 from tests.zoo_batches import random_text_batch, random_video_batch
 from training.models.factory import create_model, resolve_config
 from training.models.visern.model import RegionGraphReasoning
@@ -229,49 +229,25 @@ def test_learned_vocabulary_input():
 
 
 # -- ONNX --------------------------------------------------------------------------------------------------------
-class _Part(torch.nn.Module):
-    """One exportable part of the model (text tower, video tower or scorer) taking positional tensors."""
-
-    def __init__(self, model, part: str):
-        super().__init__()
-        self.model, self.part = model, part
-        self.spec = getattr(model.layout, part)
-
-    def forward(self, *args):
-        named = dict(zip(self.spec.input_names, args))
-        if self.part == "text":
-            out = self.model.encode_text(named)
-        elif self.part == "video":
-            out = self.model.encode_video(named)
-        else:
-            out = self.model.score({k: x for k, x in named.items() if k.startswith("text_")},
-                                   {k: x for k, x in named.items() if k.startswith("video_")})
-        return tuple(out[n] for n in self.spec.output_names)
-
-
 @pytest.mark.parametrize("reasoning", REASONING)
-def test_towers_and_scorer_trace_to_onnx(reasoning):
-    """Traced on one batch, checked on another with other batch, word, frame and region counts."""
+def test_towers_and_scorer_trace_to_onnx(tmp_path, reasoning):
+    """Traced on one batch, checked on another with other batch, word, frame and region counts (dynamic axes)."""
     model = _model(overrides=(f"reasoning={reasoning}",))
+    config = model.config
+    arrays = lambda batch, words, frames, regions, seed: (
+        random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed),
+        random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
+                           region_dim=config.video.region_dim, seed=seed))
+    trace_text, trace_video = arrays(batch=3, words=9, frames=6, regions=5, seed=0)
+    check_text, check_video = arrays(batch=5, words=11, frames=4, regions=7, seed=1)
 
-    def parts(text, video):
-        text_in, video_in = model.text_inputs(text), model.video_inputs(video)
-        t, v = _encode(model, text, video)
-        levels = {**t, **v}
-        return {"text": (text_in, t), "video": (video_in, v),
-                "scorer": ({n: levels[n] for n in model.layout.scorer.input_names}, model.score(t, v))}
+    def scorer_inputs(text, video):
+        return {**torch_outputs(model, "text", text), **torch_outputs(model, "video", video)}
 
-    traced = parts(*_batch(model.config, batch=3))
-    checked = parts(*_batch(model.config, batch=5, seed=1, words=11, frames=4, regions=7))
-    for part in ("text", "video", "scorer"):
-        spec = getattr(model.layout, part)
-        buffer = io.BytesIO()
-        torch.onnx.export(_Part(model, part), tuple(traced[part][0].values()), buffer, input_names=list(spec.input_names),
-                          output_names=list(spec.output_names),
-                          dynamic_axes={x.name: x.dynamic_axes for x in spec.inputs + spec.outputs},
-                          opset_version=17, dynamo=False)
-        session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
-        inputs, expected = checked[part]
-        got = session.run(None, {k: x.numpy() for k, x in inputs.items()})
-        for name, arr in zip(spec.output_names, got):
-            np.testing.assert_allclose(arr, expected[name].numpy(), atol=1e-4, err_msg=f"{part}:{name}")
+    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
+             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
+    for part, (trace, check) in parts.items():
+        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
+        got = OnnxPart(path).run(check)
+        for name, arr in torch_outputs(model, part, check).items():
+            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
