@@ -18,14 +18,14 @@ import numpy as np
 
 from training.data.concepts import ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
-from training.data.hgr_format import HGRDataset, HGRSplit
+from training.data.hgr_format import HGRDataset, HGRFiles, HGRSplit
 from training.engine.config import DataConfig
 from training.errors import DataError
 from training.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
 
-HARD_NEGATIVES_FILE = "hard_negatives.json"
+from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, SYNTH_FILES
 
 
 @dataclass(frozen=True)
@@ -55,10 +55,12 @@ def cache_dir(dataset: Path) -> Path:
 def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
     """The dataset folder; a SynthVTR config generates it on first use."""
     path = config.resolved_path()
-    if config.synth is not None and not (path / "synth_config.json").is_file():
-        from training.synth.generator import generate_from_dict
+    if config.synth is not None and not (path / SYNTH_CONFIG).is_file():
+        from training.config import from_dict
+        from training.synth.config import SynthConfig
+        from training.synth.generator import generate
 
-        generate_from_dict(config.synth, path, progress=progress)
+        generate(from_dict(SynthConfig, config.synth, where="data.synth"), path, progress=progress)
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path} (give data.synth to generate a SynthVTR set there)")
     return path
@@ -84,7 +86,8 @@ class PreparedData:
         self.needs = needs
         self.progress = progress
         self.root = config.resolved_path()
-        self.dataset = HGRDataset(self.root)
+        # A SynthVTR folder keeps its files flat; anything else is read with HGR's release paths.
+        self.dataset = HGRDataset(self.root, SYNTH_FILES if (self.root / SYNTH_CONFIG).is_file() else HGRFiles())
         self.cache = cache_dir(self.root)
         self.limits = TextLimits(config.max_words, config.max_verbs, config.max_nouns)
 
@@ -106,9 +109,10 @@ class PreparedData:
     @cached_property
     def all_sentences(self) -> list[str]:
         sentences = dict.fromkeys(s for split in self.splits.values() for caps in split.captions for s in caps)
-        for triples in self._hard_negative_file().values():
-            for _, _, perturbed in triples:
-                sentences.setdefault(perturbed)
+        for kinds in self.hard_negative_sets.values():
+            for triples in kinds.values():
+                for _, _, perturbed in triples:
+                    sentences.setdefault(perturbed)
         return list(sentences)
 
     @cached_property
@@ -243,28 +247,32 @@ class PreparedData:
 
     # -- HGR's binary selection ------------------------------------------------------------------------------
     @cached_property
-    def _hard_negatives_cache(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
-        return self._hard_negative_file()
-
-    def _hard_negative_file(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+    def hard_negative_sets(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
         """{split: {perturbation: [(video, true caption, perturbed caption), ...]}} from SynthVTR's file."""
         path = self.root / HARD_NEGATIVES_FILE
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text())  # {video: {"positive": caption, perturbation: caption, ...}}
         except json.JSONDecodeError as err:
             raise DataError(f"{path}: not valid JSON: {err}") from None
+        split_of = {name: split for split in self.dataset.splits
+                    for name in self.dataset.split(split, self.config.max_frames).names}
         out: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
-        for split, kinds in data.items():
-            out[split] = {kind: [tuple(t) for t in triples] for kind, triples in kinds.items()}
+        for video, captions in data.items():
+            if video not in split_of or "positive" not in captions:
+                raise DataError(f"{path}: entry {video!r} names no known video or has no 'positive' caption")
+            for kind, perturbed in captions.items():
+                if kind != "positive":
+                    out.setdefault(split_of[video], {}).setdefault(kind, []).append(
+                        (video, captions["positive"], perturbed))
         return out
 
     def has_hard_negatives(self, split: str) -> bool:
-        return split in self._hard_negatives_cache
+        return split in self.hard_negative_sets
 
     def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
-        return self._hard_negatives_cache[split]
+        return self.hard_negative_sets[split]
 
     def _split(self, split: str) -> HGRSplit:
         if split not in self.splits:
