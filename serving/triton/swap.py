@@ -1,0 +1,70 @@
+"""Serve versions side by side: ``strata triton swap NAME --version N [--retire M]`` (torch-free).
+
+Triton loads and unloads whole models, and its default version policy serves only the latest version. A swap
+reloads the model through ``load_model`` with its own config whose ``version_policy`` is ``specific`` over the
+versions wanted: the versions already loaded keep serving while the new one loads, so callers that pin a served
+version on each request see no failure; they move to N, then ``--retire M`` drops M the same way.
+``NAME`` is one Triton model, or a model base (``vsepp_fast``) meaning its text, video and scorer models together.
+"""
+from __future__ import annotations
+
+import json
+
+import tritonclient.grpc as grpcclient
+from tritonclient.utils import InferenceServerException
+
+from serving.triton.repository import PARTS, model_name
+from training.errors import ConfigError, StrataError
+
+
+class SwapError(StrataError):
+    """Triton refused the new version set."""
+
+
+def served_versions(client: grpcclient.InferenceServerClient) -> dict[str, list[int]]:
+    """Every model of the repository with its READY versions (possibly none)."""
+    out: dict[str, list[int]] = {}
+    for m in client.get_model_repository_index(as_json=True).get("models", []):
+        versions = out.setdefault(m["name"], [])
+        if m.get("state") == "READY" and m.get("version"):
+            versions.append(int(m["version"]))
+    return {name: sorted(v) for name, v in out.items()}
+
+
+def targets(name: str, served: dict[str, list[int]]) -> list[str]:
+    if name in served:
+        return [name]
+    parts = [model_name(name, p) for p in PARTS if model_name(name, p) in served]
+    if not parts:
+        raise ConfigError(f"no model {name!r} (nor {name}_text/_video/_scorer) in the server's repository; "
+                          f"it holds {', '.join(sorted(served)) or 'nothing'}")
+    return parts
+
+
+def swap(url: str, name: str, version: int | None = None, retire: int | None = None) -> dict[str, list[int]]:
+    """Make ``version`` served beside the current versions and/or drop ``retire``; returns the versions served."""
+    if version is None and retire is None:
+        raise ConfigError("give --version N to add, --retire M to drop, or both")
+    if version is not None and version == retire:
+        raise ConfigError(f"version {version} cannot be both added and retired")
+    client = grpcclient.InferenceServerClient(url)
+    served = served_versions(client)
+    result = {}
+    for target in targets(name, served):
+        current = served[target]
+        if retire is not None and retire not in current:
+            raise ConfigError(f"{target}: version {retire} is not served (served: {current or 'none'})")
+        wanted = sorted((set(current) | ({version} if version is not None else set())) - {retire})
+        if not wanted:
+            raise ConfigError(f"{target}: retiring version {retire} would leave no version served")
+        config = client.get_model_config(target, as_json=True)["config"]
+        config["version_policy"] = {"specific": {"versions": wanted}}
+        try:
+            client.load_model(target, config=json.dumps(config))
+        except InferenceServerException as err:
+            raise SwapError(f"{target}: Triton refused versions {wanted}: {err.message()}") from None
+        not_ready = [v for v in wanted if not client.is_model_ready(target, str(v))]
+        if not_ready:
+            raise SwapError(f"{target}: version(s) {not_ready} not ready after the load (see the server log)")
+        result[target] = wanted
+    return result
