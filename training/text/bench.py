@@ -1,0 +1,56 @@
+"""``strata bench parse``: batch caption-parsing throughput (sentences/s) on the real MSR-VTT captions."""
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from pathlib import Path
+
+from training.errors import DataError
+
+SAMPLE_CAPTIONS = Path(__file__).resolve().parents[1] / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
+
+
+def load_msrvtt_captions(path: str | Path = SAMPLE_CAPTIONS) -> list[str]:
+    """The ``sentence`` column of a ``key;vid_key;video_id;sentence`` file (MSR-VTT 1k-A test captions)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"caption file not found: {path}")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle, delimiter=";")
+        if reader.fieldnames is None or "sentence" not in reader.fieldnames:
+            raise DataError(f"{path}: expected a 'sentence' column (header key;vid_key;video_id;sentence)")
+        captions = [row["sentence"] for row in reader]
+    for i, caption in enumerate(captions):
+        if not (caption or "").strip():
+            raise DataError(f"{path}: row {i + 2}: empty sentence")
+    return captions
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="strata bench parse", description=__doc__)
+    parser.add_argument("--captions", type=Path, default=SAMPLE_CAPTIONS, help="key;vid_key;video_id;sentence CSV")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the captions (median reported)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.batch_size < 1:
+        parser.error("--repeats and --batch-size must be >= 1")
+
+    from training.text.parser import load_nlp, parse_captions
+
+    captions = load_msrvtt_captions(args.captions)
+    start = time.perf_counter()
+    load_nlp()
+    load_s = time.perf_counter() - start
+    parse_captions(captions[: args.batch_size], batch_size=args.batch_size)  # warm-up
+    rates = []
+    for _ in range(args.repeats):
+        start = time.perf_counter()
+        parse_captions(captions, batch_size=args.batch_size)
+        rates.append(len(captions) / (time.perf_counter() - start))
+    print(f"parse: {len(captions)} captions from {args.captions.name}, batch {args.batch_size}, one process; "
+          f"model load {load_s:.2f} s")
+    print(f"parse throughput: {statistics.median(rates):.0f} sentences/s "
+          f"(median of {args.repeats}; min {min(rates):.0f}, max {max(rates):.0f})")
+    return 0
