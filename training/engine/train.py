@@ -103,9 +103,9 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
             if config.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
-            total += float(out["loss"])
+            total += out["loss"].item()
             for k, v in out.items():
-                parts[k] = parts.get(k, 0.0) + float(v)
+                parts[k] = parts.get(k, 0.0) + v.item()
             if bar is not None:
                 bar.set_postfix(loss=f"{total / (step + 1):.4f}")
                 bar.update()
