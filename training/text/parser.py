@@ -23,8 +23,8 @@ Role rules
   ("water is boiling"). The ``by``-agent of a passive is ``ARG0``. Direct object ``ARG1``; dative and
   attribute ``ARG2``. Conjoined nouns share their conjunct's role.
 * Verbs without their own subject take it from the clause they hang on: a conjoined verb and a
-  subjectless adverbial clause from their head verb; ``xcomp`` from the head's object, else its subject
-  (not for "how to ..."); a participle (``acl``) from the noun it modifies (as object when passive); a
+  subjectless adverbial clause from their head verb; ``xcomp`` from the head's object after an
+  object-control verb ("teaches a boy to swim"), else the head's subject (none for "how to ..."); a participle (``acl``) from the noun it modifies (as object when passive); a
   relative pronoun stands for the noun the clause modifies.
 * Prepositional phrases by preposition, then the noun: ``with`` a person/animal ``ARGM-COM``, else
   ``ARGM-MNR``; ``to`` a recipient ``ARG2`` (communication/transfer verbs or a person), else ``ARGM-DIR``;
@@ -50,7 +50,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from training.errors import ConfigError, DataError
 from training.text.rolegraph import ROOT, VERB_ROLE, Node, RoleGraph, align_to_tokens
@@ -88,6 +88,9 @@ TO_RECIPIENT_VERBS = frozenset(
 PUT_VERBS = frozenset("put place set lay pour".split())  # PropBank put.01-like: destination = ARG2
 ENDPOINT_VERBS = frozenset("fall drop go come".split())  # PropBank: end point = ARG4
 ENDPOINT_PREPS = frozenset("into onto to".split())
+OBJECT_CONTROL_VERBS = frozenset(
+    "ask tell teach help want allow force let make order invite encourage persuade get need expect".split()
+)
 UNACCUSATIVE_VERBS = frozenset(
     "boil melt fall burn sink float explode bounce roll spin drop break crash freeze grow rise flow appear "
     "disappear happen occur shine"
@@ -196,7 +199,8 @@ def parse_captions(
     return [parsed for _, parsed in _parse_docs(texts, batch_size, rolegraphs, missing)]
 
 
-def _parse_docs(texts, batch_size, rolegraphs, missing) -> list[tuple[Any, ParsedCaption]]:
+def _parse_docs(texts, batch_size, rolegraphs, missing) -> Iterator[tuple[Any, ParsedCaption]]:
+    """(spaCy Doc, ParsedCaption) per caption, lazily: a large corpus never holds all its Docs at once."""
     if missing not in ("parse", "error"):
         raise ConfigError(f"missing must be 'parse' or 'error', got {missing!r}")
     texts = list(texts)
@@ -207,13 +211,11 @@ def _parse_docs(texts, batch_size, rolegraphs, missing) -> list[tuple[Any, Parse
             raise DataError(f"caption {i} {text!r}: not in the given role graphs")
     nlp = load_nlp()
     docs = nlp.pipe((" ".join(t.lower().split()) for t in texts), batch_size=batch_size)
-    out = []
     for text, doc in zip(texts, docs):
         tokens = tuple(t.lower_ for t in doc)
         user_graph = None if rolegraphs is None else rolegraphs.get(text)
         graph = build_graph(doc) if user_graph is None else align_to_tokens(user_graph, tokens, f"role graph of {text!r}")
-        out.append((doc, _parsed(text, doc, tokens, graph)))
-    return out
+        yield doc, _parsed(text, doc, tokens, graph)
 
 
 def _parsed(text: str, doc, tokens: tuple[str, ...], graph: RoleGraph) -> ParsedCaption:
@@ -235,12 +237,16 @@ def _triplets(graph: RoleGraph, heads: dict[str, int], lemmas: Sequence[str]) ->
 
 
 def span_head(doc, spans: Sequence[int]) -> int:
-    """The syntactic head of a span: its first word whose dependency head lies outside the span."""
+    """The head word of a span: its first word whose dependency head lies outside the span, or, when that
+    is a preposition (HGR's argument spans include it: "into the cup"), the preposition's object."""
     inside = set(spans)
-    for i in sorted(spans):
-        if doc[i].head.i == i or doc[i].head.i not in inside:
-            return i
-    return min(spans)
+    head = next((i for i in sorted(spans) if doc[i].head.i == i or doc[i].head.i not in inside), min(spans))
+    while doc[head].pos_ == "ADP":
+        objects = [c.i for c in doc[head].children if c.dep_ == "pobj" and c.i in inside]
+        if not objects:
+            break
+        head = objects[0]
+    return head
 
 
 def _unique(items: Iterable) -> tuple:
@@ -267,7 +273,7 @@ def build_graph(doc) -> RoleGraph:
         args, verb_span = _arguments(verb)
         verb_id = str(len(nodes))
         nodes[verb_id] = Node(VERB_ROLE, verb_span, tuple(words[i] for i in verb_span))
-        for head, role in sorted(args, key=lambda a: a[0].i):
+        for head, role in sorted(dict.fromkeys(args), key=lambda a: a[0].i):
             edges.append((verb_id, add_node(_phrase_span(head), role), role))
             used_heads.add(head.i)
     for token in doc:
@@ -338,7 +344,9 @@ def _surface_subjects(verb) -> list:
         if any(c.lower_ in ("how", "what", "where", "when") for c in verb.children):
             return []
         objects = [c for c in head.children if c.dep_ == "dobj"]
-        return _with_conjuncts(objects[0]) if objects else _surface_subjects(head)
+        if objects and head.lemma_.lower() in OBJECT_CONTROL_VERBS:  # "teaches a boy to swim"
+            return _with_conjuncts(objects[0])
+        return _surface_subjects(head)  # "tries to open", "uses a knife to cut"
     if dep in ("acl", "relcl") and head.pos_ in NOUN_POS | {"PRON"}:
         return _with_conjuncts(head) if dep == "acl" else [head]
     return []

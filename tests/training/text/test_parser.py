@@ -17,8 +17,10 @@ from training.text.parser import (
     ParsedCaption,
     evaluate_roles,
     load_labelled,
+    load_nlp,
     parse_caption,
     parse_captions,
+    span_head,
 )
 from training.text.rolegraph import RoleGraph, align_to_tokens, load_sent2rolegraph, save_sent2rolegraph
 from training.text.roles import ROLES
@@ -64,6 +66,18 @@ def test_several_verbs_share_their_subject_node():
     assert ("friend", "ARG2", "throws") in edges_by_word(parsed)
     assert parsed.verbs == ("pick", "throw")
     assert parsed.triplets == (("man", "pick", "ball"), ("man", "throw", "it"))
+
+
+@pytest.mark.parametrize("caption, expected", [
+    ("a man is using a knife to cut bread", {("man", "ARG0", "cut"), ("bread", "ARG1", "cut")}),
+    ("a woman teaches a boy to swim", {("boy", "ARG0", "swim")}),
+    ("a chef who is wearing a white hat prepares a salad", {("chef", "ARG0", "wearing"), ("chef", "ARG0", "prepares")}),
+    ("a car that was hit by a truck is burning", {("car", "ARG1", "hit"), ("truck", "ARG0", "hit"),
+                                                   ("car", "ARG1", "burning")}),
+    ("a girl digging in the sand", {("girl", "ARG0", "digging"), ("sand", "ARGM-LOC", "digging")}),
+])
+def test_clauses_without_their_own_subject(caption, expected):
+    assert expected <= edges_by_word(parse_caption(caption))
 
 
 def test_scene_phrase_is_location_of_the_verb():
@@ -143,6 +157,8 @@ def test_hgr_sent2rolegraph_round_trip_and_use(tmp_path):
     assert parsed[0].graph == graphs[sentence]  # the user's graph, not ours
     assert parsed[0].verbs == ("break", "drop")
     assert parsed[0].triplets == ((MISSING, "break", "egg"), (MISSING, "drop", "egg"))
+    doc = load_nlp()(sentence)
+    assert span_head(doc, graphs[sentence].nodes["4"].spans) == 9  # "into the cup" -> cup
     assert parsed[1].graph.verb_ids  # not in the file: our parser
     with pytest.raises(DataError, match="not in the given role graphs"):
         parse_captions(["a dog runs"], rolegraphs=graphs, missing="error")
