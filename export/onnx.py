@@ -69,6 +69,8 @@ def export_part(model: nn.Module, part: str, inputs: Arrays, path: str | Path) -
         # The exporter warns that a GRU traced at batch > 1 may fail at other batch sizes; the export's parity
         # check runs every graph at several batch sizes, so the warning is checked rather than shown.
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # The legacy TorchScript exporter (dynamo=False) is the chosen one; its deprecation notices are not news.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(
             module,
             _tensors(tower, inputs),
