@@ -1,0 +1,32 @@
+"""Session fixtures: a private STRATA_HOME and one tiny SynthVTR dataset shared by the engine tests."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the MiniLM weights ship in a package; never reach for a hub
+
+TINY_SYNTH = {"videos": 80, "captions_per_video": 3, "seed": 1, "frame_dim": 32, "region_dim": 24,
+              "regions_per_frame": 6, "frames": [6, 12]}
+
+
+@pytest.fixture(scope="session")
+def strata_home(tmp_path_factory):
+    """Every test session gets its own STRATA_HOME (datasets, caches, runs, server state)."""
+    home = tmp_path_factory.mktemp("strata_home")
+    previous = os.environ.get("STRATA_HOME")
+    os.environ["STRATA_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("STRATA_HOME", None)
+    else:
+        os.environ["STRATA_HOME"] = previous
+
+
+@pytest.fixture(scope="session")
+def tiny_data_config(strata_home):
+    """A DataConfig of a tiny SynthVTR set (generated on first use under the session's home)."""
+    from training.engine.config import DataConfig
+
+    return DataConfig(path="tiny-synthvtr", synth=dict(TINY_SYNTH), test_splits=("tst", "tst_unseen"))

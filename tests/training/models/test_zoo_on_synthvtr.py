@@ -1,0 +1,61 @@
+"""Every model of the zoo and every ablation on a real SynthVTR batch: forward, backward, batched == pairwise."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.engine.data import load_prepared
+from training.engine.runner import to_tensors
+from training.models import create_model, list_models
+from training.models.ablations import ABLATIONS
+
+CASES = [(m, None) for m in list_models()] + [(m, a) for m in list_models() for a in ABLATIONS[m]]
+
+
+@pytest.fixture(scope="module")
+def batches(tiny_data_config):
+    """One prepared dataset per model (each model asks for its own text input, regions and concept sizes)."""
+    cache = {}
+
+    def get(model: str):
+        if model not in cache:
+            data = load_prepared(tiny_data_config, model, "fast")
+            cache[model] = (data, data.train_batch(data.pairs("trn")[:8]))
+        return cache[model]
+
+    return get
+
+
+def test_ablation_table_names_only_known_models():
+    assert set(ABLATIONS) == set(list_models())
+
+
+@pytest.mark.parametrize("model_name, ablation", CASES, ids=lambda x: str(x))
+def test_forward_backward_and_pairwise_scores(batches, model_name, ablation):
+    data, batch = batches(model_name)
+    torch.manual_seed(0)
+    overrides = data.model_overrides(model_name, "fast") + list(ABLATIONS[model_name].get(ablation, ()))
+    model = create_model(model_name, "fast", overrides=overrides)
+    tensors = to_tensors(batch, batch.keys())
+    out = model(tensors)
+    assert torch.isfinite(out["loss"]) and out["loss"] > 0
+    out["loss"].backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)
+
+    model.eval()
+    with torch.no_grad():
+        text = model.encode_text(model.text_inputs(tensors))
+        video = model.encode_video(model.video_inputs(tensors))
+        full = model.score(text, video)
+        n = 4
+        for i in range(n):
+            for j in range(n):
+                one_t = {k: v[i:i + 1] for k, v in text.items()}
+                one_v = {k: v[j:j + 1] for k, v in video.items()}
+                pair = model.score(one_t, one_v)
+                np.testing.assert_allclose(pair["score"][0, 0].item(), full["score"][i, j].item(), atol=1e-5)
+                np.testing.assert_allclose(pair["level_scores"][:, 0, 0].numpy(), full["level_scores"][:, i, j].numpy(),
+                                           atol=1e-5)
+    assert full["level_scores"].shape[0] == len(model.layout.levels)
