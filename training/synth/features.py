@@ -28,6 +28,7 @@ ENTITY_DIM, ROLE_DIM, ACTION_DIM, MOTION_DIM, SCENE_DIM = 32, 8, 16, 6, 16
 HIDDEN = 256
 AGENT, PATIENT, IDLE = 0, 1, 2
 DISTRACTORS_PER_SCENE, SHARED_DISTRACTORS = 4, 8
+ROLE_BINDING = 1.0         # strength of the role-specific transform of an entity's appearance
 INSTANCE_JITTER = 0.35      # per-video variation of an entity's appearance, relative to the prototype
 IDLE_VISIBLE = 0.5          # probability that a cast member outside the current event is in view
 
@@ -55,6 +56,8 @@ class Renderer:
         self.distractor_proto = rng.standard_normal((n_scene * DISTRACTORS_PER_SCENE + SHARED_DISTRACTORS,
                                                      ENTITY_DIM))
         self.role_emb = 1.5 * rng.standard_normal((3, ROLE_DIM))
+        # how taking part as agent / patient changes an entity's appearance (pose): a random linear map per role
+        self.role_pose = ROLE_BINDING * rng.standard_normal((2, ENTITY_DIM, ENTITY_DIM)) / np.sqrt(ENTITY_DIM)
         self.action_emb = rng.standard_normal((n_act, ACTION_DIM))
         self.scene_emb = rng.standard_normal((n_scene, SCENE_DIM))
         # per (action, role in {agent, patient}): mean velocity per frame and oscillation frequency
@@ -116,7 +119,8 @@ class Renderer:
                     motion = np.array([10 * step[0], 10 * step[1], np.sin(freq * t + phases[i]),
                                        np.cos(freq * t + phases[i]), positions[i, 0] - 0.5, positions[i, 1] - 0.5])
                     act = self.action_emb[a] if role != IDLE else np.zeros(ACTION_DIM)
-                    rows.append((role == IDLE, np.concatenate([instances[i], self.role_emb[role], act, motion])))
+                    look = instances[i] + (self.role_pose[role] @ instances[i] if role != IDLE else 0.0)
+                    rows.append((role == IDLE, np.concatenate([look, self.role_emb[role], act, motion])))
                 # idle entities beyond the distractor budget are dropped first
                 rows = [row for _, row in sorted(rows, key=lambda r: r[0])][:cfg.regions_per_frame - cfg.distractors]
                 for j in range(cfg.regions_per_frame - len(rows)):
