@@ -1,0 +1,144 @@
+"""SynthVTR generator: determinism, HGR format, splits, role graphs, hard negatives, overwrite rules."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from training.config import from_dict
+from training.data.hgr_format import HGRDataset
+from training.errors import ConfigError, DataError
+from training.synth.config import SynthConfig
+from training.synth.generator import (ANNOTATIONS, CAPTIONS, CONFIG, FRAME_FEATURES, HARD_NEGATIVES,
+                                      REGION_FEATURES, SYNTH_FILES, TRUE_ROLE_GRAPHS, generate)
+from training.synth.perturb import PERTURBATIONS
+from training.text.roles import ROLES
+
+SMALL = SynthConfig(videos=40, captions_per_video=3, seed=3, frames=(6, 12), frame_dim=16, region_dim=8,
+                    regions_per_frame=5)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "a"
+    generate(SMALL, out, progress=False)
+    return out
+
+
+def _json(path):
+    return json.loads(path.read_text())
+
+
+def _arrays(path):
+    with h5py.File(path, "r") as f:
+        return {k: f[k][()] for k in f}
+
+
+def test_same_config_gives_identical_data_wherever_written(dataset, tmp_path):
+    other = tmp_path / "elsewhere" / "b"
+    generate(SMALL, other, progress=False)
+    for name in (FRAME_FEATURES, REGION_FEATURES):
+        a, b = _arrays(dataset / name), _arrays(other / name)
+        assert a.keys() == b.keys() and len(a) == SMALL.videos
+        for k in a:
+            assert a[k].dtype == np.float32 and np.array_equal(a[k], b[k])
+    for name in (CAPTIONS, TRUE_ROLE_GRAPHS, HARD_NEGATIVES, ANNOTATIONS, CONFIG):
+        assert _json(dataset / name) == _json(other / name)
+    for split in ("trn", "val", "tst", "tst_unseen"):
+        assert np.load(dataset / f"{split}_names.npy").tolist() == np.load(other / f"{split}_names.npy").tolist()
+
+
+def test_another_seed_gives_other_data(dataset, tmp_path):
+    generate(dataclasses.replace(SMALL, seed=4), tmp_path / "c", progress=False)
+    assert _json(dataset / CAPTIONS) != _json(tmp_path / "c" / CAPTIONS)
+
+
+def test_the_hgr_reader_loads_every_split_with_regions(dataset):
+    ds = HGRDataset(dataset, SYNTH_FILES)
+    assert ds.splits == ("trn", "tst", "tst_unseen", "val")
+    sizes = SMALL.split_sizes()
+    for split in ds.splits:
+        s = ds.split(split, regions=True)
+        assert len(s) == sizes[split]
+        item = s.video(0)
+        assert item.frames.shape[1] == SMALL.frame_dim
+        assert item.regions.shape[1:] == (SMALL.regions_per_frame, SMALL.region_dim)
+        assert SMALL.frames[0] <= item.num_frames <= SMALL.frames[1]
+        assert all(len(c) == SMALL.captions_per_video for c in s.captions)
+
+
+def test_splits_are_disjoint_and_unseen_combinations_never_occur_in_training(dataset):
+    names = {s: set(np.load(dataset / f"{s}_names.npy").tolist()) for s in ("trn", "val", "tst", "tst_unseen")}
+    everything = set().union(*names.values())
+    assert len(everything) == sum(len(v) for v in names.values()) == SMALL.videos
+    heldout = {tuple(t) for t in _json(dataset / CONFIG)["heldout_triples"]}
+    assert heldout
+    ann = _json(dataset / ANNOTATIONS)
+    events = {v: {tuple(e) for e in ann[v]["events"]} for v in everything}
+    for split in ("trn", "val", "tst"):
+        assert all(not (events[v] & heldout) for v in names[split]), split
+    assert all(events[v] & heldout for v in names["tst_unseen"])
+
+
+def test_true_role_graphs_match_their_sentences(dataset):
+    graphs = _json(dataset / TRUE_ROLE_GRAPHS)
+    captions = _json(dataset / CAPTIONS)
+    negatives = _json(dataset / HARD_NEGATIVES)
+    sentences = {c for caps in captions.values() for c in caps}
+    sentences |= {s for negs in negatives.values() for s in negs.values()}
+    assert sentences == set(graphs)
+    for sentence, (nodes, edges) in graphs.items():
+        words = sentence.split()
+        assert list(nodes)[0] == "ROOT" and nodes["ROOT"]["words"] == words
+        assert list(nodes)[1:] == [str(i) for i in range(1, len(nodes))]
+        for node in nodes.values():
+            assert node["words"] == [words[i] for i in node["spans"]]
+        assert edges and all(nodes[v]["role"] == "V" and nodes[a]["role"] == r and r in ROLES for v, a, r in edges)
+        verbs = [k for k, n in nodes.items() if n["role"] == "V"]
+        assert all(any(e[0] == v and e[2] == "ARG0" for e in edges) for v in verbs)
+
+
+def test_hard_negatives_cover_both_test_splits_and_differ_from_the_positive(dataset):
+    negatives = _json(dataset / HARD_NEGATIVES)
+    captions = _json(dataset / CAPTIONS)
+    tests = set(np.load(dataset / "tst_names.npy").tolist()) | set(np.load(dataset / "tst_unseen_names.npy").tolist())
+    assert set(negatives) == tests
+    for video, negs in negatives.items():
+        assert negs["positive"] == captions[video][0]
+        assert set(negs) - {"positive"} <= set(PERTURBATIONS)
+        assert {"replace_action", "replace_person", "replace_scene", "incomplete_event"} <= set(negs)
+        assert len(set(negs.values())) == len(negs)  # every negative differs from the positive and each other
+
+
+def test_an_existing_synth_folder_is_skipped_when_identical_and_rewritten_otherwise(dataset, tmp_path):
+    out = tmp_path / "d"
+    _, wrote = generate(SMALL, out, progress=False)
+    assert wrote
+    _, wrote = generate(SMALL, out, progress=False)
+    assert not wrote
+    bigger = dataclasses.replace(SMALL, videos=45)
+    summary, wrote = generate(bigger, out, progress=False)
+    assert wrote and summary["config"]["videos"] == 45 and len(_json(out / CAPTIONS)) == 45
+
+
+def test_a_foreign_non_empty_folder_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match="not empty"):
+        generate(SMALL, tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+@pytest.mark.parametrize("bad", [
+    {"events_per_video": [2, 4]},
+    {"frames": [4, 10]},                       # 3 events need 6 frames
+    {"regions_per_frame": 3, "distractors": 2},
+    {"val_fraction": 0.5, "test_fraction": 0.3, "unseen_fraction": 0.2},
+    {"heldout_triples": 0.0},
+    {"unknown_knob": 1},
+])
+def test_bad_configs_are_refused_naming_the_key(bad):
+    with pytest.raises(ConfigError):
+        from_dict(SynthConfig, bad, where="synth")
