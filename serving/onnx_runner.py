@@ -32,7 +32,9 @@ _ORT_DTYPES = {"tensor(float)": np.dtype("float32"), "tensor(int64)": np.dtype("
 class OnnxPart:
     """One ONNX graph on the CPU. Inputs are taken by name from a mapping that may hold more than the graph needs."""
 
-    def __init__(self, path: str | Path, threads: int = 0):
+    def __init__(self, path: str | Path, threads: int = 0, spinning: bool = True):
+        """``threads``: intra-op threads (0: ONNX Runtime's default). ``spinning=False`` stops idle worker threads
+        from busy-waiting between calls: for a server process sharing its cores with its callers."""
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"ONNX file not found: {self.path}")
@@ -40,6 +42,8 @@ class OnnxPart:
         if threads > 0:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name: (_ORT_DTYPES[i.type], len(i.shape)) for i in self.session.get_inputs()}
         self.output_names = tuple(o.name for o in self.session.get_outputs())

@@ -18,7 +18,7 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         params = {key: value["string_value"] for key, value in config.get("parameters", {}).items()}
         folder = Path(args["model_repository"]) / args["model_version"]
-        self.part = OnnxPart(folder / ONNX_FILE, threads=int(params.get("threads", "0")))
+        self.part = OnnxPart(folder / ONNX_FILE, threads=int(params.get("threads", "0")), spinning=False)
         self.inputs = [spec["name"] for spec in config["input"]]
         self.dtypes = {spec["name"]: pb_utils.triton_string_to_numpy(spec["data_type"]) for spec in config["output"]}
         self.batched = config.get("max_batch_size", 0) > 0
