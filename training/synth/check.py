@@ -112,7 +112,8 @@ def _representation(world: World, sample: EventSample, kind: str) -> np.ndarray:
     action, agent, patient = sample.event  # bag of labels: which entities and which action, not who does what
     n_e = len(world.entity_names)
     bag = np.zeros(n_e + len(world.action_names))
-    bag[[world.entity_names.index(agent), world.entity_names.index(patient), n_e + world.action_names.index(action)]] = 1
+    bag[[world.entity_names.index(agent), world.entity_names.index(patient)]] = 1
+    bag[n_e + world.action_names.index(action)] = 1
     return bag
 
 

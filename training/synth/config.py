@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Bumped whenever the same config would generate different data.
-VERSION = "synthvtr-1"
+VERSION = "synthvtr-2"
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -142,3 +144,10 @@ def test_a_foreign_non_empty_folder_is_refused(tmp_path):
 def test_bad_configs_are_refused_naming_the_key(bad):
     with pytest.raises(ConfigError):
         from_dict(SynthConfig, bad, where="synth")
+
+
+def test_the_synth_modules_import_without_torch_h5py_or_sklearn():
+    code = ("import sys, training.synth.cli, training.synth.generator, training.synth.check; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'h5py', 'sklearn'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
