@@ -25,6 +25,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   "random batches when there is none)")
     p.add_argument("--split", default="tst", help="split whose queries the ranking parity covers (default: %(default)s)")
     p.add_argument("--random-batches", action="store_true", help="parity on random batches even where data is known")
+    p.add_argument("--text-backbone", action="store_true",
+                   help="export only the MiniLM text backbone (model text_backbone), as --version (default 1)")
+    p.add_argument("--no-text-backbone", action="store_true",
+                   help="do not add the text backbone (by default it is exported once, with the first MiniLM model)")
     p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs (default: %(default)s)")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
     p.add_argument("--max-batch-size", type=int, default=64)
@@ -43,12 +47,17 @@ def run(args: argparse.Namespace) -> int:
     from training.engine.config import DataConfig
     from training.errors import ConfigError
 
-    if args.random_init == (args.checkpoint is not None):
-        raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")
     device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
     options = ServingOptions(backend=args.backend, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
                              instances=args.instances, device=device, threads=args.threads,
                              trt_accelerator=args.trt_accelerator, trt_precision=args.trt_precision)
+    if args.text_backbone:
+        from export.exporter import export_text_backbone_version
+
+        export_text_backbone_version(args.repo, args.version or 1, _backbone_options(options))
+        return 0
+    if args.random_init == (args.checkpoint is not None):
+        raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")
     if args.backend == "tensorrt":
         from export.tensorrt import require_gpu
 
@@ -85,7 +94,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {output:36s} max |diff| {figures['max_abs']:.2e}  max rel {figures['max_rel']:.2e}")
     for direction, figures in parity["ranking"].items():
         print(f"  top-{parity['top_k']} {direction}: {figures['queries']} queries, {figures['top_k_mismatches']} mismatches")
+    if manifest["config"]["text"]["kind"] == "minilm" and not args.no_text_backbone:
+        from export.exporter import export_text_backbone_version
+        from serving.triton.repository import TEXT_BACKBONE
+
+        if not versions(Path(args.repo), TEXT_BACKBONE):
+            export_text_backbone_version(args.repo, 1, _backbone_options(options))
     return 0
+
+
+def _backbone_options(options):
+    """The backbone is served like the towers, except that TensorRT plans are built for the towers only."""
+    from dataclasses import replace
+
+    return replace(options, backend="onnxruntime") if options.backend == "tensorrt" else options
 
 
 def _checkpoint_train_config(checkpoint: str | None) -> dict:

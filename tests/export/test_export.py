@@ -96,7 +96,8 @@ def test_cli_exports_a_checkpoint_with_its_hash(tmp_path, capsys):
     model, _ = load_source(None, "vsepp", "fast", seed=3)
     ckpt = save_checkpoint(tmp_path / "ckpt", model, train_config={"model": "vsepp", "preset": "fast"})
     repo = tmp_path / "repo"
-    assert main(["export", str(ckpt), "--repo", str(repo), "--version", "4"]) == 0
+    assert main(["export", str(ckpt), "--repo", str(repo), "--version", "4", "--no-text-backbone"]) == 0
+    assert not (repo / "text_backbone").exists()
     out = capsys.readouterr().out
     assert "exported vsepp_fast version 4" in out and "top-10 text_to_video: 96 queries, 0 mismatches" in out
     manifest = read_manifest(repo, "vsepp_fast", 4)
