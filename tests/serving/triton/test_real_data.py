@@ -1,4 +1,5 @@
-"""On real SynthVTR batches: export parity on a test split, and evaluation through Triton gives PyTorch's metrics."""
+"""On real SynthVTR batches: export parity on a test split; evaluating a checkpoint through its exported graphs
+(ONNX Runtime, Triton) gives its PyTorch metrics."""
 from __future__ import annotations
 
 import os
@@ -6,12 +7,13 @@ import os
 import pytest
 
 from clients.cli import main
+from serving.repository import checkpoint_version, runner_for_checkpoint, weights_sha256
 from serving.triton.client import TritonTowers
 from serving.triton.repository import read_manifest
-from training.checkpoint import save_checkpoint
+from training.checkpoint import checkpoint_hash, save_checkpoint
 from training.engine.config import DataConfig
-from training.engine.evaluate import evaluate_split
-from training.engine.runner import TorchRunner
+from training.engine.session import evaluate_checkpoint
+from training.errors import ConfigError
 from training.models.factory import create_model
 
 pytestmark = pytest.mark.slow
@@ -38,12 +40,23 @@ def test_export_on_a_split_and_evaluate_through_triton(tmp_path, monkeypatch, st
     assert all(f["max_abs"] <= 1e-4 for f in manifest["parity"]["outputs"].values())
 
     _, state = start_server(repo)
-    with TritonTowers.from_repository(state.grpc_url, repo, "hgr_fast", version=1) as triton:
-        through_triton = evaluate_split(triton, data, "tst", batch_size=16)
-    in_pytorch = evaluate_split(TorchRunner(model), data, "tst", batch_size=16)
-    assert through_triton["captions"] == in_pytorch["captions"] == len(captions)
-    assert through_triton["fused"] == pytest.approx(in_pytorch["fused"])
-    assert through_triton["levels"].keys() == in_pytorch["levels"].keys() == {"event", "action", "entity"}
-    for level, metrics in in_pytorch["levels"].items():
-        assert through_triton["levels"][level] == pytest.approx(metrics), level
-    assert through_triton["binary_selection"] == pytest.approx(in_pytorch["binary_selection"])
+    results = {backend: evaluate_checkpoint(ckpt, data=data, splits=["tst"], backend=backend, repo=str(repo),
+                                            url=state.grpc_url, log=lambda *_: None)["splits"]["tst"]
+               for backend in ("torch", "onnx", "triton")}
+    assert isinstance(runner_for_checkpoint(ckpt, "triton", repo, url=state.grpc_url), TritonTowers)
+    in_pytorch = results["torch"]
+    assert in_pytorch["captions"] == len(captions)
+    for backend in ("onnx", "triton"):
+        assert results[backend]["fused"] == pytest.approx(in_pytorch["fused"]), backend
+        assert results[backend]["levels"].keys() == in_pytorch["levels"].keys() == {"event", "action", "entity"}
+        for level, metrics in in_pytorch["levels"].items():
+            assert results[backend]["levels"][level] == pytest.approx(metrics), (backend, level)
+        assert results[backend]["binary_selection"] == pytest.approx(in_pytorch["binary_selection"]), backend
+
+
+def test_a_version_not_exported_from_the_checkpoint_is_refused(tmp_path):
+    model = create_model("vsepp", "fast")
+    ckpt = save_checkpoint(tmp_path / "ckpt", model, train_config={"model": "vsepp", "preset": "fast"})
+    assert weights_sha256(ckpt) == checkpoint_hash(ckpt)
+    with pytest.raises(ConfigError, match="any version .* of vsepp_fast was not exported from"):
+        checkpoint_version(ckpt, tmp_path / "repo")
