@@ -27,10 +27,37 @@ def _ray_worker(loop_config: dict) -> None:
         world_size=context.get_world_size(),
         device=ray.train.torch.get_device(),
         report=ray.train.report,
-        wrap_model=lambda m: ray.train.torch.prepare_model(
-            m, parallel_strategy_kwargs={"find_unused_parameters": True}),
+        broadcast_parameters=broadcast_parameters,
+        average_gradients=average_gradients,
     )
     train_worker(config, ctx, log=print if ctx.rank == 0 else (lambda _msg: None))
+
+
+def broadcast_parameters(model) -> None:
+    """Start every worker from rank 0's weights (they are seeded alike; this makes it certain)."""
+    import torch.distributed as dist
+
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        dist.broadcast(tensor.data, src=0)
+
+
+def average_gradients(model) -> None:
+    """Average gradients across workers after a backward pass (what DistributedDataParallel does, done
+    explicitly: every parameter takes part, including those an ablation leaves without a gradient)."""
+    import torch
+    import torch.distributed as dist
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+    flat = torch.cat([p.grad.reshape(-1) for p in params])
+    dist.all_reduce(flat)
+    flat /= dist.get_world_size()
+    offset = 0
+    for p in params:
+        p.grad.copy_(flat[offset:offset + p.numel()].view_as(p))
+        offset += p.numel()
 
 
 def run_with_ray(config: TrainConfig) -> None:

@@ -42,7 +42,10 @@ class WorkerContext:
     world_size: int = 1
     device: torch.device = torch.device("cpu")
     report: Optional[Callable[[dict], None]] = None
-    wrap_model: Optional[Callable[[torch.nn.Module], torch.nn.Module]] = None
+    # Data-parallel hooks (torch.distributed): make every worker start from rank 0's weights, and average
+    # gradients after each backward pass. None when training alone.
+    broadcast_parameters: Optional[Callable[[torch.nn.Module], None]] = None
+    average_gradients: Optional[Callable[[torch.nn.Module], None]] = None
 
 
 def build_model(config: TrainConfig, data: PreparedData):
@@ -78,7 +81,8 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     if (folder / LAST).is_dir():
         state = load_training_state(folder / LAST, model, optimizer, scheduler)
         log(f"resuming {config.run_name} after epoch {state['epoch']} (best rsum {state['best_rsum']:.2f})")
-    trained = ctx.wrap_model(model) if ctx.wrap_model else model
+    if ctx.broadcast_parameters is not None:
+        ctx.broadcast_parameters(model)
     pairs = data.pairs("trn")
     share = config.optim.batch_size // ctx.world_size
     steps = math.ceil(len(pairs) / config.optim.batch_size)
@@ -97,9 +101,11 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
             if len(local) < 2:  # a lone pair has no in-batch negative
                 continue
             batch = data.train_batch([pairs[i] for i in local])
-            out = trained(to_tensors(batch, batch.keys(), ctx.device))
+            out = model(to_tensors(batch, batch.keys(), ctx.device))
             optimizer.zero_grad()
             out["loss"].backward()
+            if ctx.average_gradients is not None:
+                ctx.average_gradients(model)
             if config.optim.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
             optimizer.step()
