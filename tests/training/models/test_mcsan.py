@@ -16,8 +16,8 @@ from training.models.factory import create_model
 from training.models.mcsan.model import ActionConvs, RelationshipEncoder, circulant
 
 torch.set_num_threads(1)
-LABELS = {"noun_labels": "num_nouns", "verb_labels": "num_verbs", "triplet_labels": "num_triplets"}
-SMALL = ("num_nouns=12", "num_verbs=10", "num_triplets=8")
+LABELS = {"noun_labels": "num_nouns", "verb_labels": "num_verbs", "triplet_labels": "num_triplets"}  # concepts.*
+SMALL = ("concepts.num_nouns=12", "concepts.num_verbs=10", "concepts.num_triplets=8")
 
 
 def _arrays(config, batch=4, seed=0, words=9, frames=7, verbs=3, nouns=4):
@@ -35,7 +35,7 @@ def _batch(config, labels=False, **kw):
         gen = torch.Generator().manual_seed(1)
         batch["video_ids"] = torch.arange(size)
         for key, field in LABELS.items():
-            batch[key] = (torch.rand(size, getattr(config, field), generator=gen) < 0.3).float()
+            batch[key] = (torch.rand(size, getattr(config.concepts, field), generator=gen) < 0.3).float()
     return batch
 
 

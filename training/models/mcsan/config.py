@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from training.data.concepts import ConceptConfig
 from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 from training.models.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
                                     video_input)
@@ -21,9 +22,9 @@ class MCSANConfig:
     ffn_dim: int = 512              # relationship encoder's position-wise FFN hidden size (Eq. 5 / 21)
     relation_layers: int = 1        # relationship encoder layers (Fig. 4 / 7 show one)
     graph_layers: int = 1           # relational GCN layers of the text entity/action encoder (HGR reference: 1)
-    num_nouns: int = 1024           # K_e: entity vocabulary (batch["noun_labels"] width)
-    num_verbs: int = 512            # K_a: action vocabulary (batch["verb_labels"] width)
-    num_triplets: int = 1024        # K_r: SVO-triplet vocabulary (batch["triplet_labels"] width)
+    # K_e entities (batch["noun_labels"]), K_a actions ("verb_labels"), K_r SVO triplets ("triplet_labels").
+    concepts: ConceptConfig = field(default_factory=lambda: ConceptConfig(num_verbs=512, num_nouns=1024,
+                                                                          num_triplets=1024))
     attribute_weight: float = 0.1   # lambda_1 on the attribute (F)BCE losses
     kl_weight: float = 0.001        # lambda_2 on the KL distribution constraints
     focal_alpha: float = 0.25
@@ -38,7 +39,7 @@ class MCSANConfig:
             raise ValueError(f"global_dim is 2 x the BiGRU hidden size and must be even, got {self.global_dim}")
         if self.embed_dim % 2 or self.embed_dim % self.heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be even and divisible by heads ({self.heads})")
-        for key in ("relation_layers", "graph_layers", "num_nouns", "num_verbs", "num_triplets"):
+        for key in ("relation_layers", "graph_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
 

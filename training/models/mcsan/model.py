@@ -125,7 +125,7 @@ class MCSAN(RetrievalModel):
         # -- scorer: FC of Eq. 23
         self.global_fc = nn.Linear(c.global_dim, 1)
         # -- training only: cross-modal shared attribute heads (Eq. 24-26)
-        sizes = {"entity": c.num_nouns, "action": c.num_verbs, "relationship": c.num_triplets}
+        sizes = {"entity": c.concepts.num_nouns, "action": c.concepts.num_verbs, "relationship": c.concepts.num_triplets}
         self.attribute_heads = nn.ModuleDict({level: nn.Linear(c.embed_dim, sizes[level]) for level in local})
 
     # -- towers -----------------------------------------------------------------------------------------------
