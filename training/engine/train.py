@@ -84,7 +84,6 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     if ctx.broadcast_parameters is not None:
         ctx.broadcast_parameters(model)
     pairs = data.pairs("trn")
-    share = config.optim.batch_size // ctx.world_size
     steps = math.ceil(len(pairs) / config.optim.batch_size)
     stale = 0 if not state["history"] else state["epoch"] - 1 - state["best_epoch"]
     for epoch in range(state["epoch"], config.optim.epochs):
@@ -97,9 +96,9 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
         bar = _progress(steps, f"epoch {epoch + 1}/{config.optim.epochs}", ctx.rank)
         for step in range(steps):
             global_batch = order[step * config.optim.batch_size:(step + 1) * config.optim.batch_size]
-            local = global_batch[ctx.rank * share:(ctx.rank + 1) * share]
-            if len(local) < 2:  # a lone pair has no in-batch negative
+            if len(global_batch) < 2 * ctx.world_size:  # every worker needs two pairs (one negative); all skip alike
                 continue
+            local = np.array_split(global_batch, ctx.world_size)[ctx.rank]  # even shares, also of a short last batch
             batch = data.train_batch([pairs[i] for i in local])
             out = model(to_tensors(batch, batch.keys(), ctx.device))
             optimizer.zero_grad()
