@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import types
-import typing
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 

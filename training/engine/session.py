@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
 from training.config import to_dict
-from training.engine.config import DataConfig, TrainConfig, load_train_config, run_dir
+from training.engine.config import TrainConfig, load_train_config, run_dir
 from training.engine.data import PreparedData, prepare_data
 from training.engine.evaluate import evaluate_split
 from training.engine.report import plot_curves, write_config, write_json
@@ -76,7 +75,7 @@ def _check_same_run(folder: Path, config: TrainConfig) -> None:
 def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,
                         splits: Sequence[str] | None = None, backend: str = "torch", repo: str = "model_repository",
                         version: int | None = None, url: str = "127.0.0.1:8001", log=print) -> dict[str, Any]:
-    from training.checkpoint import load_model_checkpoint, read_meta
+    from training.checkpoint import read_meta
     from training.config import from_dict
 
     meta = read_meta(checkpoint)

@@ -101,7 +101,7 @@ def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> tup
     """Write the dataset; returns the contents of ``synth_config.json`` and whether anything was written
     (nothing is when ``out`` already holds this exact dataset)."""
     import h5py
-    from tqdm import tqdm
+    from training.progress import progress as show_progress
 
     out = Path(out)
     if not prepare_output(out, config):
@@ -117,7 +117,7 @@ def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> tup
     annotations: dict[str, Any] = {}
     lo, hi = config.events_per_video
     with h5py.File(out / FRAME_FEATURES, "w") as frames_h5, h5py.File(out / REGION_FEATURES, "w") as regions_h5:
-        for index in tqdm(range(config.videos), desc="synth", unit="video", disable=not progress):
+        for index in show_progress(range(config.videos), config.videos, "synth", "video", enabled=progress):
             name = video_name(index)
             plan_rng = np.random.default_rng([config.seed, 3, index])
             plan = world.sample_plan(plan_rng, int(plan_rng.integers(lo, hi + 1)),

@@ -245,7 +245,7 @@ def _check_attrs(path: Path, attrs: h5py.AttributeManager, config: TokenizerConf
 
 def _write_cache(path: Path, captions: Mapping[str, Sequence[str]], extractor: TextFeatureExtractor,
                  batch_size: int, progress: bool) -> None:
-    from tqdm import tqdm
+    from training.progress import progress as show_progress
 
     if not captions:
         raise DataError(f"{path}: no captions to cache")
@@ -261,7 +261,8 @@ def _write_cache(path: Path, captions: Mapping[str, Sequence[str]], extractor: T
                                    chunks=(256, WORD_DIM))
         sent_ds = f.create_dataset("sent_feat", (len(keys), WORD_DIM), np.float32)
         offsets = np.zeros(len(keys) + 1, np.int64)
-        for start in tqdm(range(0, len(keys), batch_size), desc="text features", unit="batch", disable=not progress):
+        batches = range(0, len(keys), batch_size)
+        for start in show_progress(batches, len(batches), "text features", "batch", enabled=progress):
             batch = keys[start:start + batch_size]
             try:
                 tokens = extractor.tokenizer([captions[k] for k in batch])
