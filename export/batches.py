@@ -41,12 +41,16 @@ def random_inputs(tower: TowerLayout, sizes: Mapping[str, int], seed: int = 0, v
     def valid(axis: str, b: int) -> int:
         return int(length[axis][b])
 
+    def fill(name: str, b: int, n: int) -> None:
+        """Standard-normal features for the first ``n`` steps of item ``b``, where ``name`` is an input."""
+        if name in names:
+            out[name][b, :n] = rng.standard_normal((n, *out[name].shape[2:]))
+
     for b in range(batch):
         if "word_mask" in names:
             n_words = valid("words", b)
             out["word_mask"][b, :n_words] = 1
-            if "word_feats" in names:
-                out["word_feats"][b, :n_words] = rng.standard_normal((n_words, out["word_feats"].shape[2]))
+            fill("word_feats", b, n_words)
             if "word_ids" in names:
                 out["word_ids"][b, :n_words] = rng.integers(1, max(vocab_size, 2), n_words)
         if "sent_feat" in names:
@@ -69,8 +73,6 @@ def random_inputs(tower: TowerLayout, sizes: Mapping[str, int], seed: int = 0, v
         if "frame_mask" in names:
             n_frames = valid("frames", b)
             out["frame_mask"][b, :n_frames] = 1
-            if "frame_feats" in names:
-                out["frame_feats"][b, :n_frames] = rng.standard_normal((n_frames, out["frame_feats"].shape[2]))
-            if "region_feats" in names:
-                out["region_feats"][b, :n_frames] = rng.standard_normal((n_frames, *out["region_feats"].shape[2:]))
+            fill("frame_feats", b, n_frames)
+            fill("region_feats", b, n_frames)
     return out

@@ -2,49 +2,36 @@
 fusion, alignment-level ablations, ONNX."""
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
-from tests.zoo_batches import random_text_batch, random_video_batch
+from tests.training.models.zoo_checks import (build, check_gradients, check_item_alone_equals_item_in_batch,
+                                              check_onnx_parity, check_scorer_batching, encode, random_arrays,
+                                              random_batch, scores)
 from training.errors import ConfigError
 from training.models.common.matching import jaccard_matrix
-from training.models.factory import create_model, resolve_config
+from training.models.factory import resolve_config
 from training.models.hanet.model import descending_ranks, topk_mil_pool
 
 torch.set_num_threads(1)
 SMALL = ("embed_dim=32", "concepts.num_verbs=12", "concepts.num_nouns=16", "local_actions=3", "local_entities=4",
          "se_reduction=4")
-
-
-def _arrays(config, batch=4, seed=0, words=9, frames=11):
-    text = random_text_batch(batch=batch, words=words, verbs=3, nouns=4, word_dim=config.text.word_dim, seed=seed)
-    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, seed=seed)
-    return text, video
-
-
-def _batch(config, **kw):
-    text, video = _arrays(config, **kw)
-    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
-    return as_t(text), as_t(video)
+SIZES = {"words": 9, "frames": 11, "verbs": 3, "nouns": 4}
+_arrays = partial(random_arrays, **SIZES)
+_batch = partial(random_batch, **SIZES)
 
 
 def _model(preset="fast", overrides=SMALL):
-    torch.manual_seed(0)
-    model = create_model("hanet", preset, overrides=overrides).eval()
+    model = build("hanet", preset, overrides)
     with torch.no_grad():  # non-trivial BatchNorm running statistics, as after training
         for m in model.modules():
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
     return model
-
-
-def _scores(model, text, video):
-    with torch.no_grad():
-        return model.score(model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video)))
 
 
 def _labels(config, batch, seed=0):
@@ -58,7 +45,7 @@ def _labels(config, batch, seed=0):
 def test_builds_and_scores_both_presets(preset):
     model = _model(preset, overrides=())
     text, video = _batch(model.config, batch=2)
-    out = _scores(model, text, video)
+    out = scores(model, text, video)
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (7, 2, 2)
     assert model.layout.levels == ("individual_action", "individual_entity", "local_action", "local_entity", "global",
                                    "concept_action", "concept_entity")
@@ -68,12 +55,7 @@ def test_builds_and_scores_both_presets(preset):
 def test_forward_backward_updates_every_parameter():
     model = _model().train()
     text, video = _batch(model.config, batch=6)
-    batch = {**text, **video, **_labels(model.config, 6)}
-    out = model.loss(model.encode_text(model.text_inputs(batch)), model.encode_video(model.video_inputs(batch)), batch)
-    assert out["loss"].item() > 0
-    out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
+    check_gradients(model, {**text, **video, **_labels(model.config, 6)})
 
 
 def _numpy_hinge(scores, margin=0.2):
@@ -117,43 +99,12 @@ def test_loss_rejects_labels_of_the_wrong_size():
 
 def test_scorer_batched_equals_one_pair_at_a_time():
     model = _model()
-    text, video = _batch(model.config, batch=3)
-    with torch.no_grad():
-        t, v = model.encode_text(text), model.encode_video(video)
-        full = model.score(t, v)
-        for i in range(3):
-            for j in range(3):
-                one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
-                assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
-                assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+    check_scorer_batching(model, *encode(model, *_batch(model.config, batch=3)))
 
 
 def test_item_alone_equals_item_in_padded_batch():
     model = _model()
-    text, video = _batch(model.config, batch=4)
-    per_frame = ("video_actions", "video_entities", "video_frame_mask")
-    per_node = ("text_verb_words", "text_noun_words", "text_verbs", "text_nouns", "text_verb_mask", "text_noun_mask")
-    with torch.no_grad():
-        t_all, v_all = model.encode_text(text), model.encode_video(video)
-        for b in range(4):
-            w, vb, nb = (int(text[m][b].sum()) for m in ("word_mask", "verb_mask", "noun_mask"))
-            f = int(video["frame_mask"][b].sum())
-            one = {"word_feats": text["word_feats"][b:b + 1, :w], "word_mask": text["word_mask"][b:b + 1, :w],
-                   "verb_spans": text["verb_spans"][b:b + 1, :vb, :w], "verb_mask": text["verb_mask"][b:b + 1, :vb],
-                   "noun_spans": text["noun_spans"][b:b + 1, :nb, :w], "noun_mask": text["noun_mask"][b:b + 1, :nb],
-                   "noun_roles": text["noun_roles"][b:b + 1, :nb],
-                   "noun_verb_edges": text["noun_verb_edges"][b:b + 1, :vb, :nb]}
-            t_one = model.encode_text(one)
-            v_one = model.encode_video({"frame_feats": video["frame_feats"][b:b + 1, :f],
-                                        "frame_mask": video["frame_mask"][b:b + 1, :f]})
-            for k, x in t_one.items():
-                ref = t_all[k][b, :x.shape[1]] if k in per_node else t_all[k][b]
-                assert torch.allclose(x[0], ref, atol=1e-5), k
-            for k, x in v_one.items():
-                ref = v_all[k][b, :f] if k in per_frame else v_all[k][b]
-                assert torch.allclose(x[0], ref, atol=1e-5), k
-            s_one = model.score(t_one, v_one)["level_scores"][:, 0, 0]
-            assert torch.allclose(s_one, model.score(t_all, v_all)["level_scores"][:, b, b], atol=1e-5)
+    check_item_alone_equals_item_in_batch(model, *_batch(model.config, batch=4))
 
 
 def test_descending_ranks_literal():
@@ -247,9 +198,8 @@ def test_video_concepts_are_top_k_mil_of_frame_classifiers():
 
 def test_fusion_is_mean_of_alignment_and_mean_of_concept_scores():
     model = _model()
-    text, video = _batch(model.config, batch=3)
+    t, v = encode(model, *_batch(model.config, batch=3))
     with torch.no_grad():
-        t, v = model.encode_text(text), model.encode_video(video)
         out = model.score(t, v)
     levels = out["level_scores"].numpy()
     np.testing.assert_allclose(out["score"].numpy(), (levels[:5].mean(0) + levels[5:].mean(0)) / 2, atol=1e-6)
@@ -267,7 +217,7 @@ def test_each_alignment_switch_changes_levels_and_scores(switch, levels):
     ablated = _model(overrides=SMALL + (switch,))
     assert ablated.layout.levels == levels + ("concept_action", "concept_entity")
     text, video = _batch(full.config)
-    full_out, ablated_out = _scores(full, text, video), _scores(ablated, text, video)
+    full_out, ablated_out = scores(full, text, video), scores(ablated, text, video)
     assert not torch.allclose(full_out["score"], ablated_out["score"], atol=1e-4)
     kept = [full.layout.levels.index(name) for name in ablated.layout.levels]
     torch.testing.assert_close(ablated_out["level_scores"], full_out["level_scores"][kept])
@@ -283,17 +233,5 @@ def test_towers_and_scorer_trace_to_onnx(tmp_path):
     """Traced on one batch, checked on another with other batch, word, node and frame sizes (dynamic axes;
     the check batch has 10 frames, so the MIL k is 2 for some videos and 1 for others)."""
     model = _model()
-    trace_text, trace_video = _arrays(model.config, batch=3, frames=7)
-    check_text, check_video = _arrays(model.config, batch=5, seed=1, words=11, frames=10)
-
-    def scorer_inputs(text, video):
-        return {**torch_outputs(model, "text", text), **torch_outputs(model, "video", video)}
-
-    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
-             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
-    for part, (trace, check) in parts.items():
-        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
-        got = OnnxPart(path).run(check)
-        expected = torch_outputs(model, part, check)
-        for name, arr in expected.items():
-            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
+    check_onnx_parity(model, _arrays(model.config, batch=3, frames=7),
+                      _arrays(model.config, batch=5, seed=1, words=11, frames=10), tmp_path)

@@ -2,49 +2,29 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
-from tests.zoo_batches import random_text_batch, random_video_batch
+from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
+                                              check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
+                                              random_arrays, random_batch, scores, training_batch)
 from training.models.common.matching import local_attentive_match
-from training.models.factory import create_model
 
 torch.set_num_threads(1)
-TEXT_KEYS = ("word_feats", "word_mask", "verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles",
-             "noun_verb_edges")
-
-
-def _arrays(config, batch=4, seed=0, words=9, frames=7):
-    text = random_text_batch(batch=batch, words=words, verbs=3, nouns=4, word_dim=config.text.word_dim, seed=seed)
-    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, seed=seed)
-    return text, video
-
-
-def _batch(config, **kw):
-    text, video = _arrays(config, **kw)
-    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
-    return as_t(text), as_t(video)
-
-
-def _model(preset="fast", overrides=()):
-    torch.manual_seed(0)
-    return create_model("hgr", preset, overrides=overrides).eval()
-
-
-def _scores(model, text, video):
-    with torch.no_grad():
-        return model.score(model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video)))
+SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}
+_arrays = partial(random_arrays, **SIZES)
+_batch = partial(random_batch, **SIZES)
+_model = partial(build, "hgr")
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
 def test_builds_and_scores_both_presets(preset):
     model = _model(preset)
     text, video = _batch(model.config, batch=2)
-    out = _scores(model, text, video)
+    out = scores(model, text, video)
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (3, 2, 2)
     assert model.layout.levels == ("event", "action", "entity")
     assert torch.isfinite(out["score"]).all()
@@ -52,55 +32,21 @@ def test_builds_and_scores_both_presets(preset):
 
 def test_forward_backward_updates_every_parameter():
     model = _model().train()
-    text, video = _batch(model.config, batch=6)
-    batch = {**text, **video, "video_ids": torch.arange(6)}
-    out = model.loss(model.encode_text(model.text_inputs(batch)), model.encode_video(model.video_inputs(batch)), batch)
-    assert out["loss"].item() > 0
-    out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
+    check_gradients(model, training_batch(*_batch(model.config, batch=6)))
 
 
 def test_scorer_batched_equals_one_pair_at_a_time():
     model = _model()
-    text, video = _batch(model.config, batch=3)
-    with torch.no_grad():
-        t, v = model.encode_text(text), model.encode_video(video)
-        full = model.score(t, v)
-        for i in range(3):
-            for j in range(3):
-                one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
-                assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
-                assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+    check_scorer_batching(model, *encode(model, *_batch(model.config, batch=3)))
 
 
 def test_item_alone_equals_item_in_padded_batch():
     model = _model()
     text, video = _batch(model.config, batch=4)
-    with torch.no_grad():
-        t_all, v_all = model.encode_text(text), model.encode_video(video)
-        for b in range(4):
-            w, vb, nb = (int(text[m][b].sum()) for m in ("word_mask", "verb_mask", "noun_mask"))
-            f = int(video["frame_mask"][b].sum())
-            one = {"word_feats": text["word_feats"][b:b + 1, :w], "word_mask": text["word_mask"][b:b + 1, :w],
-                   "verb_spans": text["verb_spans"][b:b + 1, :vb, :w], "verb_mask": text["verb_mask"][b:b + 1, :vb],
-                   "noun_spans": text["noun_spans"][b:b + 1, :nb, :w], "noun_mask": text["noun_mask"][b:b + 1, :nb],
-                   "noun_roles": text["noun_roles"][b:b + 1, :nb],
-                   "noun_verb_edges": text["noun_verb_edges"][b:b + 1, :vb, :nb]}
-            t_one = model.encode_text(one)
-            v_one = model.encode_video({"frame_feats": video["frame_feats"][b:b + 1, :f],
-                                        "frame_mask": video["frame_mask"][b:b + 1, :f]})
-            for k, x in t_one.items():
-                size = x.shape[1] if x.dim() > 2 or k.endswith("mask") else None
-                ref = t_all[k][b] if size is None else t_all[k][b, :size]
-                assert torch.allclose(x[0], ref, atol=1e-5), k
-            for k, x in v_one.items():
-                ref = v_all[k][b] if k in ("video_event", "video_index") else v_all[k][b, :f]
-                assert torch.allclose(x[0], ref, atol=1e-5), k
-            # padded frames and nodes are zero and do not change the scores
-            assert v_all["video_actions"][b, f:].abs().sum() == 0 and t_all["text_verbs"][b, vb:].abs().sum() == 0
-            s_one = model.score(t_one, v_one)["level_scores"][:, 0, 0]
-            assert torch.allclose(s_one, model.score(t_all, v_all)["level_scores"][:, b, b], atol=1e-5)
+    t_all, v_all = check_item_alone_equals_item_in_batch(model, text, video)
+    for b in range(4):  # padded frames and nodes are zero
+        f, vb = int(video["frame_mask"][b].sum()), int(text["verb_mask"][b].sum())
+        assert v_all["video_actions"][b, f:].abs().sum() == 0 and t_all["text_verbs"][b, vb:].abs().sum() == 0
 
 
 def test_local_attentive_matching_literal():
@@ -153,9 +99,8 @@ def test_local_attentive_matching_matches_numpy_reference():
 
 def test_fusion_is_mean_of_event_action_entity_and_event_is_cosine_of_index_views():
     model = _model()
-    text, video = _batch(model.config, batch=3)
+    t, v = encode(model, *_batch(model.config, batch=3))
     with torch.no_grad():
-        t, v = model.encode_text(text), model.encode_video(video)
         out = model.score(t, v)
     levels = out["level_scores"].numpy()
     np.testing.assert_allclose(out["score"].numpy(), levels.mean(axis=0), atol=1e-6)
@@ -190,8 +135,8 @@ def test_video_levels_are_linear_maps_and_attention_pooled_event():
                                     "gcn_layers=2"])
 def test_each_ablation_changes_the_scores(switch):
     text, video = _batch(_model().config)
-    full = _scores(_model(), text, video)["score"]
-    ablated = _scores(_model(overrides=(switch,)), text, video)["score"]
+    full = scores(_model(), text, video)["score"]
+    ablated = scores(_model(overrides=(switch,)), text, video)["score"]
     assert not torch.allclose(full, ablated, atol=1e-4)
 
 
@@ -205,29 +150,14 @@ def test_without_hierarchical_video_all_levels_share_one_embedding():
 
 
 def test_learned_vocabulary_input():
-    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    model = _model(overrides=VOCAB)
     assert model.layout.text.input_names[:2] == ("word_ids", "word_mask")
-    text = {k: torch.from_numpy(v) for k, v in random_text_batch(batch=2, words=9, vocab_size=50).items()}
-    with torch.no_grad():
-        out = model.encode_text(model.text_inputs(text))
+    out = encode_vocab_text(model)
     assert out["text_index"].shape == (2, model.config.embed_dim)
 
 
 def test_towers_and_scorer_trace_to_onnx(tmp_path):
     """Traced on one batch, checked on another with other batch, word, node and frame sizes (dynamic axes)."""
     model = _model()
-    trace_text, trace_video = _arrays(model.config, batch=3)
-    check_text, check_video = _arrays(model.config, batch=5, seed=1, words=11, frames=4)
-
-    def scorer_inputs(text, video):
-        t, v = torch_outputs(model, "text", text), torch_outputs(model, "video", video)
-        return {**t, **v}
-
-    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
-             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
-    for part, (trace, check) in parts.items():
-        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
-        got = OnnxPart(path).run(check)
-        expected = torch_outputs(model, part, check)
-        for name, arr in expected.items():
-            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
+    check_onnx_parity(model, _arrays(model.config, batch=3),
+                      _arrays(model.config, batch=5, seed=1, words=11, frames=4), tmp_path)

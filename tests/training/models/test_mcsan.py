@@ -3,32 +3,28 @@ losses, ablations, ONNX."""
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
-from tests.zoo_batches import random_text_batch, random_video_batch
+from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
+                                              check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
+                                              np64, np_layer_norm, random_arrays, random_batch, scores)
 from training.losses import focal_bce_loss
-from training.models.factory import create_model
 from training.models.mcsan.model import ActionConvs, RelationshipEncoder, circulant
 
 torch.set_num_threads(1)
 LABELS = {"noun_labels": "num_nouns", "verb_labels": "num_verbs", "triplet_labels": "num_triplets"}  # concepts.*
 SMALL = ("concepts.num_nouns=12", "concepts.num_verbs=10", "concepts.num_triplets=8")
-
-
-def _arrays(config, batch=4, seed=0, words=9, frames=7, verbs=3, nouns=4):
-    text = random_text_batch(batch=batch, words=words, verbs=verbs, nouns=nouns, word_dim=config.text.word_dim,
-                             sent_dim=config.text.sent_dim, seed=seed)
-    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, seed=seed)
-    return text, video
+SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}
+_arrays = partial(random_arrays, **SIZES)
 
 
 def _batch(config, labels=False, **kw):
-    text, video = (({k: torch.from_numpy(v) for k, v in d.items()}) for d in _arrays(config, **kw))
+    """Text and video inputs in one dict, with random concept labels when ``labels``."""
+    text, video = random_batch(config, **{**SIZES, **kw})
     batch = {**text, **video}
     if labels:
         size = text["word_mask"].shape[0]
@@ -40,17 +36,7 @@ def _batch(config, labels=False, **kw):
 
 
 def _model(preset="fast", overrides=SMALL):
-    torch.manual_seed(0)
-    return create_model("mcsan", preset, overrides=overrides).eval()
-
-
-def _encode(model, batch):
-    return model.encode_text(model.text_inputs(batch)), model.encode_video(model.video_inputs(batch))
-
-
-def _scores(model, batch):
-    with torch.no_grad():
-        return model.score(*_encode(model, batch))
+    return build("mcsan", preset, overrides)
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
@@ -58,26 +44,24 @@ def test_builds_and_scores_both_presets(preset):
     model = _model(preset, overrides=())
     assert model.config.loss.margin == 0.25
     assert (model.config.attribute_weight, model.config.kl_weight) == (0.1, 0.001)
-    out = _scores(model, _batch(model.config, batch=2))
+    batch = _batch(model.config, batch=2)
+    out = scores(model, batch, batch)
     assert model.layout.levels == ("global", "entity", "action", "relationship")
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (4, 2, 2)
 
 
 def test_forward_backward_updates_every_parameter():
     model = _model().train()
-    out = model(_batch(model.config, labels=True, batch=6))
+    out = check_gradients(model, _batch(model.config, labels=True, batch=6))
     assert set(out) == {"loss", "rank", "attribute", "kl"}
     assert all(out[k].item() > 0 for k in out)
-    out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
 
 
 def test_loss_is_rank_plus_weighted_focal_and_kl():
     model = _model()
     batch = _batch(model.config, labels=True)
     with torch.no_grad():
-        text, video = _encode(model, batch)
+        text, video = encode(model, batch, batch)
         out = model.loss(text, video, batch)
         attribute = sum(
             focal_bce_loss(model.attribute_heads[level](side[f"{prefix}_{level}"]), batch[key], 0.25, 2.0)
@@ -91,45 +75,17 @@ def test_loss_is_rank_plus_weighted_focal_and_kl():
 def test_scorer_batched_equals_one_pair_at_a_time():
     model = _model()
     batch = _batch(model.config, batch=3)
-    with torch.no_grad():
-        t, v = _encode(model, batch)
-        full = model.score(t, v)
-        for i in range(3):
-            for j in range(3):
-                one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
-                assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
-                assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+    check_scorer_batching(model, *encode(model, batch, batch))
 
 
 def test_item_alone_equals_item_in_padded_batch():
     model = _model()
     batch = _batch(model.config, batch=4, frames=9)
     assert batch["word_mask"].sum() < batch["word_mask"].numel() and batch["frame_mask"].sum() < batch["frame_mask"].numel()
-    with torch.no_grad():
-        t_all, v_all = _encode(model, batch)
-        for b in range(4):
-            w, nv, nn_ = (int(batch[k][b].sum()) for k in ("word_mask", "verb_mask", "noun_mask"))
-            f = int(batch["frame_mask"][b].sum())
-            one = {
-                "word_feats": batch["word_feats"][b:b + 1, :w], "word_mask": batch["word_mask"][b:b + 1, :w],
-                "sent_feat": batch["sent_feat"][b:b + 1],
-                "verb_spans": batch["verb_spans"][b:b + 1, :nv, :w], "verb_mask": batch["verb_mask"][b:b + 1, :nv],
-                "noun_spans": batch["noun_spans"][b:b + 1, :nn_, :w], "noun_mask": batch["noun_mask"][b:b + 1, :nn_],
-                "noun_roles": batch["noun_roles"][b:b + 1, :nn_], "noun_verb_edges": batch["noun_verb_edges"][b:b + 1, :nv, :nn_],
-                "frame_feats": batch["frame_feats"][b:b + 1, :f], "frame_mask": batch["frame_mask"][b:b + 1, :f],
-            }
-            t_one, v_one = _encode(model, one)
-            for k in t_one:
-                assert torch.allclose(t_one[k][0], t_all[k][b], atol=1e-5), k
-            for k in v_one:
-                assert torch.allclose(v_one[k][0], v_all[k][b], atol=1e-5), k
+    check_item_alone_equals_item_in_batch(model, batch, batch)
 
 
 # -- formulas against NumPy references written here --------------------------------------------------------
-def _np(t):
-    return t.detach().numpy().astype(np.float64)
-
-
 def _unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
@@ -148,16 +104,16 @@ def test_scores_match_numpy_circular_correlation_and_cosines():
     video = {f"video_{k}": torch.randn(2, d, generator=gen) for k, d in dims.items()}
     with torch.no_grad():
         out = model.score(text, video)
-    w, bias = _np(model.global_fc.weight)[0], model.global_fc.bias.item()
+    w, bias = np64(model.global_fc.weight)[0], model.global_fc.bias.item()
     d = w.shape[0]
     expected = np.zeros((4, 3, 2))
     for ti in range(3):
         for vj in range(2):
-            a, b = _unit(_np(video["video_global"][vj])), _unit(_np(text["text_global"][ti]))
+            a, b = _unit(np64(video["video_global"][vj])), _unit(np64(text["text_global"][ti]))
             corr = np.array([sum(a[i] * b[(k + i) % d] for i in range(d)) for k in range(d)])
             expected[0, ti, vj] = 1 / (1 + math.exp(-(w @ corr + bias)))
             for n, level in enumerate(("entity", "action", "relationship"), start=1):
-                expected[n, ti, vj] = _unit(_np(text[f"text_{level}"][ti])) @ _unit(_np(video[f"video_{level}"][vj]))
+                expected[n, ti, vj] = _unit(np64(text[f"text_{level}"][ti])) @ _unit(np64(video[f"video_{level}"][vj]))
     np.testing.assert_allclose(out["level_scores"].numpy(), expected, atol=1e-5)
     np.testing.assert_allclose(out["score"].numpy(), expected.mean(axis=0), atol=1e-5)
 
@@ -167,14 +123,14 @@ def test_index_inner_product_is_the_linearised_fused_score():
     model = _model()
     batch = _batch(model.config, batch=3)
     with torch.no_grad():
-        t, v = _encode(model, batch)
+        t, v = encode(model, batch, batch)
         levels = model.score(t, v)["level_scores"].numpy().astype(np.float64)
-    w, bias = _np(model.global_fc.weight)[0], model.global_fc.bias.item()
+    w, bias = np64(model.global_fc.weight)[0], model.global_fc.bias.item()
     d = w.shape[0]
     for ti in range(3):
-        tg = _unit(_np(t["text_global"][ti]))
+        tg = _unit(np64(t["text_global"][ti]))
         u = np.array([sum(w[k] * tg[(i + k) % d] for k in range(d)) for i in range(d)])  # v . u = w . (v * t)
-        q = np.concatenate([u / 4] + [_unit(_np(t[f"text_{lv}"][ti])) for lv in ("entity", "action", "relationship")])
+        q = np.concatenate([u / 4] + [_unit(np64(t[f"text_{lv}"][ti])) for lv in ("entity", "action", "relationship")])
         np.testing.assert_allclose(t["text_index"][ti].numpy(), q / np.linalg.norm(q), atol=1e-5)
         for vj in range(3):
             logit = math.log(levels[0, ti, vj] / (1 - levels[0, ti, vj]))
@@ -189,13 +145,13 @@ def test_video_residual_branch_and_entity_conv_match_numpy():
     model = _model()
     batch = _batch(model.config)
     with torch.no_grad():
-        _, v = _encode(model, batch)
+        _, v = encode(model, batch, batch)
     fc, conv = model.video_branches["entity"], model.video_entity
-    weight, conv_w, conv_b = _np(fc.weight), _np(conv.weight)[:, :, 0], _np(conv.bias)
+    weight, conv_w, conv_b = np64(fc.weight), np64(conv.weight)[:, :, 0], np64(conv.bias)
     for b in range(4):
         n = int(batch["frame_mask"][b].sum())
-        frames = _np(batch["frame_feats"][b, :n])
-        branch = np.maximum(frames + frames @ weight.T + _np(fc.bias), 0)
+        frames = np64(batch["frame_feats"][b, :n])
+        branch = np.maximum(frames + frames @ weight.T + np64(fc.bias), 0)
         per_frame = np.maximum(branch @ conv_w.T + conv_b, 0)
         np.testing.assert_allclose(v["video_entity"][b].numpy(), per_frame.max(axis=0), atol=1e-5)
 
@@ -205,13 +161,13 @@ def test_video_global_attends_frames_before_the_bigru():
     model = _model()
     batch = _batch(model.config)
     with torch.no_grad():
-        _, v = _encode(model, batch)
-    fc, attn = model.video_branches["global"], _np(model.video_attention.weight)[0]
+        _, v = encode(model, batch, batch)
+    fc, attn = model.video_branches["global"], np64(model.video_attention.weight)[0]
     inputs = torch.zeros_like(batch["frame_feats"])
     for b in range(4):
         n = int(batch["frame_mask"][b].sum())
-        frames = _np(batch["frame_feats"][b, :n])
-        branch = np.maximum(frames + frames @ _np(fc.weight).T + _np(fc.bias), 0)
+        frames = np64(batch["frame_feats"][b, :n])
+        branch = np.maximum(frames + frames @ np64(fc.weight).T + np64(fc.bias), 0)
         logits = branch @ attn
         alpha = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
         inputs[b, :n] = torch.from_numpy(alpha[:, None] * branch).float()
@@ -230,10 +186,10 @@ def test_action_convolutions_match_numpy():
     x = torch.randn(1, 6, 3)
     with torch.no_grad():
         got = module(x)[0].numpy()
-    seq = _np(x[0])
+    seq = np64(x[0])
     expected = np.zeros((6, 4))
     for beta, conv in zip((0.5, -1.0, 2.0), module.convs):
-        k, w, bias = conv.kernel_size[0], _np(conv.weight), _np(conv.bias)
+        k, w, bias = conv.kernel_size[0], np64(conv.weight), np64(conv.bias)
         left = (k - 1) - (k - 1) // 2
         padded = np.concatenate([np.zeros((left, 3)), seq, np.zeros(((k - 1) // 2, 3))])
         for t in range(6):
@@ -241,11 +197,6 @@ def test_action_convolutions_match_numpy():
             out = np.einsum("oik,ki->o", w, window) + bias
             expected[t] += beta * np.maximum(out, 0)
     np.testing.assert_allclose(got, expected, atol=1e-5)
-
-
-def _layer_norm(x, ln):
-    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + ln.eps) * _np(ln.weight) + _np(ln.bias)
 
 
 def test_relationship_encoder_matches_numpy():
@@ -257,7 +208,7 @@ def test_relationship_encoder_matches_numpy():
     with torch.no_grad():
         got = enc(x * mask.unsqueeze(-1), mask)[0].numpy()
     n, dim, heads = 3, 8, 2
-    h = _np(x[0, :n]) @ _np(enc.project.weight).T + _np(enc.project.bias)
+    h = np64(x[0, :n]) @ np64(enc.project.weight).T + np64(enc.project.bias)
     pos = np.zeros((n, dim))
     for p in range(n):
         for i in range(0, dim, 2):
@@ -265,7 +216,7 @@ def test_relationship_encoder_matches_numpy():
             pos[p, i + 1] = math.cos(p / 10000 ** (i / dim))
     h = h + pos
     layer = enc.layers[0]
-    qkv = h @ _np(layer.attention.qkv.weight).T + _np(layer.attention.qkv.bias)
+    qkv = h @ np64(layer.attention.qkv.weight).T + np64(layer.attention.qkv.bias)
     q, k, v = np.split(qkv, 3, axis=1)
     hd = dim // heads
     attended = np.zeros((n, dim))
@@ -275,10 +226,10 @@ def test_relationship_encoder_matches_numpy():
         weights = np.exp(logits - logits.max(1, keepdims=True))
         weights /= weights.sum(1, keepdims=True)
         attended[:, s] = weights @ v[:, s]
-    attended = attended @ _np(layer.attention.out.weight).T + _np(layer.attention.out.bias)
-    h = _layer_norm(attended + h, layer.attention_norm)
-    ffn = np.maximum(h @ _np(layer.ffn[0].weight).T + _np(layer.ffn[0].bias), 0) @ _np(layer.ffn[2].weight).T + _np(layer.ffn[2].bias)
-    h = _layer_norm(h + ffn, layer.ffn_norm)
+    attended = attended @ np64(layer.attention.out.weight).T + np64(layer.attention.out.bias)
+    h = np_layer_norm(attended + h, layer.attention_norm)
+    ffn = np.maximum(h @ np64(layer.ffn[0].weight).T + np64(layer.ffn[0].bias), 0) @ np64(layer.ffn[2].weight).T + np64(layer.ffn[2].bias)
+    h = np_layer_norm(h + ffn, layer.ffn_norm)
     np.testing.assert_allclose(got, h.mean(axis=0), atol=1e-5)
 
 
@@ -287,17 +238,17 @@ def test_text_levels_match_numpy():
     model = _model()
     batch = _batch(model.config)
     with torch.no_grad():
-        t, _ = _encode(model, batch)
+        t, _ = encode(model, batch, batch)
         states, _ = model.word_rnn(batch["word_feats"], batch["word_mask"])
         _, verbs, nouns = model.graph(states, batch["word_mask"], (states.sum(1) / batch["word_mask"].sum(1, keepdim=True)),
                                       batch["verb_spans"], batch["verb_mask"], batch["noun_spans"], batch["noun_mask"],
                                       batch["noun_roles"], batch["noun_verb_edges"])
     proj = model.text_global
-    np.testing.assert_allclose(t["text_global"].numpy(), _np(batch["sent_feat"]) @ _np(proj.weight).T + _np(proj.bias), atol=1e-5)
+    np.testing.assert_allclose(t["text_global"].numpy(), np64(batch["sent_feat"]) @ np64(proj.weight).T + np64(proj.bias), atol=1e-5)
     for b in range(4):
         nv, nn_ = int(batch["verb_mask"][b].sum()), int(batch["noun_mask"][b].sum())
-        np.testing.assert_allclose(t["text_action"][b].numpy(), _np(verbs[b, :nv]).mean(0), atol=1e-5)
-        np.testing.assert_allclose(t["text_entity"][b].numpy(), _np(nouns[b, :nn_]).mean(0), atol=1e-5)
+        np.testing.assert_allclose(t["text_action"][b].numpy(), np64(verbs[b, :nv]).mean(0), atol=1e-5)
+        np.testing.assert_allclose(t["text_entity"][b].numpy(), np64(nouns[b, :nn_]).mean(0), atol=1e-5)
 
 
 # -- ablations ------------------------------------------------------------------------------------------------
@@ -307,7 +258,7 @@ def test_without_relationship_drops_the_level():
     assert ablated.layout.levels == ("global", "entity", "action")
     assert "text_relationship" not in ablated.layout.text.output_names
     assert ablated.layout.text.spec("text_index").shape[1] == ablated.config.global_dim + 2 * ablated.config.embed_dim
-    a, b = _scores(full, batch), _scores(ablated, batch)
+    a, b = scores(full, batch, batch), scores(ablated, batch, batch)
     assert b["level_scores"].shape[0] == 3
     assert not torch.allclose(a["score"], b["score"], atol=1e-4)
 
@@ -324,7 +275,7 @@ def test_each_ablation_changes_scores_after_a_training_step(switch):
             for p in model.parameters():
                 p -= 1.0 * p.grad
         model.eval()
-        return out, _scores(model, batch)["score"]
+        return out, scores(model, batch, batch)["score"]
 
     (full_loss, full), (abl_loss, ablated) = after_step(()), after_step((switch,))
     if switch == "distribution_constraints=false":
@@ -335,28 +286,14 @@ def test_each_ablation_changes_scores_after_a_training_step(switch):
 
 
 def test_learned_vocabulary_input():
-    model = _model(overrides=SMALL + ("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    model = _model(overrides=SMALL + VOCAB)
     assert model.layout.text.input_names[:2] == ("word_ids", "word_mask")
-    batch = {k: torch.from_numpy(v) for k, v in random_text_batch(batch=2, words=9, vocab_size=50).items()}
-    with torch.no_grad():
-        out = model.encode_text(model.text_inputs(batch))
+    out = encode_vocab_text(model)
     assert out["text_index"].shape == (2, model.config.index_dim)
 
 
 def test_towers_and_scorer_trace_to_onnx(tmp_path):
     """Traced on one batch, checked on another with other batch, word, node and frame sizes (dynamic axes)."""
     model = _model()
-    trace_text, trace_video = _arrays(model.config, batch=3)
-    check_text, check_video = _arrays(model.config, batch=5, seed=1, words=11, frames=4, verbs=2, nouns=6)
-
-    def scorer_inputs(text, video):
-        return {**torch_outputs(model, "text", text), **torch_outputs(model, "video", video)}
-
-    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
-             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
-    for part, (trace, check) in parts.items():
-        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
-        got = OnnxPart(path).run(check)
-        expected = torch_outputs(model, part, check)
-        for name, arr in expected.items():
-            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
+    check_onnx_parity(model, _arrays(model.config, batch=3),
+                      _arrays(model.config, batch=5, seed=1, words=11, frames=4, verbs=2, nouns=6), tmp_path)

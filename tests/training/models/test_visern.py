@@ -2,53 +2,31 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
-from tests.zoo_batches import random_text_batch, random_video_batch
-from training.models.factory import create_model, resolve_config
+from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
+                                              check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
+                                              np64, np_linear, random_arrays, random_batch, training_batch)
+from training.models.factory import resolve_config
 from training.models.visern.model import RegionGraphReasoning
 
 torch.set_num_threads(1)
 
 REASONING = ("random_walk", "symmetric", "row", "none")
-
-
-def _batch(config, batch=4, seed=0, words=9, frames=6, regions=5):
-    text = random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed)
-    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
-                               region_dim=config.video.region_dim, seed=seed)
-    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
-    return as_t(text), as_t(video)
-
-
-def _model(preset="fast", overrides=()):
-    torch.manual_seed(0)
-    return create_model("visern", preset, overrides=overrides).eval()
-
-
-def _encode(model, text, video):
-    with torch.no_grad():
-        return model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video))
+SIZES = {"words": 9, "frames": 6, "regions": 5}
+_arrays = partial(random_arrays, **SIZES)
+_batch = partial(random_batch, **SIZES)
+_model = partial(build, "visern")
 
 
 # -- NumPy references (written here, independent of the modules under test) -----------------------------------
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().double().numpy()
-
-
-def _np_linear(x, fc):
-    out = x @ _np(fc.weight).T
-    return out if fc.bias is None else out + _np(fc.bias)
-
-
 def _np_reasoning(regions, graph, mode):
     """Eqs. 1 and 12 on one frame's regions [n, d]; the edge map A = exp(R / sqrt(graph_dim)) (see the model)."""
-    phi, theta = _np_linear(regions, graph.phi), _np_linear(regions, graph.theta)
+    phi, theta = np_linear(regions, graph.phi), np_linear(regions, graph.theta)
     relation = phi @ theta.T + theta @ phi.T
     if mode == "row":
         transition = relation / relation.shape[0]
@@ -56,22 +34,22 @@ def _np_reasoning(regions, graph, mode):
         edges = np.exp(relation / math.sqrt(graph.graph_dim))
         degree = edges.sum(axis=1)
         transition = edges / degree[:, None] if mode == "random_walk" else edges / np.sqrt(np.outer(degree, degree))
-    return _np_linear(_np_linear(transition @ regions, graph.gcn), graph.residual) + regions
+    return np_linear(np_linear(transition @ regions, graph.gcn), graph.residual) + regions
 
 
 def _np_multilevel(x, states, encoder):
     """Dual encoding on one sequence of real steps: x [n, D], BiGRU states [n, 2H] -> joint vector (BN in eval)."""
     levels = [x.mean(axis=0), states.mean(axis=0)]
     for conv in encoder.convs:
-        weight, bias = _np(conv.weight), _np(conv.bias)                      # [C, 2H, k], [C]
+        weight, bias = np64(conv.weight), np64(conv.bias)                      # [C, 2H, k], [C]
         k = weight.shape[-1]
         border = np.zeros((k - 1, states.shape[1]))
         padded = np.concatenate([border, states, border])
         outputs = [np.einsum("cik,ki->c", weight, padded[t:t + k]) + bias for t in range(len(states) + k - 1)]
         levels.append(np.maximum(np.stack(outputs), 0).max(axis=0))
-    joint = _np_linear(np.concatenate(levels), encoder.fc)
+    joint = np_linear(np.concatenate(levels), encoder.fc)
     bn = encoder.norm
-    return (joint - _np(bn.running_mean)) / np.sqrt(_np(bn.running_var) + bn.eps) * _np(bn.weight) + _np(bn.bias)
+    return (joint - np64(bn.running_mean)) / np.sqrt(np64(bn.running_var) + bn.eps) * np64(bn.weight) + np64(bn.bias)
 
 
 # -- build, train, batching, padding ---------------------------------------------------------------------------
@@ -79,7 +57,7 @@ def _np_multilevel(x, states, encoder):
 def test_builds_and_scores_both_presets(preset):
     model = _model(preset)
     text, video = _batch(model.config, batch=2, frames=3, regions=4)
-    t, v = _encode(model, text, video)
+    t, v = encode(model, text, video)
     out = model.score(t, v)
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (1, 2, 2)
     assert model.layout.levels == ("global",)
@@ -96,39 +74,19 @@ def test_paper_preset_follows_the_paper():
 @pytest.mark.parametrize("reasoning", REASONING)
 def test_forward_backward_updates_every_parameter(reasoning):
     model = _model(overrides=(f"reasoning={reasoning}",)).train()
-    text, video = _batch(model.config, batch=6)
-    batch = {**text, **video, "video_ids": torch.arange(6)}
-    out = model(batch)
-    assert out["loss"].item() > 0
-    out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
+    check_gradients(model, training_batch(*_batch(model.config, batch=6)))
     assert (model.reasoning is None) == (reasoning == "none")
 
 
 def test_scorer_batched_equals_one_pair_at_a_time():
     model = _model()
-    t, v = _encode(model, *_batch(model.config, batch=3))
-    full = model.score(t, v)
-    for i in range(3):
-        for j in range(3):
-            one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
-            assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
-            assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+    check_scorer_batching(model, *encode(model, *_batch(model.config, batch=3)))
 
 
 def test_item_alone_equals_item_in_padded_batch():
     model = _model()
-    text, video = _batch(model.config, batch=5)   # the last item has 2 frames, fewer than the largest kernel
-    t_all, v_all = _encode(model, text, video)
-    for b in range(5):
-        n_words, n_frames = int(text["word_mask"][b].sum()), int(video["frame_mask"][b].sum())
-        t_one, v_one = _encode(model, {k: x[b:b + 1, :n_words] for k, x in text.items()},
-                               {k: x[b:b + 1, :n_frames] for k, x in video.items()})
-        for k in t_one:
-            assert torch.allclose(t_one[k][0], t_all[k][b], atol=1e-5), k
-        for k in v_one:
-            assert torch.allclose(v_one[k][0], v_all[k][b], atol=1e-5), k
+    # the last item has 2 frames, fewer than the largest kernel
+    check_item_alone_equals_item_in_batch(model, *_batch(model.config, batch=5))
 
 
 # -- formulas ----------------------------------------------------------------------------------------------------
@@ -167,7 +125,7 @@ def test_frame_features_match_numpy_reference(reasoning):
     _, video = _batch(model.config, batch=2)
     with torch.no_grad():
         frames = model.frame_features(video["region_feats"]).numpy()
-    regions = _np(video["region_feats"])
+    regions = np64(video["region_feats"])
     for b in range(2):
         for t in range(int(video["frame_mask"][b].sum())):
             z = regions[b, t] if reasoning == "none" else _np_reasoning(regions[b, t], model.reasoning, reasoning)
@@ -192,20 +150,20 @@ def test_multilevel_encoder_matches_numpy_reference(tower):
         states, _ = encoder.rnn(x, mask)   # the shared BiGRU (tested with its own module)
     for b in range(5):
         n = int(mask[b].sum())
-        expected = _np_multilevel(_np(x[b, :n]), _np(states[b, :n]), encoder)
+        expected = _np_multilevel(np64(x[b, :n]), np64(states[b, :n]), encoder)
         np.testing.assert_allclose(out[b], expected, atol=1e-4)
 
 
 def test_score_is_the_joint_space_cosine_and_index_is_normalised():
     model = _model()
-    t, v = _encode(model, *_batch(model.config, batch=3))
-    a, b = _np(t["text_embed"]), _np(v["video_embed"])
+    t, v = encode(model, *_batch(model.config, batch=3))
+    a, b = np64(t["text_embed"]), np64(v["video_embed"])
     a, b = a / np.linalg.norm(a, axis=1, keepdims=True), b / np.linalg.norm(b, axis=1, keepdims=True)
     out = model.score(t, v)
     np.testing.assert_allclose(out["score"].numpy(), a @ b.T, atol=1e-6)
     np.testing.assert_allclose(out["level_scores"][0].numpy(), a @ b.T, atol=1e-6)
-    np.testing.assert_allclose(_np(t["text_index"]), a, atol=1e-6)
-    np.testing.assert_allclose(_np(v["video_index"]), b, atol=1e-6)
+    np.testing.assert_allclose(np64(t["text_index"]), a, atol=1e-6)
+    np.testing.assert_allclose(np64(v["video_index"]), b, atol=1e-6)
 
 
 # -- ablations ---------------------------------------------------------------------------------------------------
@@ -214,17 +172,15 @@ def test_each_reasoning_ablation_changes_the_scores():
     scores = {}
     for reasoning in REASONING:
         model = _model(overrides=(f"reasoning={reasoning}",))
-        scores[reasoning] = model.score(*_encode(model, text, video))["score"]
+        scores[reasoning] = model.score(*encode(model, text, video))["score"]
     for reasoning in REASONING[1:]:
         assert not torch.allclose(scores[reasoning], scores["random_walk"], atol=1e-4), reasoning
 
 
 def test_learned_vocabulary_input():
-    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    model = _model(overrides=VOCAB)
     assert model.layout.text.input_names == ("word_ids", "word_mask")
-    text = {k: torch.from_numpy(x) for k, x in random_text_batch(batch=2, words=9, vocab_size=50).items()}
-    with torch.no_grad():
-        out = model.encode_text(model.text_inputs(text))
+    out = encode_vocab_text(model)
     assert out["text_index"].shape == (2, model.config.embed_dim)
 
 
@@ -233,21 +189,5 @@ def test_learned_vocabulary_input():
 def test_towers_and_scorer_trace_to_onnx(tmp_path, reasoning):
     """Traced on one batch, checked on another with other batch, word, frame and region counts (dynamic axes)."""
     model = _model(overrides=(f"reasoning={reasoning}",))
-    config = model.config
-    arrays = lambda batch, words, frames, regions, seed: (
-        random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed),
-        random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
-                           region_dim=config.video.region_dim, seed=seed))
-    trace_text, trace_video = arrays(batch=3, words=9, frames=6, regions=5, seed=0)
-    check_text, check_video = arrays(batch=5, words=11, frames=4, regions=7, seed=1)
-
-    def scorer_inputs(text, video):
-        return {**torch_outputs(model, "text", text), **torch_outputs(model, "video", video)}
-
-    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
-             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
-    for part, (trace, check) in parts.items():
-        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
-        got = OnnxPart(path).run(check)
-        for name, arr in torch_outputs(model, part, check).items():
-            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
+    check_onnx_parity(model, _arrays(model.config, batch=3, words=9, frames=6, regions=5, seed=0),
+                      _arrays(model.config, batch=5, words=11, frames=4, regions=7, seed=1), tmp_path)

@@ -2,46 +2,30 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 import pytest
 import torch
 from scipy.special import erf
 
-from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
-from tests.zoo_batches import random_text_batch, random_video_batch
+from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
+                                              check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
+                                              np64, np_layer_norm, np_linear, random_arrays, random_batch,
+                                              training_batch)
 from training.errors import ConfigError
 from training.models.common.transformer import TransformerEncoder, sinusoidal_positions
-from training.models.factory import create_model, resolve_config
+from training.models.factory import resolve_config
 from training.models.vsrnet.model import AttentionAggregation
 
 torch.set_num_threads(1)
-
-
-def _batch(config, batch=4, seed=0, words=9, frames=6, regions=5):
-    text = random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed)
-    video = random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
-                               region_dim=config.video.region_dim, seed=seed)
-    as_t = lambda d: {k: torch.from_numpy(v) for k, v in d.items()}
-    return as_t(text), as_t(video)
-
-
-def _model(preset="fast", overrides=()):
-    torch.manual_seed(0)
-    return create_model("vsrnet", preset, overrides=overrides).eval()
-
-
-def _encode(model, text, video):
-    with torch.no_grad():
-        return model.encode_text(model.text_inputs(text)), model.encode_video(model.video_inputs(video))
+SIZES = {"words": 9, "frames": 6, "regions": 5}
+_arrays = partial(random_arrays, **SIZES)
+_batch = partial(random_batch, **SIZES)
+_model = partial(build, "vsrnet")
 
 
 # -- NumPy references (written here, independent of the modules under test) -----------------------------------
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().double().numpy()
-
-
 def _np_gelu(x):
     return 0.5 * x * (1 + erf(x / math.sqrt(2)))
 
@@ -52,33 +36,24 @@ def _np_softmax(x, mask, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def _np_layer_norm(x, ln):
-    mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
-    return (x - mu) / np.sqrt(var + ln.eps) * _np(ln.weight) + _np(ln.bias)
-
-
-def _np_linear(x, fc):
-    return x @ _np(fc.weight).T + _np(fc.bias)
-
-
 def _np_block(x, mask, block):
     """One pre-LN Transformer block on one sequence x [L, D] with key mask [L]."""
     heads = block.attn.heads
     length, dim = x.shape
-    q, k, v = np.split(_np_linear(_np_layer_norm(x, block.attn_norm), block.attn.qkv), 3, axis=-1)
+    q, k, v = np.split(np_linear(np_layer_norm(x, block.attn_norm), block.attn.qkv), 3, axis=-1)
     split = lambda a: a.reshape(length, heads, dim // heads).transpose(1, 0, 2)   # [H, L, dh]
     q, k, v = split(q), split(k), split(v)
     weights = _np_softmax(q @ k.transpose(0, 2, 1) / math.sqrt(dim // heads), mask[None, None, :], axis=-1)
     attended = (weights @ v).transpose(1, 0, 2).reshape(length, dim)
-    x = x + _np_linear(attended, block.attn.out)
-    hidden = _np_gelu(_np_linear(_np_layer_norm(x, block.mlp_norm), block.mlp[0]))
-    return x + _np_linear(hidden, block.mlp[2])
+    x = x + np_linear(attended, block.attn.out)
+    hidden = _np_gelu(np_linear(np_layer_norm(x, block.mlp_norm), block.mlp[0]))
+    return x + np_linear(hidden, block.mlp[2])
 
 
 def _np_aggregate(x, mask, agg):
     """COOT attention aggregation of one sequence x [L, D] -> [D]."""
     heads = agg.heads
-    scores = _np_linear(_np_gelu(_np_linear(x, agg.score[0])), agg.score[2])      # [L, H]
+    scores = np_linear(_np_gelu(np_linear(x, agg.score[0])), agg.score[2])      # [L, H]
     weights = _np_softmax(scores, mask[:, None], axis=0)
     per_head = x.reshape(x.shape[0], heads, -1)                                   # [L, H, D/H]
     return (weights[:, :, None] * per_head).sum(0).reshape(-1)
@@ -95,7 +70,7 @@ def _np_cos(a, b):
 def test_builds_and_scores_both_presets(preset):
     model = _model(preset)
     text, video = _batch(model.config, batch=2, frames=3, regions=4)
-    t, v = _encode(model, text, video)
+    t, v = encode(model, text, video)
     out = model.score(t, v)
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (2, 2, 2)
     assert model.layout.levels == ("relation", "global")
@@ -111,39 +86,18 @@ def test_paper_preset_follows_the_paper():
 
 def test_forward_backward_updates_every_parameter():
     model = _model().train()
-    text, video = _batch(model.config, batch=6)
-    batch = {**text, **video, "video_ids": torch.arange(6)}
-    out = model(batch)
-    assert out["loss"].item() > 0
-    out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
+    check_gradients(model, training_batch(*_batch(model.config, batch=6)))
 
 
 def test_scorer_batched_equals_one_pair_at_a_time():
     model = _model()
-    t, v = _encode(model, *_batch(model.config, batch=3))
-    full = model.score(t, v)
-    for i in range(3):
-        for j in range(3):
-            one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
-            assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
-            assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+    check_scorer_batching(model, *encode(model, *_batch(model.config, batch=3)))
 
 
 @pytest.mark.parametrize("overrides", [(), ("relation_encoder=temporal",), ("relation_encoder=spatial",)])
 def test_item_alone_equals_item_in_padded_batch(overrides):
     model = _model(overrides=overrides)
-    text, video = _batch(model.config, batch=4)
-    t_all, v_all = _encode(model, text, video)
-    for b in range(4):
-        n_words, n_frames = int(text["word_mask"][b].sum()), int(video["frame_mask"][b].sum())
-        t_one, v_one = _encode(model, {k: x[b:b + 1, :n_words] for k, x in text.items()},
-                               {k: x[b:b + 1, :n_frames] for k, x in video.items()})
-        for k in t_one:
-            assert torch.allclose(t_one[k][0], t_all[k][b], atol=1e-5), k
-        for k in v_one:
-            assert torch.allclose(v_one[k][0], v_all[k][b], atol=1e-5), k
+    check_item_alone_equals_item_in_batch(model, *_batch(model.config, batch=4))
 
 
 # -- formulas ----------------------------------------------------------------------------------------------------
@@ -165,9 +119,9 @@ def test_masked_transformer_matches_numpy_reference():
     positions = np.array([[math.sin(p / 10000 ** (i / 8)) if i % 2 == 0 else math.cos(p / 10000 ** ((i - 1) / 8))
                            for i in range(8)] for p in range(5)])
     for b in range(2):
-        h = _np(x[b]) + positions
+        h = np64(x[b]) + positions
         for block in encoder.blocks:
-            h = _np_block(h, _np(mask[b]), block)
+            h = _np_block(h, np64(mask[b]), block)
         n = int(mask[b].sum())
         np.testing.assert_allclose(out[b, :n], h[:n], atol=1e-5)
         assert np.all(out[b, n:] == 0)
@@ -181,16 +135,16 @@ def test_attention_aggregation_matches_numpy_reference():
     with torch.no_grad():
         out = agg(x, mask).numpy()
     for b in range(2):
-        np.testing.assert_allclose(out[b], _np_aggregate(_np(x[b]), _np(mask[b]), agg), atol=1e-6)
+        np.testing.assert_allclose(out[b], _np_aggregate(np64(x[b]), np64(mask[b]), agg), atol=1e-6)
 
 
 @pytest.mark.parametrize("lam", [0.5, 0.3])
 def test_fused_score_and_exact_index_view(lam):
     model = _model(overrides=(f"relation_weight={lam}",))
-    t, v = _encode(model, *_batch(model.config, batch=3))
+    t, v = encode(model, *_batch(model.config, batch=3))
     out = model.score(t, v)
-    cos_r = _np_cos(_np(t["text_embed"]), _np(v["video_relation"]))
-    cos_v = _np_cos(_np(t["text_embed"]), _np(v["video_global"]))
+    cos_r = _np_cos(np64(t["text_embed"]), np64(v["video_relation"]))
+    cos_v = _np_cos(np64(t["text_embed"]), np64(v["video_global"]))
     np.testing.assert_allclose(out["level_scores"].numpy(), np.stack([cos_r, cos_v]), atol=1e-6)
     np.testing.assert_allclose(out["score"].numpy(), lam * cos_r + (1 - lam) * cos_v, atol=1e-6)
     # The index view is exact: inner product of the index vectors == the fused score.
@@ -202,14 +156,14 @@ def test_relation_branch_mean_of_regions_matches_numpy_reference():
     """VR_m: F_r = aggregation over real frames of the mean over regions of the projected regions."""
     model = _model(overrides=("branches=relation", "relation_encoder=mean"))
     text, video = _batch(model.config, batch=3)
-    t, v = _encode(model, text, video)
-    regions, mask = _np(video["region_feats"]), _np(video["frame_mask"])
-    expected = np.stack([_np_aggregate(_np_linear(regions[b], model.region_fc).mean(axis=1), mask[b], model.relation_pool)
+    t, v = encode(model, text, video)
+    regions, mask = np64(video["region_feats"]), np64(video["frame_mask"])
+    expected = np.stack([_np_aggregate(np_linear(regions[b], model.region_fc).mean(axis=1), mask[b], model.relation_pool)
                          for b in range(3)])
-    np.testing.assert_allclose(_np(v["video_relation"]), expected, atol=1e-5)
+    np.testing.assert_allclose(np64(v["video_relation"]), expected, atol=1e-5)
     # One level: the score is that cosine, and the index view is norm(F_r).
-    np.testing.assert_allclose(model.score(t, v)["score"].numpy(), _np_cos(_np(t["text_embed"]), expected), atol=1e-5)
-    np.testing.assert_allclose(_np(v["video_index"]), expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
+    np.testing.assert_allclose(model.score(t, v)["score"].numpy(), _np_cos(np64(t["text_embed"]), expected), atol=1e-5)
+    np.testing.assert_allclose(np64(v["video_index"]), expected / np.linalg.norm(expected, axis=1, keepdims=True), atol=1e-5)
 
 
 def test_text_embedding_matches_numpy_reference():
@@ -217,9 +171,9 @@ def test_text_embedding_matches_numpy_reference():
     text, _ = _batch(model.config, batch=3)
     with torch.no_grad():
         t = model.encode_text(model.text_inputs(text))
-    words, mask = _np(text["word_feats"]), _np(text["word_mask"])
-    expected = np.stack([_np_aggregate(_np_linear(words[b], model.text_fc), mask[b], model.text_pool) for b in range(3)])
-    np.testing.assert_allclose(_np(t["text_embed"]), expected, atol=1e-5)
+    words, mask = np64(text["word_feats"]), np64(text["word_mask"])
+    expected = np.stack([_np_aggregate(np_linear(words[b], model.text_fc), mask[b], model.text_pool) for b in range(3)])
+    np.testing.assert_allclose(np64(t["text_embed"]), expected, atol=1e-5)
 
 
 # -- ablations ---------------------------------------------------------------------------------------------------
@@ -230,10 +184,10 @@ ABLATIONS = [("branches=global",), ("branches=relation",), ("relation_encoder=sp
 def test_each_ablation_changes_the_scores():
     text, video = _batch(resolve_config("vsrnet", "fast"), batch=4)
     default = _model()
-    base = default.score(*_encode(default, text, video))["score"]
+    base = default.score(*encode(default, text, video))["score"]
     for overrides in ABLATIONS:
         model = _model(overrides=overrides)
-        scores = model.score(*_encode(model, text, video))["score"]
+        scores = model.score(*encode(model, text, video))["score"]
         assert not torch.allclose(scores, base, atol=1e-4), overrides
 
 
@@ -248,11 +202,9 @@ def test_variant_layouts_take_only_their_inputs():
 
 
 def test_learned_vocabulary_input():
-    model = _model(overrides=("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32"))
+    model = _model(overrides=VOCAB)
     assert model.layout.text.input_names == ("word_ids", "word_mask")
-    text = {k: torch.from_numpy(x) for k, x in random_text_batch(batch=2, words=9, vocab_size=50).items()}
-    with torch.no_grad():
-        out = model.encode_text(model.text_inputs(text))
+    out = encode_vocab_text(model)
     assert out["text_index"].shape == (2, model.config.embed_dim)
 
 
@@ -261,21 +213,5 @@ def test_learned_vocabulary_input():
 def test_towers_and_scorer_trace_to_onnx(tmp_path, branches):
     """Traced on one batch, checked on another with other batch, word, frame and region counts (dynamic axes)."""
     model = _model(overrides=(f"branches={branches}",))
-    config = model.config
-    arrays = lambda batch, words, frames, regions, seed: (
-        random_text_batch(batch=batch, words=words, word_dim=config.text.word_dim, seed=seed),
-        random_video_batch(batch=batch, frames=frames, frame_dim=config.video.frame_dim, regions=regions,
-                           region_dim=config.video.region_dim, seed=seed))
-    trace_text, trace_video = arrays(batch=3, words=9, frames=6, regions=5, seed=0)
-    check_text, check_video = arrays(batch=5, words=11, frames=4, regions=7, seed=1)
-
-    def scorer_inputs(text, video):
-        return {**torch_outputs(model, "text", text), **torch_outputs(model, "video", video)}
-
-    parts = {"text": (trace_text, check_text), "video": (trace_video, check_video),
-             "scorer": (scorer_inputs(trace_text, trace_video), scorer_inputs(check_text, check_video))}
-    for part, (trace, check) in parts.items():
-        path = export_part(model, part, trace, tmp_path / f"{part}.onnx")
-        got = OnnxPart(path).run(check)
-        for name, arr in torch_outputs(model, part, check).items():
-            np.testing.assert_allclose(got[name], arr, atol=1e-4, err_msg=f"{part}:{name}")
+    check_onnx_parity(model, _arrays(model.config, batch=3, words=9, frames=6, regions=5, seed=0),
+                      _arrays(model.config, batch=5, words=11, frames=4, regions=7, seed=1), tmp_path)
