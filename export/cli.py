@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         model_overrides = tuple(train.get("model_overrides") or overrides)
         data = prepare_data(limits, name, preset, model_overrides)
         if args.random_init:
-            overrides = (*overrides, *data.model_overrides(name, preset))
+            overrides = (*overrides, *data.model_overrides())
     model, source = load_source(args.checkpoint, args.model, preset, args.seed, overrides)
     base = f"{source.name}_{source.preset}"
     version = args.version or (max(versions(Path(args.repo), model_name(base, "text")), default=0) + 1)

@@ -184,7 +184,7 @@ class PreparedData:
     def _train_sentences(self) -> list[str]:
         return list(dict.fromkeys(s for caps in self.splits["trn"].captions for s in caps))
 
-    def model_overrides(self, model: str, preset: str) -> list[str]:
+    def model_overrides(self) -> list[str]:
         """Config values fixed by the data: feature sizes and the vocabulary size."""
         trn = self.splits["trn"]
         out = [f"video.frame_dim={trn.frame_dim}"]

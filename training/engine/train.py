@@ -48,7 +48,7 @@ class WorkerContext:
 
 
 def build_model(config: TrainConfig, data: PreparedData):
-    overrides = tuple(config.model_overrides) + tuple(data.model_overrides(config.model, config.preset))
+    overrides = tuple(config.model_overrides) + tuple(data.model_overrides())
     return create_model(config.model, config.preset, overrides=overrides)
 
 

@@ -27,7 +27,7 @@ def test_export_on_a_split_and_evaluate_through_triton(tmp_path, monkeypatch, st
     from training.engine.data import prepare_data
 
     data = prepare_data(DataConfig(path=str(data_dir)), "hgr", "fast", progress=False)
-    model = create_model("hgr", "fast", overrides=data.model_overrides("hgr", "fast"))
+    model = create_model("hgr", "fast", overrides=data.model_overrides())
     ckpt = save_checkpoint(tmp_path / "ckpt", model, train_config={"model": "hgr", "preset": "fast",
                                                                     "data": {"path": str(data_dir), "max_frames": 20}})
     repo = tmp_path / "repo"

@@ -35,7 +35,7 @@ def test_ablation_table_names_only_known_models():
 def test_forward_backward_and_pairwise_scores(batches, model_name, ablation):
     data, batch = batches(model_name)
     torch.manual_seed(0)
-    overrides = data.model_overrides(model_name, "fast") + list(ABLATIONS[model_name].get(ablation, ()))
+    overrides = data.model_overrides() + list(ABLATIONS[model_name].get(ablation, ()))
     model = create_model(model_name, "fast", overrides=overrides)
     tensors = to_tensors(batch, batch.keys())
     out = model(tensors)
