@@ -71,9 +71,34 @@ class TritonModel:
         self.version, self.shared_memory, self.timeout_s = version, shared_memory, timeout_s
         self._regions: dict[str, _Region] = {}
         self._lock = threading.Lock()
+        self._max_batch_size: int | None = None
+
+    @property
+    def max_batch_size(self) -> int:
+        """The served config's ``max_batch_size`` (0: no batch axis, e.g. the scorer), read once."""
+        if self._max_batch_size is None:
+            try:
+                config = self.client.get_model_config(self.name, as_json=True)["config"]
+            except InferenceServerException as err:
+                raise TritonRequestError(f"{self.name}: cannot read its config from Triton: {err.message()}") from None
+            self._max_batch_size = int(config.get("max_batch_size", 0))
+        return self._max_batch_size
 
     def infer(self, inputs: Arrays, outputs: Sequence[str] | None = None, version: int | None = None) -> dict[str, np.ndarray]:
-        """One request; ``version`` (else this model's, else the server's version policy) pins it."""
+        """Outputs for ``inputs``; a batch larger than the model's ``max_batch_size`` goes as several requests.
+
+        ``version`` (else this model's, else the server's version policy) pins every request.
+        """
+        limit = self.max_batch_size
+        size = len(next(iter(inputs.values()))) if inputs else 0
+        if limit <= 0 or size <= limit:
+            return self._infer_one(inputs, outputs, version)
+        parts = [self._infer_one({k: v[start:start + limit] for k, v in inputs.items()}, outputs, version)
+                 for start in range(0, size, limit)]
+        return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+    def _infer_one(self, inputs: Arrays, outputs: Sequence[str] | None, version: int | None) -> dict[str, np.ndarray]:
+        """One request."""
         names = tuple(outputs or self.tower.output_names)
         arrays = []
         for spec in self.tower.inputs:

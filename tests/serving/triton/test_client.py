@@ -19,7 +19,7 @@ def test_towers_and_scorer_equal_onnx_runtime(repo_v1, start_server, shared_memo
     ort = OnnxRunner(repo_v1, BASE)
     with TritonTowers.from_repository(state.grpc_url, repo_v1, BASE, shared_memory=shared_memory) as triton:
         assert triton.levels == ort.levels == ("global",)
-        for batch, words, frames in ((1, 3, 2), (5, 11, 7), (32, 30, 20)):
+        for batch, words, frames in ((1, 3, 2), (5, 11, 7), (32, 30, 20), (70, 5, 3)):  # 70 > max_batch_size 64
             text = random_inputs(ort.layout.text, {"batch": batch, "words": words}, seed=batch)
             video = random_inputs(ort.layout.video, {"batch": batch + 1, "frames": frames}, seed=batch + 1)
             got_t, want_t = triton.encode_text(text), ort.encode_text(text)
@@ -29,7 +29,7 @@ def test_towers_and_scorer_equal_onnx_runtime(repo_v1, start_server, shared_memo
                 for name in want:
                     assert got[name].shape == want[name].shape
                     np.testing.assert_allclose(got[name], want[name], atol=1e-5, rtol=0, err_msg=name)
-        only = triton.encode_text(text, outputs=["text_index"])
+        only = triton.encode_text(text, outputs=["text_index"])  # the last, split batch
         assert list(only) == ["text_index"]
         np.testing.assert_allclose(only["text_index"], want_t["text_index"], atol=1e-5, rtol=0)
 
