@@ -11,3 +11,18 @@ class ConfigError(StrataError):
 
 class DataError(StrataError):
     """A dataset file or item is missing, corrupt or inconsistent."""
+
+
+def read_json_file(path, what: str = "file"):
+    """Parse a JSON file; a missing or malformed file raises ``DataError`` naming it (``what`` says what it is)."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON: {err}") from None

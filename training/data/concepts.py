@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from training.errors import DataError
+from training.errors import DataError, read_json_file
 
 KINDS = ("verbs", "nouns", "triplets")
 Triplet = tuple[str, str, str]
@@ -96,12 +96,7 @@ class ConceptVocab:
     @classmethod
     def load(cls, path: str | Path) -> "ConceptVocab":
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"concept vocabulary not found: {path}")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: not valid JSON: {err}") from None
+        data = read_json_file(path, "concept vocabulary")
         if not isinstance(data, dict) or set(data) != set(KINDS):
             got = sorted(data) if isinstance(data, dict) else type(data).__name__
             raise DataError(f"{path}: expected exactly the keys {list(KINDS)}, got {got}")

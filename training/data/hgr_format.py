@@ -17,7 +17,6 @@ after a fork or unpickling, so a split can be handed to DataLoader workers. Ever
 """
 from __future__ import annotations
 
-import json
 import os
 import pickle
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from training.data.sampling import MAX_FRAMES, frame_indices
-from training.errors import DataError
+from training.errors import DataError, read_json_file
 
 SPLIT = "{split}"
 
@@ -87,7 +86,7 @@ class HGRDataset:
     @cached_property
     def captions(self) -> dict[str, list[str]]:
         path = self.path(self.files.captions)
-        data = _read_json(path)
+        data = read_json_file(path)
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected {{video_name: [sentence, ...]}}, got a {type(data).__name__}")
         return data
@@ -99,7 +98,7 @@ class HGRDataset:
     @cached_property
     def role_graphs(self) -> dict[str, Any]:
         path = self.path(self.files.role_graphs)
-        data = _read_json(path)
+        data = read_json_file(path)
         if not isinstance(data, dict):
             raise DataError(f"{path}: expected {{sentence: [nodes, edges]}}, got a {type(data).__name__}")
         return data
@@ -220,16 +219,6 @@ class _H5:
             frame = int(frame_idx[np.argwhere(~np.isfinite(data))[0][0]])
             raise DataError(f"{self.path}: video {name!r}: features hold NaN/inf (frame {frame})")
         return data
-
-
-def _read_json(path: Path) -> Any:
-    if not path.is_file():
-        raise DataError(f"file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from None
 
 
 def _read_names(path: Path) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from training.data.concepts import ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.hgr_format import HGRDataset, HGRFiles, HGRSplit
 from training.engine.config import DataConfig
-from training.errors import DataError
+from training.errors import DataError, read_json_file
 from training.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
@@ -252,10 +252,7 @@ class PreparedData:
         path = self.root / HARD_NEGATIVES_FILE
         if not path.is_file():
             return {}
-        try:
-            data = json.loads(path.read_text())  # {video: {"positive": caption, perturbation: caption, ...}}
-        except json.JSONDecodeError as err:
-            raise DataError(f"{path}: not valid JSON: {err}") from None
+        data = read_json_file(path)  # {video: {"positive": caption, perturbation: caption, ...}}
         split_of = {name: split for split in self.dataset.splits
                     for name in self.dataset.split(split, self.config.max_frames).names}
         out: dict[str, dict[str, list[tuple[str, str, str]]]] = {}

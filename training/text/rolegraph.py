@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from training.errors import DataError
+from training.errors import DataError, read_json_file
 
 ROOT = "ROOT"
 VERB_ROLE = "V"
@@ -107,12 +107,7 @@ def _read_node(data: Any, where: str) -> Node:
 def load_sent2rolegraph(path: str | Path) -> dict[str, RoleGraph]:
     """Read a ``sent2rolegraph`` JSON file (e.g. HGR's ``sent2rolegraph.augment.json``)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"role-graph file not found: {path}")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DataError(f"{path}: not valid JSON: {err}") from None
+    data = read_json_file(path, "role-graph file")
     if not isinstance(data, dict):
         raise DataError(f"{path}: the top level must map sentences to [nodes, edges]")
     return {sent: RoleGraph.from_hgr(value, f"{path}: sentence {sent!r}") for sent, value in data.items()}

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from training.errors import ConfigError, DataError
+from training.errors import ConfigError, DataError, read_json_file
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -79,12 +79,7 @@ class Vocabulary:
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: vocabulary file not found")
-        try:
-            data = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise DataError(f"{path}: vocabulary is not valid JSON: {err}") from None
+        data = read_json_file(path, "vocabulary file")
         if not isinstance(data, dict) or data.get("format") != VOCAB_FORMAT:
             raise DataError(f"{path}: not a Strata vocabulary (expected format {VOCAB_FORMAT!r})")
         words, min_count = data.get("words"), data.get("min_count")
