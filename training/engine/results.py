@@ -25,17 +25,17 @@ def results_table(runs: Path) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in reports:
         c = r["config"]
-        groups[(c["model"], c["preset"], variant(c), c["data"]["path"])].append(r)
+        groups[(c["model"], c["preset"], variant(c), c["optim"]["epochs"], c["data"]["path"])].append(r)
     selection_kinds = sorted({k for r in reports for s in r["test"]["splits"].values()
                               for k in s.get("binary_selection", {})})
-    head = ["model", "preset", "variant", "seeds", "split", *HEADERS, *(f"BS {k}" for k in selection_kinds),
+    head = ["model", "preset", "variant", "epochs", "seeds", "split", *HEADERS, *(f"BS {k}" for k in selection_kinds),
             "params", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (model, preset, var, _data), runs_of in sorted(groups.items()):
+    for (model, preset, var, epochs, _data), runs_of in sorted(groups.items()):
         splits = sorted({s for r in runs_of for s in r["test"]["splits"]})
         for split in splits:
             per_seed = [r["test"]["splits"][split] for r in runs_of if split in r["test"]["splits"]]
-            cells = [model, preset, var, str(len(per_seed)), split]
+            cells = [model, preset, var, str(epochs), str(len(per_seed)), split]
             cells += [_stat([p["fused"][m] for p in per_seed]) for m in METRICS]
             cells += [_stat([p["binary_selection"][k] for p in per_seed if k in p.get("binary_selection", {})])
                       for k in selection_kinds]
