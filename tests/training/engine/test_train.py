@@ -61,8 +61,9 @@ def test_train_writes_a_complete_report_and_evaluate_reproduces_it(strata_home, 
     assert again["fused"] == test["splits"]["tst"]["fused"]
     assert "binary selection" in capsys.readouterr().out
     # The results table is rebuilt from the report folders.
-    table = tmp_path / "results.md"
-    assert strata(["results", "--runs", str(strata_home / "runs"), "--out", str(table)]) == 0
+    table, only_this_run = tmp_path / "results.md", tmp_path / "runs"
+    shutil.copytree(run, only_this_run / run.name)
+    assert strata(["results", "--runs", str(only_this_run), "--out", str(table)]) == 0
     rows = [line for line in table.read_text().splitlines() if line.startswith("| vsepp | fast | - | 3 | 1 | tst |")]
     assert len(rows) == 1 and f"{test['splits']['tst']['fused']['rsum']:.1f}" in rows[0]
     # A rerun of a finished run trains nothing more; a different config under the same name is refused.
