@@ -66,13 +66,13 @@ def run(args: argparse.Namespace) -> int:
     if args.parse_only:
         return 0
 
-    from training.engine.config import load_train_config, run_dir
+    from training.engine.config import BEST, load_train_config, run_dir
     from training.home import strata_home
 
     print("\n== 2/4 SynthVTR + train HGR (resumes if interrupted)", flush=True)
     if strata(["train", DEMO_CONFIG]):
         return 1
-    best = run_dir(load_train_config(DEMO_CONFIG)) / "best"
+    best = run_dir(load_train_config(DEMO_CONFIG)) / BEST
 
     print("\n== 3/4 export to a Triton model repository (ONNX, parity-checked)", flush=True)
     repo = strata_home() / "demo_repository"

@@ -82,5 +82,8 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
     return config
 
 
+LAST, BEST = "last", "best"  # checkpoint folders inside a run: the latest epoch, and the best validation rsum
+
+
 def run_dir(config: TrainConfig) -> Path:
     return strata_home() / "runs" / config.run_name

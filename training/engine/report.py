@@ -10,8 +10,6 @@ import yaml
 
 from training.config import to_dict
 
-REPORT_FILES = ("config.yaml", "metrics.json", "curves.png", "test_metrics.json", "best")
-
 
 def write_config(folder: Path, config) -> None:
     folder.mkdir(parents=True, exist_ok=True)

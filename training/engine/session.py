@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from training.config import to_dict
-from training.engine.config import TrainConfig, load_train_config, run_dir
+from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
 from training.engine.data import PreparedData, prepare_data
 from training.engine.evaluate import evaluate_split
 from training.engine.report import plot_curves, write_config, write_json
@@ -50,11 +50,11 @@ def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bo
         from training.engine.ray_job import run_with_ray
 
         run_with_ray(config)
-        state = json.loads((folder / "last" / "state.json").read_text())
+        state = json.loads((folder / LAST / "state.json").read_text())
     train_seconds = sum(row["epoch_seconds"] + row["eval_seconds"] for row in state["history"])
     plot_curves(folder, state["history"])
     log(f"training done: best validation rsum {state['best_rsum']:.2f} at epoch {state['best_epoch']}")
-    test = evaluate_checkpoint(folder / "best", data=data, splits=config.data.test_splits, log=log)
+    test = evaluate_checkpoint(folder / BEST, data=data, splits=config.data.test_splits, log=log)
     test["train_seconds"] = train_seconds
     test["best_epoch"] = state["best_epoch"]
     write_json(folder / "test_metrics.json", test)

@@ -24,13 +24,11 @@ import torch
 
 from training.checkpoint import load_training_state, save_checkpoint
 from training.config import to_dict
-from training.engine.config import TrainConfig, run_dir
+from training.engine.config import BEST, LAST, TrainConfig, run_dir
 from training.engine.data import PreparedData, load_prepared
 from training.engine.evaluate import evaluate_split
 from training.engine.runner import TorchRunner, to_tensors
 from training.models.factory import create_model
-
-LAST, BEST = "last", "best"
 
 
 @dataclass

@@ -7,11 +7,10 @@ export, Triton adapters and clients can derive a model's tensor layout from it.
 from __future__ import annotations
 
 import importlib
-import json
 from pathlib import Path
 from typing import Any
 
-from training.config import apply_overrides, from_dict, read_mapping, to_dict
+from training.config import apply_overrides, from_dict, read_mapping
 from training.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
@@ -68,15 +67,6 @@ def create_model(name: str, preset: str | dict | Path | Any = "fast", checkpoint
     config = preset if isinstance(preset, config_class(name)) else resolve_config(name, preset, overrides)
     model_cls = _load(_REGISTRY[name][1])
     return model_cls(config)
-
-
-def describe(name: str, config: Any) -> dict:
-    """JSON-able identity of a model: its name and resolved config."""
-    return {"name": name, "config": to_dict(config)}
-
-
-def dumps_config(name: str, config: Any) -> str:
-    return json.dumps(describe(name, config), indent=2, sort_keys=True)
 
 
 def _check_name(name: str) -> None:
