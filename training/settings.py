@@ -1,0 +1,143 @@
+"""Strata's settings: every address, port, path and limit, with their defaults named here once (torch-free).
+
+Sources, later ones winning:
+
+1. the defaults of :class:`Settings`;
+2. a YAML file: ``$STRATA_SETTINGS`` if set, else ``$STRATA_HOME/settings.yaml`` if it exists;
+3. ``STRATA_<KEY>`` environment variables (``STRATA_GATEWAY_PORT=50052``), values parsed as YAML;
+4. command-line flags, passed to :func:`load_settings` as ``{key: value}``.
+
+Unknown keys and bad values raise ``ConfigError`` naming the key and where it came from. Everything listens on
+loopback unless ``address`` says otherwise. Paths that are relative resolve under ``$STRATA_HOME``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import yaml
+
+from training.config import from_dict, read_mapping
+from training.errors import ConfigError
+from training.home import strata_home
+
+SETTINGS_ENV = "STRATA_SETTINGS"
+SETTINGS_FILE = "settings.yaml"
+ENV_PREFIX = "STRATA_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    address: str = "127.0.0.1"                 # the interface every Strata server listens on
+    gateway_port: int = 50051                  # the gateway's gRPC port
+    gateway_metrics_port: int = 9464           # the gateway's Prometheus metrics (HTTP)
+    milvus_port: int = 19530                   # the local Milvus Lite server started by `strata up`
+    milvus_uri: str = ""                       # another Milvus (http://host:19530); empty: the local one
+    triton_http_port: int = 8000
+    triton_grpc_port: int = 8001
+    triton_metrics_port: int = 8002
+    ray_dashboard_port: int = 8265             # `ray job submit --address http://<address>:<port>`
+    model_repository: str = "model_repository"  # Triton model repository (relative: under $STRATA_HOME)
+    top_k: int = 10                            # hits per query unless the request says
+    candidate_depth: int = 200                 # first-stage candidates re-ranked per query unless the request says
+    max_top_k: int = 1000                      # refused above
+    max_candidate_depth: int = 10000           # refused above
+    request_timeout_s: float = 30.0            # the client library's deadline per call
+    store_dtype: str = "float16"               # tensor store precision: float16 or float32
+    index_batch: int = 256                     # videos or captions per write to the stores
+
+    def __post_init__(self) -> None:
+        ports = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.endswith("_port")}
+        for key, port in ports.items():
+            if not 1 <= port <= 65535:
+                raise ValueError(f"{key} must be a port in 1..65535, got {port}")
+        for key in ("top_k", "candidate_depth", "max_top_k", "max_candidate_depth", "index_batch"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.top_k > self.max_top_k or self.candidate_depth > self.max_candidate_depth:
+            raise ValueError("top_k and candidate_depth must not exceed max_top_k and max_candidate_depth")
+        if self.request_timeout_s <= 0:
+            raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
+        if self.store_dtype not in ("float16", "float32"):
+            raise ValueError(f"store_dtype must be float16 or float32, got {self.store_dtype!r}")
+
+    # -- derived addresses ------------------------------------------------------------------------------------
+    @property
+    def gateway_url(self) -> str:
+        return f"{self.address}:{self.gateway_port}"
+
+    @property
+    def triton_url(self) -> str:
+        return f"{self.address}:{self.triton_grpc_port}"
+
+    @property
+    def triton_ports(self) -> tuple[int, int, int]:
+        return self.triton_http_port, self.triton_grpc_port, self.triton_metrics_port
+
+    @property
+    def milvus(self) -> str:
+        """The Milvus URI clients use."""
+        return self.milvus_uri or f"http://{self.address}:{self.milvus_port}"
+
+    @property
+    def ray_address(self) -> str:
+        return f"http://{self.address}:{self.ray_dashboard_port}"
+
+    @property
+    def repository(self) -> Path:
+        path = Path(self.model_repository).expanduser()
+        return path if path.is_absolute() else strata_home() / path
+
+
+def settings_file() -> Path | None:
+    """The settings file in force, or None."""
+    explicit = os.environ.get(SETTINGS_ENV)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigError(f"{SETTINGS_ENV}={explicit}: no such settings file")
+        return path
+    path = strata_home() / SETTINGS_FILE
+    return path if path.is_file() else None
+
+
+def _environment() -> dict[str, Any]:
+    """``STRATA_<KEY>`` variables that name a setting; non-string values are parsed as YAML."""
+    hints = get_type_hints(Settings)
+    out: dict[str, Any] = {}
+    for name, raw in os.environ.items():
+        key = name[len(ENV_PREFIX):].lower() if name.startswith(ENV_PREFIX) else ""
+        if key not in hints:
+            continue  # other STRATA_* variables (STRATA_HOME, STRATA_SETTINGS) are not settings
+        try:
+            out[key] = raw if hints[key] is str else yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"{name}={raw!r}: not a valid value for setting {key}") from None
+    return out
+
+
+def load_settings(flags: dict[str, Any] | None = None) -> Settings:
+    """The settings in force: defaults < file < ``STRATA_*`` environment < ``flags`` (None values are ignored)."""
+    data: dict[str, Any] = {}
+    sources: list[str] = []
+    path = settings_file()
+    if path is not None:
+        data.update(read_mapping(path))
+        sources.append(str(path))
+    environment = _environment()
+    if environment:
+        data.update(environment)
+        sources.append("environment " + ", ".join(f"{ENV_PREFIX}{k.upper()}" for k in environment))
+    given = {k: v for k, v in (flags or {}).items() if v is not None}
+    if given:
+        data.update(given)
+        sources.append("flags " + ", ".join(f"--{k.replace('_', '-')}" for k in given))
+    return from_dict(Settings, data, where="settings (" + "; ".join(sources or ["defaults"]) + ")")
+
+
+def describe(settings: Settings) -> dict[str, Any]:
+    """Every setting with its value, for ``strata info`` and logs."""
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)}
