@@ -83,7 +83,7 @@ def _numpy_reference(encoder, states, event, t, attention):
                 if js:
                     if attention:
                         query = p[q + "query.weight"] @ h[i] + p[q + "query.bias"]
-                        logits = np.array([query @ (p[q + "key.weight"] @ h[j] + p[q + "key.bias"]) for j in js]) / np.sqrt(DIM)
+                        logits = np.array([query @ (p[q + "key.weight"] @ h[j]) for j in js]) / np.sqrt(DIM)
                         w = np.exp(logits - logits.max())
                         w = w / w.sum()
                     else:
