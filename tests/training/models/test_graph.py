@@ -8,7 +8,7 @@ import torch
 from tests.zoo_batches import random_text_batch
 from training.models.common.graph import RoleGraphEncoder, role_graph_adjacency
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 DIM = 8
 
 

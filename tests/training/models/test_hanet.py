@@ -16,7 +16,7 @@ from training.models.common.matching import jaccard_matrix
 from training.models.factory import resolve_config
 from training.models.hanet.model import descending_ranks, topk_mil_pool
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SMALL = ("embed_dim=32", "concepts.num_verbs=12", "concepts.num_nouns=16", "local_actions=3", "local_entities=4",
          "se_reduction=4")
 SIZES = {"words": 9, "frames": 11, "verbs": 3, "nouns": 4}

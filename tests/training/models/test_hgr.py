@@ -13,7 +13,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
                                               random_arrays, random_batch, scores, training_batch)
 from training.models.common.matching import local_attentive_match
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}
 _arrays = partial(random_arrays, **SIZES)
 _batch = partial(random_batch, **SIZES)

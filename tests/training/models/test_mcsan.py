@@ -16,7 +16,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
 from training.losses import focal_bce_loss
 from training.models.mcsan.model import ActionConvs, RelationshipEncoder, circulant
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = {"noun_labels": "num_nouns", "verb_labels": "num_verbs", "triplet_labels": "num_triplets"}  # concepts.*
 SMALL = ("concepts.num_nouns=12", "concepts.num_verbs=10", "concepts.num_triplets=8")
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}

@@ -18,7 +18,7 @@ from training.models.common.transformer import TransformerEncoder, sinusoidal_po
 from training.models.factory import resolve_config
 from training.models.vsrnet.model import AttentionAggregation
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SIZES = {"words": 9, "frames": 6, "regions": 5}
 _arrays = partial(random_arrays, **SIZES)
 _batch = partial(random_batch, **SIZES)
