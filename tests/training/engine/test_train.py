@@ -17,6 +17,9 @@ from clients.cli import main as strata
 from serving.ports import PortInUse, start_on_free_ports
 from tests.conftest import TINY_SYNTH
 
+# In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 REPO = Path(__file__).resolve().parents[3]
 BIN = Path(sys.executable).parent
 
@@ -77,9 +80,6 @@ def test_train_writes_a_complete_report_and_evaluate_reproduces_it(strata_home, 
 KILLED_AFTER_EPOCH_1 = """
 import os, signal, sys
 from training.engine.session import RunLog, train_from_config
-
-# In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.
-pytestmark = pytest.mark.usefixtures("one_thread")
 log = RunLog.__call__
 def log_then_die(self, message):
     log(self, message)
