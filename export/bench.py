@@ -55,7 +55,7 @@ def run(argv: list[str]) -> int:
     from serving.onnx_runner import OnnxRunner
     from serving.triton.client import TritonTowers
     from serving.triton.repository import latest_version, model_name
-    from serving.triton.server import TritonServer, free_port
+    from serving.triton.server import TritonServer
     from training.engine.runner import TorchRunner
 
     torch.set_num_threads(args.threads)
@@ -76,8 +76,7 @@ def run(argv: list[str]) -> int:
         ort = OnnxRunner(repo, base, version, threads=args.threads, parts=("text", "video"))
         torch_runner = TorchRunner(model)
         server = TritonServer(Path(tmp) / "run")
-        state = server.start(repo, [model_name(base, "text"), model_name(base, "video")],
-                             ports=(free_port(), free_port(), free_port()))
+        state = server.start(repo, [model_name(base, "text"), model_name(base, "video")], ports=None)
         grpc = TritonTowers(state.grpc_url, base, ort.layout, version=version)
         shm = TritonTowers(state.grpc_url, base, ort.layout, version=version, shared_memory=True)
         vocab = ort.manifest["config"]["text"].get("vocab_size", 0)

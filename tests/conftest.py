@@ -11,6 +11,18 @@ TINY_SYNTH = {"videos": 80, "captions_per_video": 3, "seed": 1, "frame_dim": 32,
               "regions_per_frame": 6, "frames": [6, 12]}
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """torch on one thread for a module's tests (and its module fixtures), restored after: the thread count is
+    process-wide, so a module that set it and left it would change every test that runs after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def strata_home(tmp_path_factory):
     """Every test session gets its own STRATA_HOME (datasets, caches, runs, server state)."""

@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from serving.ports import PortInUse, start_on_free_ports
 from serving.triton.repository import model_names
 from training.errors import ConfigError, StrataError
 from training.home import strata_home
@@ -89,19 +90,13 @@ def _alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"tritonserver" in cmdline
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _check_port(address: str, port: int) -> None:
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((address, port))
         except OSError:
-            raise ServerError(f"port {port} on {address} is in use (another Triton server? see `strata triton status`)") from None
+            raise PortInUse(f"port {port} on {address} is in use (another Triton server? see `strata triton status`)") from None
 
 
 class TritonServer:
@@ -128,8 +123,13 @@ class TritonServer:
 
     # -- start --------------------------------------------------------------------------------------------
     def start(self, repo: str | Path, models: list[str] | tuple[str, ...] | None = None,
-              ports: tuple[int, int, int] = DEFAULT_PORTS, address: str = "127.0.0.1",
+              ports: tuple[int, int, int] | None = DEFAULT_PORTS, address: str = "127.0.0.1",
               timeout: float = 180.0, python_shm_bytes: int = 0) -> ServerState:
+        """Start serving ``models`` (default: all) of ``repo`` on (http, grpc, metrics) ``ports``; None: ports
+        picked free, and picked again if another process takes one before Triton binds it."""
+        if ports is None:
+            return start_on_free_ports(lambda free: self.start(repo, models, free, address, timeout, python_shm_bytes),
+                                       3, address)
         repo = Path(repo).resolve()
         running = self.state()
         if running is not None:
@@ -186,7 +186,9 @@ class TritonServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not _alive(state.pid):
-                raise ServerError(f"tritonserver exited during start-up; last lines of {self.log_file}:\n{self.log_tail()}")
+                tail = self.log_tail()
+                error = PortInUse if "address already in use" in tail.lower() else ServerError
+                raise error(f"tritonserver exited during start-up; last lines of {self.log_file}:\n{tail}")
             try:
                 if client.is_server_ready() and all(client.is_model_ready(m) for m in state.models):
                     return

@@ -19,9 +19,8 @@ CAPTIONS_CSV = Path(__file__).parents[2] / "training/data/samples/msrvtt_1ka_tes
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
+def exported(tmp_path_factory, one_thread):
     """One backbone module: it is exported, and it fills the feature cache."""
-    torch.set_num_threads(1)
     backbone = MiniLMBackbone.pretrained()
     path = export_text_backbone(tmp_path_factory.mktemp("onnx"), backbone=backbone)
     options = ort.SessionOptions()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from export.exporter import ParityData, export_version, load_source
-from serving.triton.server import TritonServer, free_port
+from serving.triton.server import TritonServer
 
 BASE = "vsepp_fast"
 
@@ -30,7 +30,7 @@ def start_server(tmp_path):
     def start(repo, models=None):
         server = TritonServer(tmp_path / f"run{len(servers)}")
         servers.append(server)
-        return server, server.start(repo, models, ports=(free_port(), free_port(), free_port()))
+        return server, server.start(repo, models, ports=None)
 
     yield start
     for server in servers:

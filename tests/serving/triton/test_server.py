@@ -8,7 +8,8 @@ import subprocess
 import pytest
 import tritonclient.grpc as grpcclient
 
-from serving.triton.server import STATE_FILE, ServerError, TritonServer, free_port
+from serving.ports import PortInUse
+from serving.triton.server import STATE_FILE, ServerError, TritonServer
 from training.errors import ConfigError
 
 pytestmark = pytest.mark.slow
@@ -23,7 +24,7 @@ def test_start_loads_only_the_named_models_and_stop_ends_it(repo_v1, start_serve
     assert not client.is_model_ready("vsepp_fast_video")          # in the repository, not loaded
     assert "vsepp_fast_video" in {m["name"] for m in server.models()}
     with pytest.raises(ServerError, match="already running"):
-        server.start(repo_v1, ports=(free_port(), free_port(), free_port()))
+        server.start(repo_v1, ports=None)
     assert server.stop().startswith(f"stopped Triton server pid {state.pid}")
     assert server.state() is None and not (server.runs / STATE_FILE).exists()
     assert "successfully unloaded 'vsepp_fast_text'" in server.log_file.read_text()
@@ -54,5 +55,5 @@ def test_port_in_use_is_refused(tmp_path, repo_v1):
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        with pytest.raises(ServerError, match=f"port {port} .* in use"):
-            TritonServer(tmp_path).start(repo_v1, ports=(free_port(), port, free_port()))
+        with pytest.raises(PortInUse, match=f"port {port} .* in use"):  # checked first, before any other
+            TritonServer(tmp_path).start(repo_v1, ports=(port, port + 1, port + 2))

@@ -8,7 +8,7 @@ from export.batches import random_inputs
 from export.exporter import ParityData, export_version, load_source
 from serving.onnx_runner import OnnxRunner
 from serving.triton.client import TritonTowers
-from serving.triton.server import TritonServer, free_port
+from serving.triton.server import TritonServer
 from training.models.factory import list_models
 
 pytestmark = pytest.mark.slow
@@ -28,7 +28,7 @@ def zoo(tmp_path_factory):
         model, source = load_source(None, name, "fast", seed=0)
         manifests[name] = export_version(model, source, repo, 1, parity=PARITY, log=lambda *_: None)
     server = TritonServer(tmp_path_factory.mktemp("run"))
-    state = server.start(repo, ports=(free_port(), free_port(), free_port()))
+    state = server.start(repo, ports=None)
     yield repo, manifests, state
     server.stop()
 

@@ -9,6 +9,9 @@ import pytest
 
 from clients.cli import main as strata
 
+# In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SENTENCES = ["a man is cooking food in the kitchen", "a woman is singing a song on stage",
              "a dog chases a cat in the park", "a boy rides a bike down the street",
              "two people are playing tennis", "a girl is reading a book on the sofa"]

@@ -8,7 +8,7 @@ import torch
 from tests.zoo_batches import random_text_batch
 from training.models.common.graph import RoleGraphEncoder, role_graph_adjacency
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 DIM = 8
 
 
@@ -83,7 +83,7 @@ def _numpy_reference(encoder, states, event, t, attention):
                 if js:
                     if attention:
                         query = p[q + "query.weight"] @ h[i] + p[q + "query.bias"]
-                        logits = np.array([query @ (p[q + "key.weight"] @ h[j] + p[q + "key.bias"]) for j in js]) / np.sqrt(DIM)
+                        logits = np.array([query @ (p[q + "key.weight"] @ h[j]) for j in js]) / np.sqrt(DIM)
                         w = np.exp(logits - logits.max())
                         w = w / w.sum()
                     else:

@@ -11,11 +11,12 @@ import torch
 
 from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
-                                              np64, np_layer_norm, random_arrays, random_batch, scores)
+                                              np64, np_layer_norm, np_query_key_value, random_arrays, random_batch,
+                                              scores)
 from training.losses import focal_bce_loss
 from training.models.mcsan.model import ActionConvs, RelationshipEncoder, circulant
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 LABELS = {"noun_labels": "num_nouns", "verb_labels": "num_verbs", "triplet_labels": "num_triplets"}  # concepts.*
 SMALL = ("concepts.num_nouns=12", "concepts.num_verbs=10", "concepts.num_triplets=8")
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}
@@ -216,8 +217,7 @@ def test_relationship_encoder_matches_numpy():
             pos[p, i + 1] = math.cos(p / 10000 ** (i / dim))
     h = h + pos
     layer = enc.layers[0]
-    qkv = h @ np64(layer.attention.qkv.weight).T + np64(layer.attention.qkv.bias)
-    q, k, v = np.split(qkv, 3, axis=1)
+    q, k, v = np_query_key_value(h, layer.attention.qkv)
     hd = dim // heads
     attended = np.zeros((n, dim))
     for head in range(heads):

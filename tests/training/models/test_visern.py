@@ -14,7 +14,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
 from training.models.factory import resolve_config
 from training.models.visern.model import RegionGraphReasoning
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 REASONING = ("random_walk", "symmetric", "row", "none")
 SIZES = {"words": 9, "frames": 6, "regions": 5}

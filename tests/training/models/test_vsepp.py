@@ -12,7 +12,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
                                               random_arrays, random_batch, scores, training_batch)
 from training.models.factory import resolve_config
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 _batch = partial(random_batch, words=9, frames=7)
 _model = partial(build, "vsepp")
 

@@ -11,14 +11,14 @@ from scipy.special import erf
 
 from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
-                                              np64, np_layer_norm, np_linear, random_arrays, random_batch,
+                                              np64, np_layer_norm, np_linear, np_query_key_value, random_arrays, random_batch,
                                               training_batch)
 from training.errors import ConfigError
 from training.models.common.transformer import TransformerEncoder, sinusoidal_positions
 from training.models.factory import resolve_config
 from training.models.vsrnet.model import AttentionAggregation
 
-torch.set_num_threads(1)
+pytestmark = pytest.mark.usefixtures("one_thread")
 SIZES = {"words": 9, "frames": 6, "regions": 5}
 _arrays = partial(random_arrays, **SIZES)
 _batch = partial(random_batch, **SIZES)
@@ -40,7 +40,7 @@ def _np_block(x, mask, block):
     """One pre-LN Transformer block on one sequence x [L, D] with key mask [L]."""
     heads = block.attn.heads
     length, dim = x.shape
-    q, k, v = np.split(np_linear(np_layer_norm(x, block.attn_norm), block.attn.qkv), 3, axis=-1)
+    q, k, v = np_query_key_value(np_layer_norm(x, block.attn_norm), block.attn.qkv)
     split = lambda a: a.reshape(length, heads, dim // heads).transpose(1, 0, 2)   # [H, L, dh]
     q, k, v = split(q), split(k), split(v)
     weights = _np_softmax(q @ k.transpose(0, 2, 1) / math.sqrt(dim // heads), mask[None, None, :], axis=-1)

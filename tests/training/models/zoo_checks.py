@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from torch import nn
 
 from export.onnx import export_part, torch_outputs
 from serving.onnx_runner import OnnxPart
 from tests.zoo_batches import random_text_batch, random_video_batch
+from training.models.common.transformer import QueryKeyValue
 from training.models.factory import create_model
 
 VOCAB = ("text.kind=vocab", "text.vocab_size=50", "text.word_dim=32")  # learned-vocabulary text input
@@ -67,13 +69,38 @@ def encode_vocab_text(model):
         return model.encode_text(model.text_inputs(text))
 
 
+GRADIENT_FLOOR = 1e-6  # of the whole gradient's norm; in float64 an inert parameter sits near 1e-16 of it
+# Modules whose biases fuse several maps, by the number of equal slices: a GRU's three gates (r, z, n), the
+# query and value biases of self-attention. Each slice must get a gradient of its own.
+FUSED_BIASES = {nn.GRU: 3, QueryKeyValue: 2}
+
+
+def gradient_pieces(model) -> dict[str, torch.Tensor]:
+    """The gradient of every parameter and of every slice of a fused bias, by name (slices as ``name[i/n]``);
+    a parameter that got no gradient counts as zero."""
+    pieces = {n: torch.zeros_like(p) if p.grad is None else p.grad for n, p in model.named_parameters()}
+    for prefix, module in model.named_modules():
+        slices = next((n for kind, n in FUSED_BIASES.items() if isinstance(module, kind)), None)
+        for name, _ in module.named_parameters(recurse=False) if slices else ():
+            if "bias" in name:
+                full = f"{prefix}.{name}" if prefix else name
+                pieces.update({f"{full}[{i}/{slices}]": g for i, g in enumerate(pieces[full].chunk(slices))})
+    return pieces
+
+
 def check_gradients(model, batch):
-    """One training step on ``batch``: the loss is positive and its gradient reaches every parameter."""
+    """One float64 training step on ``batch``: the loss is positive and the gradient of every parameter, and of
+    every slice of a fused bias, has a norm above ``GRADIENT_FLOOR`` of the whole gradient's. In float64 a real
+    but small gradient stays far from rounding noise, so the check does not depend on the CPU's float32 kernels."""
+    model = model.double()
+    batch = {k: v.double() if v.is_floating_point() else v for k, v in batch.items()}
     out = model(batch)
     assert out["loss"].item() > 0
     out["loss"].backward()
-    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
-    assert missing == []
+    pieces = gradient_pieces(model)
+    total = torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None]).norm()
+    weak = {n: float(g.norm() / total) for n, g in pieces.items() if not g.norm() > GRADIENT_FLOOR * total}
+    assert weak == {}, f"parameters or bias slices without a gradient (norm / total): {weak}"
     return out
 
 
@@ -142,6 +169,13 @@ def np_linear(x, fc):
     """``fc`` (an nn.Linear, with or without bias) applied to NumPy rows ``x``."""
     out = x @ np64(fc.weight).T
     return out if fc.bias is None else out + np64(fc.bias)
+
+
+def np_query_key_value(x, qkv):
+    """``qkv`` (a QueryKeyValue: biases on the query and the value only) applied to NumPy rows ``x``."""
+    q, k, v = np.split(x @ np64(qkv.weight).T, 3, axis=-1)
+    bias_q, bias_v = np.split(np64(qkv.bias), 2)
+    return q + bias_q, k, v + bias_v
 
 
 def np_layer_norm(x, ln):

@@ -33,8 +33,7 @@ def spacy_words():
 
 
 @pytest.fixture(scope="module")
-def extractor():
-    torch.set_num_threads(1)
+def extractor(one_thread):
     return TextFeatureExtractor()
 
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from training.models.common.functional import masked_softmax, span_max_pool
+from training.models.common.legacy import InertLegacyKey
 from training.text.roles import NUM_ROLES, ROLE_INDEX
 
 VERB_ROLE = ROLE_INDEX["V"]
@@ -40,7 +41,14 @@ def role_graph_adjacency(verb_mask: torch.Tensor, noun_mask: torch.Tensor, noun_
 
 
 class GraphLayer(nn.Module):
-    """One (attention) GCN layer with residual and LayerNorm (HGR Eq. 7-9)."""
+    """One (attention) GCN layer with residual and LayerNorm (HGR Eq. 7-9).
+
+    The key map has no bias: ``q . b_k`` is the same for every key of a query, so the softmax over the
+    neighbours cancels it. The reference code (cshizhe/hgr_v2t and Roc-Ng/HANet, ``edge_attn_key`` in
+    encoders/graph.py) has that inert bias.
+    """
+
+    legacy_inert_keys = (InertLegacyKey("key.bias"),)
 
     def __init__(self, dim: int, attention: bool = True, dropout: float = 0.0):
         super().__init__()
@@ -49,7 +57,7 @@ class GraphLayer(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
         self.query = nn.Linear(dim, dim) if attention else None
-        self.key = nn.Linear(dim, dim) if attention else None
+        self.key = nn.Linear(dim, dim, bias=False) if attention else None
         self.scale = 1.0 / math.sqrt(dim)
 
     def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from training.models.common.functional import masked_softmax
+from training.models.common.legacy import InertLegacyKey
 
 
 def reverse_padded(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -51,12 +52,18 @@ class MaskedBiGRU(nn.Module):
 
 
 class AttentionPool(nn.Module):
-    """Soft attention pooling: weights = masked softmax of a learned score per position."""
+    """Soft attention pooling: weights = masked softmax of a learned score ``x w`` per position.
 
-    def __init__(self, dim: int, hidden_dim: int | None = None):
+    The score has no bias: one added to every logit leaves the softmax unchanged. HGR's reference code
+    (cshizhe/hgr_v2t, ``ft_attn`` in encoders/sentence.py and mlvideo.py) and HANet's (Roc-Ng/HANet, same names)
+    have that inert bias.
+    """
+
+    legacy_inert_keys = (InertLegacyKey("score.bias"),)
+
+    def __init__(self, dim: int):
         super().__init__()
-        self.score = nn.Linear(dim, 1) if hidden_dim is None else nn.Sequential(
-            nn.Linear(dim, hidden_dim), nn.Tanh(), nn.Linear(hidden_dim, 1))
+        self.score = nn.Linear(dim, 1, bias=False)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, T, D], mask [B, T] -> [B, D]."""

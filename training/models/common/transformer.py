@@ -12,8 +12,10 @@ from typing import Optional
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from training.models.common.functional import masked_softmax
+from training.models.common.legacy import InertLegacyKey
 
 
 def sinusoidal_positions(length: int | torch.Tensor, dim: int, device: torch.device | None = None) -> torch.Tensor:
@@ -29,6 +31,28 @@ def sinusoidal_positions(length: int | torch.Tensor, dim: int, device: torch.dev
     return torch.stack([angles.sin(), angles.cos()], dim=-1).flatten(1)                       # [L, dim]
 
 
+class QueryKeyValue(nn.Module):
+    """Self-attention's fused projection ``x -> (x W_q + b_q, x W_k, x W_v + b_v)``; ``bias`` is ``[b_q, b_v]``.
+
+    There is no key bias: it adds ``q . b_k`` to every logit of a query alike, which the softmax cancels.
+    Initialised as ``nn.Linear(dim, 3 dim)`` would be.
+    """
+
+    legacy_inert_keys = (InertLegacyKey("bias", part=(1, 3)),)  # the key third of the old nn.Linear's bias
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.bias = nn.Parameter(torch.empty(2 * dim))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        nn.init.uniform_(self.bias, -1 / math.sqrt(dim), 1 / math.sqrt(dim))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        q, k, v = F.linear(x, self.weight).chunk(3, dim=-1)
+        bias_q, bias_v = self.bias.chunk(2)
+        return q + bias_q, k, v + bias_v
+
+
 class MaskedSelfAttention(nn.Module):
     """Multi-head scaled dot-product self-attention with a key padding mask."""
 
@@ -38,14 +62,14 @@ class MaskedSelfAttention(nn.Module):
             raise ValueError(f"attention dim {dim} is not divisible by {heads} heads")
         self.heads = heads
         self.head_dim = dim // heads
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = QueryKeyValue(dim)
         self.out = nn.Linear(dim, dim)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
         """x [..., L, D] -> [..., L, D]. mask [B, L] (1 = real) needs x [B, L, D]; None = no padding, any
         leading axes (e.g. the regions of every frame, [B, T, R, D], without a reshape)."""
-        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(-3, -2) for t in self.qkv(x).chunk(3, dim=-1))
+        q, k, v = (t.unflatten(-1, (self.heads, -1)).transpose(-3, -2) for t in self.qkv(x))
         logits = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)                     # [..., H, L, L]
         if mask is None:
             weights = torch.softmax(logits, dim=-1)

@@ -14,6 +14,7 @@ from training.errors import ConfigError
 from training.losses import bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import NEG_INF, cosine_matrix, l2_normalize, masked_mean, span_max_pool
+from training.models.common.legacy import InertLegacyKey
 from training.models.common.matching import jaccard_matrix, local_attentive_match
 from training.models.common.sequence import AttentionPool
 from training.models.hanet.config import CONCEPT_LEVELS, HANetConfig
@@ -65,12 +66,16 @@ class ConceptClassifier(nn.Module):
 
     Padded positions of ``x`` must be zero, so the convolution sees the same zero padding alone or in a batch.
     In training mode BatchNorm's statistics include padded positions (as in the reference code); the exported
-    towers run in eval mode, where BatchNorm is a fixed per-concept affine map.
+    towers run in eval mode, where BatchNorm is a fixed per-concept affine map. The convolution has no bias:
+    BatchNorm subtracts the mean, so a bias before it never gets a gradient. The reference code (Roc-Ng/HANet,
+    ``classifier_verb`` / ``classifier_noun`` in encoders/mlvideo.py) has that inert bias.
     """
+
+    legacy_inert_keys = (InertLegacyKey("conv.bias", folded_into="norm.running_mean"),)
 
     def __init__(self, dim: int, num_concepts: int, kernel: int):
         super().__init__()
-        self.conv = nn.Conv1d(dim, num_concepts, kernel, padding=kernel // 2)
+        self.conv = nn.Conv1d(dim, num_concepts, kernel, padding=kernel // 2, bias=False)
         self.norm = nn.BatchNorm1d(num_concepts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from torch import nn
 
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean
+from training.models.common.legacy import InertLegacyKey
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
 from training.models.layout import TEXT_INDEX, VIDEO_INDEX
@@ -73,8 +74,11 @@ class MultiLevelEncoder(nn.Module):
     concatenated). Level 3: 1-D convolutions over the BiGRU states with several kernel sizes, ReLU, max over
     time (local patterns). The concatenation -> dropout -> linear -> BatchNorm (dual encoding's joint map).
     Dual encoding's text level 1 is a bag of words; ours is the mean of the word vectors, so that MiniLM
-    features and learned embeddings go through the same encoder.
+    features and learned embeddings go through the same encoder. The linear map has no bias: BatchNorm
+    subtracts the mean, so a bias before it never gets a gradient.
     """
+
+    legacy_inert_keys = (InertLegacyKey("fc.bias", folded_into="norm.running_mean"),)
 
     def __init__(self, input_dim: int, rnn_hidden: int, conv_channels: int, kernels: tuple[int, ...],
                  embed_dim: int, dropout: float):
@@ -83,7 +87,7 @@ class MultiLevelEncoder(nn.Module):
         # padding k-1 on both sides (a "full" convolution) so a sequence shorter than k still has an output.
         self.convs = nn.ModuleList(nn.Conv1d(self.rnn.output_dim, conv_channels, k, padding=k - 1) for k in kernels)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(input_dim + self.rnn.output_dim + len(kernels) * conv_channels, embed_dim)
+        self.fc = nn.Linear(input_dim + self.rnn.output_dim + len(kernels) * conv_channels, embed_dim, bias=False)
         self.norm = nn.BatchNorm1d(embed_dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

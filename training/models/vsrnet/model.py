@@ -14,6 +14,7 @@ from torch import nn
 
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import l2_normalize, masked_softmax
+from training.models.common.legacy import InertLegacyKey
 from training.models.common.transformer import TransformerEncoder
 from training.models.common.words import WordInput
 from training.models.layout import TEXT_INDEX, VIDEO_INDEX
@@ -22,12 +23,18 @@ from training.models.vsrnet.config import VSRNetConfig
 
 class AttentionAggregation(nn.Module):
     """COOT's attention-aware feature aggregation: per head, weights = masked softmax over positions of
-    ``GELU(x W1) W2``; head h pools its own slice of the channels, the slices are concatenated."""
+    ``GELU(x W1 + b1) W2``; head h pools its own slice of the channels, the slices are concatenated.
+
+    W2 has no bias: a head's bias is added to all its logits alike, which its softmax over positions cancels.
+    VSR-Net's eq. 9 (from COOT) writes the score without a bias term.
+    """
+
+    legacy_inert_keys = (InertLegacyKey("score.2.bias"),)
 
     def __init__(self, dim: int, hidden: int, heads: int):
         super().__init__()
         self.heads = heads
-        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, heads))
+        self.score = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, heads, bias=False))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x [B, L, D], mask [B, L] -> [B, D]."""
