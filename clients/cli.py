@@ -19,6 +19,8 @@ COMMAND_MODULES = (
     "training.engine.cli",   # train, evaluate, results
     "export.cli",            # export
     "serving.cli",           # triton start|stop|status|swap
+    "deploy.cli",            # up, down: the local stack
+    "clients.service_cli",   # search, index, info: ask the gateway
     "clients.bench",         # bench NAME
 )
 

@@ -28,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-backbone", action="store_true",
                    help="export only the MiniLM text backbone (model text_backbone), as --version (default 1)")
     p.add_argument("--no-text-backbone", action="store_true",
-                   help="do not add the text backbone (by default it is exported once, with the first MiniLM model)")
+                   help="never export the text backbone here (by default it is exported once, before the first MiniLM "
+                        "model; a MiniLM model records the backbone version it reads)")
     p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs (default: %(default)s)")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
     p.add_argument("--max-batch-size", type=int, default=64)
@@ -83,8 +84,20 @@ def run(args: argparse.Namespace) -> int:
     model, source = load_source(args.checkpoint, args.model, preset, args.seed, overrides)
     base = f"{source.name}_{source.preset}"
     version = args.version or (max(versions(Path(args.repo), model_name(base, "text")), default=0) + 1)
+    backbone = None
+    if model.config.text.kind == "minilm":
+        from export.exporter import export_text_backbone_version
+        from serving.triton.repository import TEXT_BACKBONE
+
+        if not versions(Path(args.repo), TEXT_BACKBONE):
+            if args.no_text_backbone:
+                raise ConfigError(f"{base} reads MiniLM word features and {args.repo} has no text_backbone; "
+                                  f"drop --no-text-backbone or export it first (strata export --text-backbone)")
+            export_text_backbone_version(args.repo, 1, _backbone_options(options))
+        backbone = versions(Path(args.repo), TEXT_BACKBONE)[-1]
     manifest = export_version(model, source, args.repo, version, options,
-                              ParityData(data=data, split=args.split, seed=args.seed), limits)
+                              ParityData(data=data, split=args.split, seed=args.seed), limits,
+                              text_backbone_version=backbone)
     print(f"exported {base} version {version} into {Path(args.repo).resolve()} (backend {args.backend})")
     for part, info in manifest["files"].items():
         print(f"  {model_name(base, part):28s} {info['bytes'] / 1e6:8.2f} MB")
@@ -94,12 +107,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {output:36s} max |diff| {figures['max_abs']:.2e}  max rel {figures['max_rel']:.2e}")
     for direction, figures in parity["ranking"].items():
         print(f"  top-{parity['top_k']} {direction}: {figures['queries']} queries, {figures['top_k_mismatches']} mismatches")
-    if manifest["config"]["text"]["kind"] == "minilm" and not args.no_text_backbone:
-        from export.exporter import export_text_backbone_version
-        from serving.triton.repository import TEXT_BACKBONE
-
-        if not versions(Path(args.repo), TEXT_BACKBONE):
-            export_text_backbone_version(args.repo, 1, _backbone_options(options))
     return 0
 
 

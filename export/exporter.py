@@ -142,8 +142,11 @@ def _parity_inputs(layout, config, parity: ParityData):
 
 def export_version(model, source: Source, repo: str | Path, version: int, options: ServingOptions = ServingOptions(),
                    parity: ParityData = ParityData(), limits: DataConfig | None = None,
-                   log=print) -> dict:
-    """Export ``model`` as version ``version`` of ``<name>_<preset>`` into ``repo``; returns the manifest."""
+                   log=print, text_backbone_version: int | None = None) -> dict:
+    """Export ``model`` as version ``version`` of ``<name>_<preset>`` into ``repo``; returns the manifest.
+
+    ``text_backbone_version``: the ``text_backbone`` version a MiniLM model's word features come from, recorded in
+    the manifest so the gateway pins it (None: not recorded; the gateway then takes the latest and says so)."""
     from export.onnx import export_part
     from serving.onnx_runner import OnnxRunner
     from training.engine.runner import TorchRunner
@@ -157,6 +160,8 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
     repo = Path(repo).resolve()
     base = f"{source.name}_{source.preset}"
     layout = model.layout
+    if text_backbone_version is not None and text_backbone_version not in versions(repo, TEXT_BACKBONE):
+        raise ConfigError(f"{repo}: no text_backbone version {text_backbone_version} to record in {base}'s manifest")
     configs = {p: config_pbtxt(model_name(base, p), part_layout(layout, p), options) for p in PARTS}
     preflight(repo, base, version, layout, configs)
     model.eval()
@@ -188,6 +193,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
             },
             "source": asdict(source),
             "serving": asdict(options),
+            "text_backbone": {"version": text_backbone_version} if text_backbone_version is not None else None,
         }
         _write_manifests(staging, base, version, manifest)
         onnx_runner = OnnxRunner(staging, base, version)

@@ -41,6 +41,8 @@ class Settings:
     triton_metrics_port: int = 8002
     ray_dashboard_port: int = 8265             # `ray job submit --address http://<address>:<port>`
     model_repository: str = "model_repository"  # Triton model repository (relative: under $STRATA_HOME)
+    model: str = ""                            # the model the gateway serves (e.g. hgr_fast); empty: the only one exported
+    tensor_store: str = "tensors"              # the tensor store's root: a folder (LMDB; relative: under $STRATA_HOME), or lance:URI
     top_k: int = 10                            # hits per query unless the request says
     candidate_depth: int = 200                 # first-stage candidates re-ranked per query unless the request says
     max_top_k: int = 1000                      # refused above
@@ -52,8 +54,8 @@ class Settings:
     def __post_init__(self) -> None:
         ports = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.endswith("_port")}
         for key, port in ports.items():
-            if not 1 <= port <= 65535:
-                raise ValueError(f"{key} must be a port in 1..65535, got {port}")
+            if not 0 <= port <= 65535:
+                raise ValueError(f"{key} must be a port in 0..65535 (0: any free port), got {port}")
         for key in ("top_k", "candidate_depth", "max_top_k", "max_candidate_depth", "index_batch"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
@@ -85,6 +87,13 @@ class Settings:
     @property
     def ray_address(self) -> str:
         return f"http://{self.address}:{self.ray_dashboard_port}"
+
+    @property
+    def tensor_store_root(self) -> str:
+        if ":" in self.tensor_store:
+            return self.tensor_store
+        path = Path(self.tensor_store).expanduser()
+        return str(path if path.is_absolute() else strata_home() / path)
 
     @property
     def repository(self) -> Path:

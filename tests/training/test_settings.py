@@ -53,7 +53,7 @@ def test_string_setting_from_environment_stays_a_string(home, monkeypatch):
 
 @pytest.mark.parametrize(("source", "value", "message"), [
     ("file", "gateway_prot: 1\n", "unknown key"),
-    ("file", "gateway_port: 70000\n", "gateway_port must be a port"),
+    ("file", "gateway_port: 70000\n", "gateway_port must be a port in 0..65535"),
     ("env", "abc", "expected an integer"),
     ("flag", 0, "top_k must be >= 1"),
 ])

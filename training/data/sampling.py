@@ -48,3 +48,11 @@ def pad_stack(arrays: Sequence[np.ndarray], length: int, dtype: str | np.dtype) 
         out[i, :len(arr)] = arr
         mask[i, :len(arr)] = 1.0
     return out, mask
+
+
+def pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
+    """The first ``rows`` rows of ``array``, zero-padded when it has fewer (e.g. word features cached for the words
+    the tokenizer kept, padded up to the caption's word count)."""
+    if len(array) >= rows:
+        return array[:rows]
+    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])

@@ -18,14 +18,15 @@ import numpy as np
 
 from training.data.concepts import ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
-from training.data.hgr_format import HGRDataset, HGRFiles, HGRSplit
+from training.data.hgr_format import HGRSplit
+from training.data.sampling import pad_rows
 from training.engine.config import DataConfig
 from training.errors import DataError, read_json_file
 from training.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
 
-from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, SYNTH_FILES
+from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,7 @@ class PreparedData:
         self.needs = needs
         self.progress = progress
         self.root = config.resolved_path()
-        # A SynthVTR folder keeps its files flat; anything else is read with HGR's release paths.
-        self.dataset = HGRDataset(self.root, SYNTH_FILES if (self.root / SYNTH_CONFIG).is_file() else HGRFiles())
+        self.dataset = open_dataset(self.root)
         self.cache = cache_dir(self.root)
         self.limits = TextLimits(config.max_words, config.max_verbs, config.max_nouns)
 
@@ -217,7 +217,7 @@ class PreparedData:
         graphs = [self.graphs[s] for s in sentences]
         if self.needs.text_kind == "minilm":
             cached = [self.text_features[s] for s in sentences]
-            feats = [_pad_rows(c.word_feats, g.total_words) for c, g in zip(cached, graphs)]
+            feats = [pad_rows(c.word_feats, g.total_words) for c, g in zip(cached, graphs)]
             return encode_text_batch(graphs, word_feats=feats, sent_feats=np.stack([c.sent_feat for c in cached]))
         ids = [np.asarray(self.vocabulary.encode(self.parsed[s].tokens), np.int64) for s in sentences]
         return encode_text_batch(graphs, word_ids=ids)
@@ -242,7 +242,7 @@ class PreparedData:
             sizes = {"verbs": self.needs.concepts.num_verbs, "nouns": self.needs.concepts.num_nouns,
                      "triplets": self.needs.concepts.num_triplets}
             for kind, size in sizes.items():  # a small dataset may have fewer concepts than the heads' size
-                batch[f"{kind[:-1]}_labels"] = np.stack([_pad_rows(l[kind], size) for l in labels])
+                batch[f"{kind[:-1]}_labels"] = np.stack([pad_rows(l[kind], size) for l in labels])
         return batch
 
     # -- HGR's binary selection ------------------------------------------------------------------------------
@@ -276,9 +276,3 @@ class PreparedData:
             raise DataError(f"{self.root}: unknown split {split!r}; available: {', '.join(self.splits)}")
         return self.splits[split]
 
-
-def _pad_rows(array: np.ndarray, rows: int) -> np.ndarray:
-    """Zero-pad the first axis of ``array`` up to ``rows`` (the feature cache keeps only the first max_words)."""
-    if len(array) >= rows:
-        return array[:rows]
-    return np.concatenate([array, np.zeros((rows - len(array), *array.shape[1:]), array.dtype)])

@@ -100,6 +100,20 @@ class ModelLayout:
         return json.dumps(self.to_json(), sort_keys=True)
 
 
+# Each ragged axis and the canonical input mask that says how much of it an item uses (a valid prefix).
+AXIS_MASKS = {"words": "word_mask", "verbs": "verb_mask", "nouns": "noun_mask", "frames": "frame_mask"}
+
+# Levels scored from the caption's verb or noun nodes, by the ending of the level's name (``action``,
+# ``local_action``, ...): a caption with no such node scores that level as the model defines it for an empty set.
+LEVEL_NODE_MASKS = {"action": "verb_mask", "entity": "noun_mask"}
+
+
+def empty_levels(levels: tuple[str, ...], text_inputs: dict, item: int) -> tuple[bool, ...]:
+    """Which of ``levels`` had no text node for caption ``item`` of a batch of canonical text inputs."""
+    empty = {suffix: float(text_inputs[mask][item].sum()) == 0.0 for suffix, mask in LEVEL_NODE_MASKS.items()}
+    return tuple(any(level.endswith(suffix) and gone for suffix, gone in empty.items()) for level in levels)
+
+
 # ---- canonical inputs (the only text and video inputs any model may take) -------------------------------
 B, W, V, N, T, R = "batch", "words", "verbs", "nouns", "frames", "regions"
 

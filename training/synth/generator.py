@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from training.config import to_dict
-from training.data.hgr_format import HGRFiles
+from training.data.hgr_format import HGRDataset, HGRFiles
 from training.errors import DataError
 from training.synth.captions import render, sample_captions
 from training.synth.config import VERSION, SynthConfig
@@ -41,6 +41,11 @@ SYNTH_FILES = HGRFiles(
     frame_features=FRAME_FEATURES,
     region_features=REGION_FEATURES,
 )
+
+
+def open_dataset(root: str | Path) -> HGRDataset:
+    """A dataset folder: SynthVTR's flat layout where its config file is present, else HGR's release layout."""
+    return HGRDataset(root, SYNTH_FILES if (Path(root) / CONFIG).is_file() else HGRFiles())
 
 
 def video_name(index: int) -> str:

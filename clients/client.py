@@ -1,0 +1,142 @@
+"""Strata's Python client: the ``strata.v1`` gRPC API with deadlines and retries (needs grpc and NumPy, never torch).
+
+    from clients.client import StrataClient
+    with StrataClient("127.0.0.1:50051") as strata:
+        answer = strata.search_videos("a man is slicing bread", top_k=5)
+        for hit in answer.hits:
+            print(hit.id, hit.score, {l.level: l.score for l in hit.levels})
+
+Every call carries a deadline (``timeout_s``). Calls that change nothing, and the upserts (indexing the same id
+twice leaves it once), are retried by gRPC on UNAVAILABLE with exponential back-off; a delete is not retried.
+Errors arrive as :class:`StrataCallError` with the server's status code and message.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from serving.gateway.convert import features_to_pb
+from serving.proto.strata.v1 import strata_pb2 as pb
+from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
+from training.errors import StrataError
+
+SERVICE = "strata.v1.Strata"
+RETRIED = ("SearchVideos", "SearchCaptions", "ScoreVideos", "Describe", "IndexCaptions")
+RETRY_POLICY = {
+    "methodConfig": [{
+        "name": [{"service": SERVICE, "method": m} for m in RETRIED],
+        "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]
+}
+
+
+class StrataCallError(StrataError):
+    """The gateway answered with an error status (``code``), or could not be reached."""
+
+    def __init__(self, call: str, code: grpc.StatusCode, details: str, url: str):
+        self.call, self.code, self.details = call, code, details
+        hint = f" (is the gateway running at {url}? `strata up`, or pass --url)" if code in (
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else ""
+        super().__init__(f"{call}: {code.name}: {details}{hint}")
+
+
+@dataclass(frozen=True)
+class Video:
+    """A video to index: its id and pre-extracted features ([frames, dim], and [frames, regions, dim] if needed)."""
+
+    id: str
+    frames: np.ndarray
+    regions: np.ndarray | None = None
+    source: str = ""
+    duration: float = -1.0
+
+
+class StrataClient:
+    def __init__(self, url: str, timeout_s: float = 30.0):
+        self.url, self.timeout_s = url, timeout_s
+        self.channel = grpc.insecure_channel(url, options=[
+            ("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(RETRY_POLICY)),
+            ("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)])
+        self.stub = pb_grpc.StrataStub(self.channel)
+        self.health_stub = health_pb2_grpc.HealthStub(self.channel)
+
+    def _call(self, name: str, request, timeout_s: float | None = None):
+        try:
+            return getattr(self.stub, name)(request, timeout=timeout_s or self.timeout_s)
+        except grpc.RpcError as err:
+            raise StrataCallError(name, err.code(), err.details() or "", self.url) from None
+
+    # -- queries -----------------------------------------------------------------------------------------------
+    def search_videos(self, text: str, top_k: int = 0, candidate_depth: int = 0) -> pb.SearchResponse:
+        """Videos for a sentence; 0 takes the server's default top-k and depth."""
+        return self._call("SearchVideos", pb.SearchVideosRequest(text=text, top_k=top_k, candidate_depth=candidate_depth))
+
+    def search_captions(self, video_id: str = "", frames: np.ndarray | None = None, regions: np.ndarray | None = None,
+                        top_k: int = 0, candidate_depth: int = 0) -> pb.SearchResponse:
+        """Captions for an indexed video (``video_id``) or for uploaded features (``frames``, ``regions``)."""
+        request = pb.SearchCaptionsRequest(top_k=top_k, candidate_depth=candidate_depth)
+        if (video_id == "") == (frames is None):
+            raise ValueError("give exactly one of video_id or frames")
+        if video_id:
+            request.video_id = video_id
+        else:
+            request.features.CopyFrom(features_to_pb(frames, regions))
+        return self._call("SearchCaptions", request)
+
+    def score_videos(self, text: str, video_ids: Sequence[str]) -> pb.SearchResponse:
+        return self._call("ScoreVideos", pb.ScoreVideosRequest(text=text, video_ids=list(video_ids)))
+
+    def describe(self) -> pb.DescribeResponse:
+        return self._call("Describe", pb.DescribeRequest())
+
+    def health(self, service: str = "") -> str:
+        """``SERVING`` or ``NOT_SERVING`` (``UNREACHABLE`` when the gateway does not answer)."""
+        try:
+            status = self.health_stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=self.timeout_s).status
+        except grpc.RpcError:
+            return "UNREACHABLE"
+        return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+
+    # -- ingest ------------------------------------------------------------------------------------------------
+    def index_videos(self, videos: Iterable[Video], batch: int = 64, timeout_s: float | None = None) -> pb.IndexResponse:
+        """Stream videos in batches (one call; an upsert by id, so a rerun after a failure is safe)."""
+        def requests() -> Iterator[pb.IndexVideosRequest]:
+            chunk: list[pb.VideoItem] = []
+            for v in videos:
+                chunk.append(pb.VideoItem(id=v.id, features=features_to_pb(v.frames, v.regions), source=v.source,
+                                          duration=v.duration))
+                if len(chunk) == batch:
+                    yield pb.IndexVideosRequest(videos=chunk)
+                    chunk = []
+            if chunk:
+                yield pb.IndexVideosRequest(videos=chunk)
+
+        return self._call("IndexVideos", requests(), timeout_s or max(self.timeout_s, 600.0))
+
+    def index_captions(self, captions: Iterable[tuple[str, str] | tuple[str, str, str]],
+                       timeout_s: float | None = None) -> pb.IndexResponse:
+        """Captions as (id, text) or (id, text, video_id)."""
+        items = [pb.CaptionItem(id=c[0], text=c[1], video_id=c[2] if len(c) > 2 else "") for c in captions]
+        return self._call("IndexCaptions", pb.IndexCaptionsRequest(captions=items), timeout_s or max(self.timeout_s, 600.0))
+
+    def delete(self, kind: str, ids: Sequence[str]) -> pb.DeleteResponse:
+        """``kind``: ``videos`` or ``captions``."""
+        kinds = {"videos": pb.ITEM_KIND_VIDEO, "captions": pb.ITEM_KIND_CAPTION}
+        if kind not in kinds:
+            raise ValueError(f"kind must be videos or captions, got {kind!r}")
+        return self._call("Delete", pb.DeleteRequest(kind=kinds[kind], ids=list(ids)))
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "StrataClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,149 @@
+"""``strata search``, ``strata index`` and ``strata info``: the query side of the command line, on the client library.
+
+These commands talk to a running gateway (``strata up``) at the ``gateway_port`` setting, or ``--url``; they never
+import torch. ``strata index DIR`` reads a dataset folder here, on the client, and streams its features to the
+gateway, which never opens a user's path.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+EXAMPLES_SEARCH = """examples:
+  strata search "a man is slicing bread" --top-k 5
+  strata search --video-id video7012 --json
+"""
+EXAMPLES_INDEX = """examples:
+  strata index ~/.strata/data/synthvtr-demo                 # its tst split: videos and their captions
+  strata index /data/msrvtt --split tst --split val --no-captions
+"""
+
+
+def _url_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="gateway address host:port (default: the address and gateway_port settings, "
+                                      "127.0.0.1:50051 unless changed)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    search = subparsers.add_parser("search", help="ask the gateway: videos for a sentence, or captions for a video",
+                                   epilog=EXAMPLES_SEARCH, formatter_class=argparse.RawDescriptionHelpFormatter)
+    search.add_argument("text", nargs="?", help="a sentence (text -> video)")
+    search.add_argument("--video-id", help="an indexed video's id (video -> text)")
+    search.add_argument("--top-k", type=int, default=0, help="hits to return (default: the top_k setting, 10)")
+    search.add_argument("--depth", type=int, default=0,
+                        help="first-stage candidates to re-rank (default: the candidate_depth setting, 200)")
+    search.add_argument("--json", action="store_true", help="print the answer as JSON instead of a table")
+    _url_flag(search)
+    search.set_defaults(func=_search)
+
+    index = subparsers.add_parser("index", help="index a dataset folder's videos and captions through the gateway",
+                                  epilog=EXAMPLES_INDEX, formatter_class=argparse.RawDescriptionHelpFormatter)
+    index.add_argument("folder", help="a dataset folder in HGR's release layout, or one made by `strata synth`")
+    index.add_argument("--split", action="append", help="split(s) to index (default: tst)")
+    index.add_argument("--no-captions", action="store_true", help="index the videos only")
+    index.add_argument("--batch", type=int, default=64, help="videos per streamed message (default: %(default)s)")
+    _url_flag(index)
+    index.set_defaults(func=_index)
+
+    info = subparsers.add_parser("info", help="the gateway's model, version, levels, corpus sizes and stores",
+                                 epilog="example:\n  strata info --json", formatter_class=argparse.RawDescriptionHelpFormatter)
+    info.add_argument("--json", action="store_true", help="print JSON")
+    _url_flag(info)
+    info.set_defaults(func=_info)
+
+
+def _client(args: argparse.Namespace):
+    from clients.client import StrataClient
+    from training.settings import load_settings
+
+    from deploy.stack import gateway_url
+
+    settings = load_settings()
+    return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s)
+
+
+def hits_table(answer) -> str:
+    """Hits as a text table with the per-level scores (``*`` marks a level the caption had no nodes for)."""
+    levels = [l.level for l in answer.hits[0].levels] if answer.hits else []
+    head = f"{'rank':>4}  {'id':24s} {'score':>7s} " + " ".join(f"{name[:10]:>10s}" for name in levels)
+    lines = [f"model {answer.model.name} version {answer.model.version}; {answer.candidates} candidates re-ranked", head]
+    for rank, hit in enumerate(answer.hits, 1):
+        cells = " ".join(f"{l.score:>9.4f}{'*' if l.empty else ' '}" for l in hit.levels)
+        extra = hit.text or hit.source
+        lines.append(f"{rank:>4}  {hit.id[:24]:24s} {hit.score:>7.4f} {cells}  {extra}")
+    if any(l.empty for h in answer.hits for l in h.levels):
+        lines.append("* the caption has no text node of this level (no verb, or no noun)")
+    return "\n".join(lines)
+
+
+def answer_json(answer) -> dict:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(answer, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+
+
+def _search(args: argparse.Namespace) -> int:
+    from training.errors import ConfigError
+
+    if (args.text is None) == (args.video_id is None):
+        raise ConfigError("give a sentence, or --video-id ID (one of them), e.g. strata search \"a dog runs\"")
+    with _client(args) as client:
+        if args.text is not None:
+            answer = client.search_videos(args.text, args.top_k, args.depth)
+        else:
+            answer = client.search_captions(video_id=args.video_id, top_k=args.top_k, candidate_depth=args.depth)
+    print(json.dumps(answer_json(answer), indent=2) if args.json else hits_table(answer))
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from clients.client import Video
+    from training.synth.generator import open_dataset
+
+    dataset = open_dataset(args.folder)
+    splits = args.split or ["tst"]
+    with _client(args) as client:
+        info = client.describe()
+        for name in splits:
+            split = dataset.split(name, info.max_frames, regions=info.region_dim > 0)
+            started = time.perf_counter()
+
+            def videos():
+                for i in range(len(split)):
+                    item = split.video(i)
+                    yield Video(item.name, item.frames, item.regions, source=f"{dataset.root.name}/{name}")
+                    if (i + 1) % (args.batch * 4) == 0 or i + 1 == len(split):
+                        rate = (i + 1) / (time.perf_counter() - started)
+                        print(f"  {name}: read {i + 1}/{len(split)} videos ({rate:.0f}/s)", file=sys.stderr, flush=True)
+
+            result = client.index_videos(videos(), batch=args.batch)
+            print(f"{name}: indexed {result.indexed} videos in {time.perf_counter() - started:.1f}s "
+                  f"({result.total} now indexed for {result.model.name} version {result.model.version})")
+            if args.no_captions:
+                continue
+            captions = [(f"{video}#{k}", text, video) for video, texts in zip(split.names, split.captions)
+                        for k, text in enumerate(texts)]
+            started = time.perf_counter()
+            result = client.index_captions(captions)
+            print(f"{name}: indexed {result.indexed} captions in {time.perf_counter() - started:.1f}s "
+                  f"({result.total} now indexed)")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        info = client.describe()
+        health = client.health()
+    if args.json:
+        print(json.dumps({**answer_json(info), "health": health}, indent=2))
+        return 0
+    print(f"gateway {client.url}: {health}")
+    print(f"model {info.model.name} version {info.model.version}; levels {', '.join(info.levels)}")
+    print(f"indexed: {info.videos} videos, {info.captions} captions; first stage: {info.index_view}")
+    print(f"triton {info.triton_url}; milvus {info.milvus_uri}; tensor store {info.tensor_store} ({info.store_dtype})")
+    print(f"defaults: top-k {info.default_top_k}, candidate depth {info.default_candidate_depth}; "
+          f"video features [<= {info.max_frames} frames, {info.frame_dim}]"
+          + (f", regions [.., {info.region_dim}]" if info.region_dim else ""))
+    return 0

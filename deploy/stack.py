@@ -1,0 +1,159 @@
+"""The local stack behind ``strata up`` / ``strata down``: Milvus Lite's server, Triton and the gateway, each its
+own managed process with a record under ``$STRATA_HOME`` (torch-free).
+
+``up`` starts what is not running and reuses what is: Milvus first (unless the ``milvus_uri`` setting names
+another Milvus), then Triton with the active version's models (the record in Milvus names it; a first start
+records the default), loaded at exactly that version, then the gateway. Ports come from the settings; ``0`` picks
+free ones, and every command finds them in the records (:func:`gateway_url`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from serving.process import ManagedProcess, ProcessState
+from training.errors import StrataError
+from training.home import strata_home
+from training.settings import Settings
+
+GATEWAY = "gateway"
+GATEWAY_MARKER = "serving.gateway"
+READY_FILE = "gateway.ready.json"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class StackError(StrataError):
+    """A part of the local stack did not come up."""
+
+
+@dataclass(frozen=True)
+class StackState:
+    milvus: str
+    triton: str
+    gateway: str
+    model: str
+    version: int
+
+
+def gateway_process() -> ManagedProcess:
+    return ManagedProcess(GATEWAY, strata_home() / GATEWAY, GATEWAY_MARKER)
+
+
+def gateway_url(settings: Settings) -> str:
+    """The running local gateway's address (its record), else the settings'."""
+    state = gateway_process().state()
+    return f"{state.address}:{state.port('gateway_port')}" if state is not None else settings.gateway_url
+
+
+def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
+    """The gateway's environment: every setting in force as ``STRATA_<KEY>``, with the addresses actually bound."""
+    from training.settings import describe
+
+    env = dict(os.environ)
+    values = {**describe(settings), "milvus_uri": milvus, "triton_grpc_port": triton_grpc_port,
+              "model_repository": str(settings.repository)}
+    env.update({f"STRATA_{key.upper()}": str(value) for key, value in values.items()})
+    env["STRATA_HOME"] = str(strata_home())
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH", "")) if p)
+    return env
+
+
+def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
+    from serving.gateway.service import active_record
+    from serving.index.milvus_index import MilvusIndex
+    from serving.index.milvus_server import MilvusLiteServer, uri
+    from serving.triton.server import TritonServer
+
+    # 1. Milvus
+    if settings.milvus_uri:
+        milvus = settings.milvus_uri
+        log(f"milvus: using {milvus} (the milvus_uri setting)")
+    else:
+        server = MilvusLiteServer()
+        state = server.state() or server.start(port=settings.milvus_port, address=settings.address, timeout=timeout)
+        milvus = uri(state.address, state.port("milvus_port"))
+        log(f"milvus: {milvus} (Milvus Lite, pid {state.pid}, db {state.serves.get('db')})")
+    index = MilvusIndex(milvus, timeout_s=settings.request_timeout_s)
+    record, problem = active_record(replace(settings, milvus_uri=milvus), index)
+    if record is None:
+        raise StackError(f"nothing to serve: {problem}")
+    base, version = record["model"], int(record["version"])
+
+    # 2. Triton, with the active version's models at that version
+    triton = TritonServer()
+    tstate = triton.state()
+    if tstate is None:
+        from serving.triton.repository import TEXT_BACKBONE, model_name
+
+        models = [model_name(base, part) for part in ("text", "video", "scorer")] + [TEXT_BACKBONE]
+        ports = None if 0 in settings.triton_ports else settings.triton_ports
+        tstate = triton.start(settings.repository, models, ports=ports, address=settings.address, timeout=timeout)
+    ensure_served(tstate.grpc_url, base, version)
+    log(f"triton: {tstate.grpc_url} (pid {tstate.pid}), serving {base} version {version}")
+
+    # 3. the gateway
+    process = gateway_process()
+    gstate = process.state()
+    if gstate is None:
+        ready_file = process.runs / READY_FILE
+        ready_file.unlink(missing_ok=True)
+
+        def command(ports: dict[str, int]) -> list[str]:
+            return [sys.executable, "-m", GATEWAY_MARKER, "--port", str(ports["gateway_port"]),
+                    "--metrics-port", str(ports["gateway_metrics_port"]), "--ready-file", str(ready_file)]
+
+        gstate = process.start(command, {"gateway_port": settings.gateway_port,
+                                         "gateway_metrics_port": settings.gateway_metrics_port},
+                               lambda state: _gateway_serving(ready_file, state), address=settings.address,
+                               timeout=timeout, serves={"model": f"{base} v{version}"},
+                               env=_env(settings, milvus, tstate.grpc_port),
+                               settings_hint="STRATA_GATEWAY_PORT, settings.yaml or --gateway-port")
+    url = f"{gstate.address}:{gstate.port('gateway_port')}"
+    log(f"gateway: {url} (pid {gstate.pid}, metrics on port {gstate.port('gateway_metrics_port')}, "
+        f"log {gstate.log})")
+    return StackState(milvus, tstate.grpc_url, url, base, version)
+
+
+def _gateway_serving(ready_file: Path, state: ProcessState) -> bool:
+    """Ready once it has bound its ports and its health check says SERVING."""
+    if not ready_file.is_file():
+        return False
+    port = json.loads(ready_file.read_text())["port"]
+    from clients.client import StrataClient
+
+    with StrataClient(f"{state.address}:{port}", timeout_s=2) as client:
+        return client.health() == "SERVING"
+
+
+def ensure_served(triton_url: str, base: str, version: int) -> None:
+    """Load ``version`` of ``base``'s three models beside whatever Triton serves (the record wins after a restart)."""
+    import tritonclient.grpc as grpcclient
+
+    from serving.triton.swap import swap
+
+    client = grpcclient.InferenceServerClient(triton_url)
+    try:
+        ready = all(client.is_model_ready(f"{base}_{part}", str(version)) for part in ("text", "video", "scorer"))
+    finally:
+        client.close()
+    if not ready:
+        swap(triton_url, base, version)
+
+
+def down(log=print) -> None:
+    """Stop the gateway, then Triton, then Milvus (each only if running)."""
+    from serving.index.milvus_server import MilvusLiteServer
+    from serving.triton.server import TritonServer
+
+    log(gateway_process().stop())
+    log(TritonServer().stop())
+    log(MilvusLiteServer().stop())
+
+
+def status() -> dict[str, ProcessState | None]:
+    from serving.index.milvus_server import MilvusLiteServer
+
+    return {"milvus": MilvusLiteServer().state(), "gateway": gateway_process().state()}

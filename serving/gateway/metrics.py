@@ -1,0 +1,31 @@
+"""The gateway's Prometheus metrics: calls by name and status code, latency per call and per query stage, corpus
+sizes. Served over HTTP on the ``gateway_metrics_port`` setting."""
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+REQUESTS = Counter("strata_requests", "gRPC calls by method and status code", ["call", "code"])
+LATENCY = Histogram("strata_request_seconds", "gRPC call latency", ["call"],
+                    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30))
+STAGES = Histogram("strata_stage_seconds", "query latency by stage (parse, backbone, tower, search, fetch, rerank)",
+                   ["stage"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
+CORPUS = Gauge("strata_corpus_items", "items indexed for the active model version", ["kind"])
+
+
+def observe_call(call: str, code: str, seconds: float) -> None:
+    REQUESTS.labels(call, code).inc()
+    LATENCY.labels(call).observe(seconds)
+
+
+def observe_stages(timings_ms: dict[str, float]) -> None:
+    for stage, ms in timings_ms.items():
+        STAGES.labels(stage).observe(ms / 1e3)
+
+
+def set_corpus(kind: str, count: int) -> None:
+    CORPUS.labels(kind).set(count)
+
+
+def serve_metrics(address: str, port: int):
+    """Start the metrics HTTP server (a daemon thread); returns (server, thread)."""
+    return start_http_server(port, addr=address)

@@ -1,0 +1,165 @@
+"""One exported model version as the gateway runs it (torch-free).
+
+Text: parse (spaCy) -> MiniLM tokenisation -> ``text_backbone`` on Triton -> the text tower on Triton. Video: sampled,
+padded frame features -> the video tower on Triton. Scoring: the version's scorer ONNX in this process (ONNX
+Runtime, CPU): the multi-level fusion, the same graph that was parity-checked against training. Every Triton
+request is pinned to this version (and the backbone to the version its manifest records), so one answer is
+wholly one version's.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving.gateway.errors import FailedPrecondition, InvalidArgument
+from serving.gateway.items import Record, axis_lengths, split_items, stack_items
+from serving.onnx_runner import OnnxPart
+from serving.triton.client import TritonModel, TritonTowers
+from serving.triton.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
+from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
+from training.data.sampling import pad_rows
+from training.models.layout import LEVEL_SCORES, SCORE, TEXT_INDEX, VIDEO_INDEX, empty_levels
+
+log = logging.getLogger("strata.gateway")
+
+
+@dataclass(frozen=True)
+class EmbeddedTexts:
+    parsed: list                       # training.text.parser.ParsedCaption per text
+    items: list[Record]                # text tower outputs per caption (ragged axes cut)
+    empty: list[tuple[bool, ...]]      # per caption, per level: no text node of that level
+
+
+class ServedModel:
+    """``<base>`` version ``version`` of ``repo``: towers on the Triton server at ``triton_url``, scorer here."""
+
+    def __init__(self, repo: str | Path, base: str, version: int, triton_url: str, timeout_s: float = 30.0):
+        self.repo, self.base, self.version = Path(repo), base, int(version)
+        self.manifest = read_manifest(self.repo, base, self.version)
+        self.layout = manifest_layout(self.manifest)
+        config = self.manifest["config"]
+        if config["text"]["kind"] != "minilm":
+            raise FailedPrecondition(f"{base} version {version} reads a learned word vocabulary, which the model "
+                                     f"repository does not carry; the gateway serves MiniLM-input models")
+        prep = self.manifest["preprocessing"]
+        self.max_frames = int(prep["max_frames"])
+        self.limits = TextLimits(prep["max_words"], prep["max_verbs"], prep["max_nouns"])
+        self.frame_dim = int(config["video"]["frame_dim"])
+        self.reads_regions = "region_feats" in self.layout.video.input_names
+        self.region_dim = int(config["video"]["region_dim"]) if self.reads_regions else 0
+        self.backbone_version = self._backbone_version()
+        self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
+        from training.text.tokenize import BACKBONE_LAYOUT
+
+        self.backbone = TritonModel(self.towers.client, TEXT_BACKBONE, BACKBONE_LAYOUT, self.backbone_version,
+                                    timeout_s=timeout_s)
+        self.scorer = OnnxPart(version_dir(self.repo, base, "scorer", self.version) / ONNX_FILE, threads=1, spinning=False)
+
+    def _backbone_version(self) -> int:
+        recorded = (self.manifest.get("text_backbone") or {}).get("version")
+        if recorded is not None:
+            return int(recorded)
+        found = versions(self.repo, TEXT_BACKBONE)
+        if not found:
+            raise FailedPrecondition(f"{self.repo} has no {TEXT_BACKBONE}: export it (strata export --text-backbone)")
+        log.warning("%s version %d: its manifest predates recording the text_backbone version; using the latest, %d",
+                    self.base, self.version, found[-1])
+        return found[-1]
+
+    @property
+    def levels(self) -> tuple[str, ...]:
+        return self.layout.levels
+
+    @property
+    def index_dim(self) -> int:
+        return int(self.layout.video.spec(VIDEO_INDEX).shape[-1])
+
+    def describe(self) -> dict:
+        return {"name": self.base, "version": self.version, "levels": list(self.levels), "frame_dim": self.frame_dim,
+                "region_dim": self.region_dim, "max_frames": self.max_frames, "backbone_version": self.backbone_version}
+
+    # -- text ----------------------------------------------------------------------------------------------------
+    def embed_texts(self, texts: Sequence[str], timings: dict[str, float] | None = None) -> EmbeddedTexts:
+        from training.text.parser import parse_captions
+        from training.text.tokenize import TokenizerConfig, WordTokenizer
+
+        timings = {} if timings is None else timings
+        for i, text in enumerate(texts):
+            if not text or not text.strip():
+                raise InvalidArgument(f"text {i} is empty: give a sentence describing a video")
+        with stage(timings, "parse"):
+            parsed = parse_captions([t.strip() for t in texts])
+            if any(not p.tokens for p in parsed):
+                raise InvalidArgument("a text has no words after parsing")
+            graphs = [encode_graph(p.graph.nodes, p.graph.edges, len(p.tokens), self.limits, where=repr(p.text))
+                      for p in parsed]
+            tokens = WordTokenizer(TokenizerConfig(max_words=self.limits.max_words))([p.tokens for p in parsed])
+        with stage(timings, "backbone"):
+            features = self.backbone.infer(tokens.backbone_inputs())
+        word_feats = [pad_rows(features["word_feats"][i, :tokens.num_words[i]], g.total_words)
+                      for i, g in enumerate(graphs)]
+        inputs = encode_text_batch(graphs, word_feats=word_feats, sent_feats=features["sent_feat"])
+        with stage(timings, "tower"):
+            outputs = self.towers.encode_text(inputs)
+        items = split_items(self.layout.text.outputs, outputs, axis_lengths(inputs))
+        return EmbeddedTexts(parsed, items, [empty_levels(self.levels, inputs, i) for i in range(len(parsed))])
+
+    # -- video ---------------------------------------------------------------------------------------------------
+    def check_video(self, where: str, frames: np.ndarray, regions: np.ndarray | None) -> None:
+        """Refuse features this model cannot take, naming the item and what was expected."""
+        if frames.ndim != 2 or frames.shape[0] < 1 or frames.shape[1] != self.frame_dim:
+            raise InvalidArgument(f"{where}: frames must be [frames >= 1, {self.frame_dim}] float32 for {self.base}, "
+                                  f"got shape {list(frames.shape)}")
+        if not np.isfinite(frames).all():
+            raise InvalidArgument(f"{where}: frame features contain NaN or infinity")
+        if self.reads_regions:
+            if regions is None:
+                raise InvalidArgument(f"{where}: {self.base} reads region features [frames, regions, "
+                                      f"{self.region_dim}]; none were given")
+            if regions.ndim != 3 or regions.shape[0] != frames.shape[0] or regions.shape[2] != self.region_dim:
+                raise InvalidArgument(f"{where}: regions must be [{frames.shape[0]}, regions, {self.region_dim}], "
+                                      f"got shape {list(regions.shape)}")
+            if not np.isfinite(regions).all():
+                raise InvalidArgument(f"{where}: region features contain NaN or infinity")
+
+    def embed_videos(self, frames: Sequence[np.ndarray], regions: Sequence[np.ndarray | None],
+                     timings: dict[str, float] | None = None) -> list[Record]:
+        """Video tower outputs per video (features already checked with :meth:`check_video`)."""
+        timings = {} if timings is None else timings
+        inputs = encode_video_batch(list(frames), list(regions) if self.reads_regions else None, self.max_frames)
+        with stage(timings, "tower"):
+            outputs = self.towers.encode_video(inputs)
+        return split_items(self.layout.video.outputs, outputs, axis_lengths(inputs))
+
+    # -- scoring -------------------------------------------------------------------------------------------------
+    def score(self, texts: Sequence[Mapping[str, np.ndarray]], videos: Sequence[Mapping[str, np.ndarray]]
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """(fused [texts, videos], per level [levels, texts, videos]) with the version's scorer graph."""
+        text_specs = [s for s in self.layout.scorer.inputs if s.name.startswith("text_")]
+        video_specs = [s for s in self.layout.scorer.inputs if s.name.startswith("video_")]
+        out = self.scorer.run({**stack_items(text_specs, texts), **stack_items(video_specs, videos)},
+                              (SCORE, LEVEL_SCORES))
+        return out[SCORE], out[LEVEL_SCORES]
+
+    def close(self) -> None:
+        self.towers.close()
+
+
+def index_vector(item: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
+    return np.asarray(item[TEXT_INDEX if kind == "text" else VIDEO_INDEX], np.float32)
+
+
+@contextmanager
+def stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    """Adds the block's wall time (ms) to ``timings[name]``."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[name] = timings.get(name, 0.0) + 1e3 * (time.perf_counter() - start)

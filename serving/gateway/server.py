@@ -1,0 +1,99 @@
+"""The gateway process: the ``strata.v1.Strata`` service with ``grpc.health.v1`` health and server reflection, and
+Prometheus metrics over HTTP.
+
+Health is SERVING only while Milvus and Triton answer and a model version is active; a background loop re-checks
+it (and picks up a newly exported or activated version) every ``HEALTH_PERIOD_S``. Port 0 binds a free port;
+the bound ports are written to ``ready_file`` (JSON), which is how ``strata up`` and the tests learn them.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from serving.gateway.metrics import serve_metrics
+from serving.gateway.service import RetrievalService
+from serving.gateway.servicer import StrataServicer
+from serving.proto.strata.v1 import strata_pb2 as pb
+from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
+from training.settings import Settings
+
+log = logging.getLogger("strata.gateway")
+
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Strata"].full_name   # strata.v1.Strata
+HEALTH_PERIOD_S = 2.0
+MAX_MESSAGE_BYTES = 64 << 20   # an IndexVideos batch of pre-extracted features
+
+
+class Gateway:
+    def __init__(self, settings: Settings, workers: int = 8):
+        self.settings = settings
+        self.service = RetrievalService(settings)
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        pb_grpc.add_StrataServicer_to_server(StrataServicer(self.service), self.server)
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
+        self.port = self.server.add_insecure_port(f"{settings.address}:{settings.gateway_port}")
+        if self.port == 0:
+            raise OSError(f"cannot listen on {settings.address}:{settings.gateway_port} (in use? set gateway_port)")
+        self.metrics_server, _ = serve_metrics(settings.address, settings.gateway_metrics_port)
+        self.metrics_port = self.metrics_server.server_port
+        self._stopped = threading.Event()
+        self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
+
+    def check_health(self) -> bool:
+        self.service.refresh()
+        serving, why = self.service.health()
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+        if not serving:
+            log.info("not serving: %s", why)
+        return serving
+
+    def _health_loop(self) -> None:
+        while not self._stopped.wait(HEALTH_PERIOD_S):
+            try:
+                self.check_health()
+            except Exception:  # noqa: BLE001 - the loop must outlive any one failed check
+                log.exception("health check failed")
+
+    def start(self) -> None:
+        self.check_health()
+        self.server.start()
+        self._health_thread.start()
+        log.info("gateway on %s:%d (metrics on %d)", self.settings.address, self.port, self.metrics_port)
+
+    def stop(self, grace: float = 5.0) -> None:
+        self._stopped.set()
+        self.server.stop(grace).wait()
+        self.metrics_server.shutdown()
+        self.service.close()
+
+
+def serve(settings: Settings, ready_file: str | Path | None = None) -> None:
+    """Run a gateway until SIGTERM or SIGINT; queries in flight get a grace period."""
+    gateway = Gateway(settings)
+    gateway.start()
+    if ready_file:
+        record = {"pid": os.getpid(), "address": settings.address, "port": gateway.port,
+                  "metrics_port": gateway.metrics_port}
+        tmp = Path(f"{ready_file}.tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(ready_file)
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: done.set())
+    done.wait()
+    gateway.stop()

@@ -1,0 +1,362 @@
+"""The retrieval core behind the gRPC servicer: queries in both directions, ingest, delete, describe (no gRPC here).
+
+One model version is active at a time; its record (model base and version) lives in Milvus beside the index, so
+every gateway replica reads the same one. Each version has its own pair of Milvus collections and tensor
+stores (``<base>_v<N>_videos``, ``<base>_v<N>_captions``). A query runs wholly on the version that was active
+when it started: text -> Triton (backbone, tower) -> Milvus candidates -> their tensors -> the scorer here.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from serving.gateway.model import ServedModel, index_vector, stage
+from serving.gateway.writer import Item, Writer
+from serving.triton.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
+from training.errors import StrataError
+from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from training.settings import Settings
+
+log = logging.getLogger("strata.gateway")
+
+ACTIVE_KEY = "active_model"
+VIDEOS, CAPTIONS = "videos", "captions"
+EMPTY_LEVELS = "empty_levels"   # stored with each caption: 1 for a level with no text node
+
+
+@dataclass(frozen=True)
+class LevelScore:
+    level: str
+    score: float
+    empty: bool = False
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: str
+    score: float
+    levels: tuple[LevelScore, ...]
+    source: str = ""
+    duration: float = -1.0
+    text: str = ""
+    video_id: str = ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    hits: tuple[Hit, ...]
+    model: str
+    version: int
+    candidates: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    id: str
+    frames: np.ndarray
+    regions: np.ndarray | None = None
+    source: str = ""
+    duration: float = -1.0
+
+
+@dataclass(frozen=True)
+class CaptionInput:
+    id: str
+    text: str
+    video_id: str = ""
+
+
+def collection_name(base: str, version: int, kind: str) -> str:
+    return f"{base}_v{version}_{kind}"
+
+
+class Version:
+    """The active version: its model, and per kind its collection, tensor store and writer."""
+
+    def __init__(self, model: ServedModel, index, settings: Settings):
+        from serving.store import open_store
+
+        self.model = model
+        self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
+        self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
+        for kind, name in self.collections.items():
+            index.ensure_collection(name, model.index_dim, kind)
+        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch)
+                        for kind in self.collections}
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.model.base, self.model.version
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.model.close()
+
+
+def default_version(settings: Settings) -> tuple[dict | None, str]:
+    """(record, "") of the version to activate when none is: the latest of the ``model`` setting, or of the only
+    model exported; else (None, why not)."""
+    repo = settings.repository
+    bases = sorted({parts[0] for name in model_names(repo) if name != TEXT_BACKBONE
+                    and (parts := split_model_name(name)) is not None})
+    base = settings.model
+    if not base and len(bases) != 1:
+        return None, (f"no exported model in {repo}: strata export CHECKPOINT" if not bases else
+                      f"{repo} holds several models ({', '.join(bases)}); choose one with the setting model "
+                      f"(STRATA_MODEL or --model)")
+    base = base or bases[0]
+    if base not in bases:
+        return None, f"model {base!r} is not exported in {repo} (it holds: {', '.join(bases) or 'nothing'})"
+    return {"model": base, "version": latest_version(repo, base)}, ""
+
+
+def active_record(settings: Settings, index) -> tuple[dict | None, str]:
+    """The active version's record in Milvus, or the default one (recorded there), or (None, why not)."""
+    record = index.get_state(ACTIVE_KEY)
+    if record is not None:
+        return record, ""
+    record, problem = default_version(settings)
+    if record is not None:
+        index.set_state(ACTIVE_KEY, record)
+    return record, problem
+
+
+class RetrievalService:
+    def __init__(self, settings: Settings, index=None):
+        from serving.index.milvus_index import MilvusIndex
+
+        self.settings = settings
+        self.index = index if index is not None else MilvusIndex(settings.milvus, timeout_s=settings.request_timeout_s)
+        self.store_dtype = np.dtype(settings.store_dtype)
+        self._version: Version | None = None
+        self._lock = threading.Lock()
+        self.problem = "not started"   # why there is no active version (for health and errors)
+
+    # -- the active version ----------------------------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Load the active version named by the record in Milvus (choosing and recording a default when there is
+        none); on failure keep what was loaded and remember why."""
+        try:
+            record, self.problem = active_record(self.settings, self.index)
+            if record is None:
+                return
+            wanted = (record["model"], int(record["version"]))
+            if self._version is not None and self._version.key == wanted:
+                self.problem = ""
+                return
+            model = ServedModel(self.settings.repository, *wanted, self.settings.triton_url,
+                                self.settings.request_timeout_s)
+            version = Version(model, self.index, self.settings)
+        except StrataError as err:
+            self.problem = str(err)
+            log.warning("no model version loaded: %s", err)
+            return
+        with self._lock:
+            old, self._version = self._version, version
+        self.problem = ""
+        log.info("serving %s version %d", *version.key)
+        if old is not None:
+            old.close()
+
+    def active(self) -> Version:
+        version = self._version
+        if version is None:
+            raise FailedPrecondition(f"no model version is active: {self.problem}")
+        return version
+
+    def health(self) -> tuple[bool, str]:
+        """(serving, why not): Milvus and Triton reachable and a version active."""
+        if not self.index.ping():
+            return False, f"Milvus unreachable at {self.settings.milvus}"
+        version = self._version
+        if version is None:
+            return False, f"no model version is active: {self.problem}"
+        client = version.model.towers.client
+        try:
+            parts = [m.name for m in version.model.towers.models.values()] + [TEXT_BACKBONE]
+            ready = client.is_server_ready(client_timeout=2) and all(
+                client.is_model_ready(name, str(v), client_timeout=2) for name, v in
+                zip(parts, [version.model.version] * 3 + [version.model.backbone_version]))
+        except Exception as err:  # noqa: BLE001 - any failure to reach Triton means not serving
+            return False, f"Triton unreachable at {self.settings.triton_url}: {err}"
+        return (True, "") if ready else (False, f"Triton does not have {version.key[0]} version {version.key[1]} ready")
+
+    # -- queries -----------------------------------------------------------------------------------------------
+    def _limits(self, top_k: int, depth: int) -> tuple[int, int]:
+        top_k = top_k or self.settings.top_k
+        depth = depth or max(self.settings.candidate_depth, top_k)
+        if not 1 <= top_k <= self.settings.max_top_k:
+            raise InvalidArgument(f"top_k must be in 1..{self.settings.max_top_k}, got {top_k}")
+        if not top_k <= depth <= self.settings.max_candidate_depth:
+            raise InvalidArgument(f"candidate_depth must be in top_k ({top_k})..{self.settings.max_candidate_depth}, "
+                                  f"got {depth}")
+        return top_k, depth
+
+    def search_videos(self, text: str, top_k: int = 0, depth: int = 0) -> Answer:
+        top_k, depth = self._limits(top_k, depth)
+        version, timings = self.active(), {}
+        embedded = version.model.embed_texts([text], timings)
+        query = embedded.items[0]
+        candidates = self._candidates(version, VIDEOS, index_vector(query, "text"), depth, timings)
+        with stage(timings, "fetch"):
+            records = self._fetch(version, VIDEOS, candidates)
+        with stage(timings, "rerank"):
+            fused, levels = version.model.score([query], [records[i] for i in candidates])
+        ranked = _top(candidates, fused[0], top_k)
+        hits = self._hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(candidates))
+        return Answer(hits, *version.key, len(candidates), timings)
+
+    def search_captions(self, video_id: str = "", frames: np.ndarray | None = None, regions: np.ndarray | None = None,
+                        top_k: int = 0, depth: int = 0) -> Answer:
+        top_k, depth = self._limits(top_k, depth)
+        version, timings = self.active(), {}
+        if video_id:
+            with stage(timings, "fetch"):
+                query = self._fetch(version, VIDEOS, [video_id])[video_id]
+        else:
+            if frames is None:
+                raise InvalidArgument("give an indexed video's id or uploaded video features")
+            version.model.check_video("uploaded video", frames, regions)
+            query = version.model.embed_videos([frames], [regions], timings)[0]
+        candidates = self._candidates(version, CAPTIONS, index_vector(query, "video"), depth, timings)
+        with stage(timings, "fetch"):
+            records = self._fetch(version, CAPTIONS, candidates)
+        with stage(timings, "rerank"):
+            fused, levels = version.model.score([records[i] for i in candidates], [query])
+        empty = [tuple(bool(e) for e in records[i][EMPTY_LEVELS]) for i in candidates]
+        ranked = _top(candidates, fused[:, 0], top_k)
+        hits = self._hits(version, CAPTIONS, ranked, fused[:, 0], levels[:, :, 0], empty)
+        return Answer(hits, *version.key, len(candidates), timings)
+
+    def score_videos(self, text: str, video_ids: Sequence[str]) -> Answer:
+        if not video_ids:
+            raise InvalidArgument("give at least one video id to score")
+        if len(video_ids) > self.settings.max_candidate_depth:
+            raise InvalidArgument(f"at most {self.settings.max_candidate_depth} video ids per call, got {len(video_ids)}")
+        version, timings = self.active(), {}
+        ids = list(dict.fromkeys(video_ids))
+        embedded = version.model.embed_texts([text], timings)
+        with stage(timings, "fetch"):
+            records = self._fetch(version, VIDEOS, ids)
+        with stage(timings, "rerank"):
+            fused, levels = version.model.score(embedded.items, [records[i] for i in ids])
+        ranked = _top(ids, fused[0], len(ids))
+        hits = self._hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(ids))
+        return Answer(hits, *version.key, len(ids), timings)
+
+    def _candidates(self, version: Version, kind: str, vector: np.ndarray, depth: int, timings) -> list[str]:
+        with stage(timings, "search"):
+            found = self.index.search(version.collections[kind], vector[None].astype(np.float32), depth)[0]
+        if not found:
+            what = "videos" if kind == VIDEOS else "captions"
+            raise FailedPrecondition(f"no {what} are indexed for {version.key[0]} version {version.key[1]}: "
+                                     f"strata index DIR (or the Index{what.capitalize()} call) first")
+        return [item_id for item_id, _ in found]
+
+    def _fetch(self, version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+        records = version.stores[kind].get(list(ids))
+        missing = [i for i, r in zip(ids, records) if r is None]
+        if missing:
+            raise NotFound(f"unknown {kind[:-1]} id(s): {', '.join(map(repr, missing[:5]))}"
+                           + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+        return dict(zip(ids, records))
+
+    def _hits(self, version: Version, kind: str, ranked: list[tuple[str, int]], fused: np.ndarray, levels: np.ndarray,
+              empty: list[tuple[bool, ...]]) -> tuple[Hit, ...]:
+        """Hits for positions ``ranked`` of the scored candidates, with their stored metadata."""
+        names = version.model.levels
+        candidate_ids = [item_id for item_id, _ in ranked]
+        fields = ["source", "duration"] if kind == VIDEOS else ["text", "video_id"]
+        rows = self.index.get(version.collections[kind], candidate_ids, fields)
+        hits = []
+        for item_id, position in ranked:
+            row = rows.get(item_id, {})
+            hits.append(Hit(item_id, float(fused[position]),
+                            tuple(LevelScore(n, float(levels[k, position]), empty[position][k]) for k, n in enumerate(names)),
+                            **{f: row[f] for f in fields if f in row}))
+        return tuple(hits)
+
+    # -- ingest ------------------------------------------------------------------------------------------------
+    def index_videos(self, videos: Sequence[VideoInput]) -> tuple[int, int]:
+        """Embed and commit videos (upsert by id); returns (written, videos now indexed)."""
+        version = self.active()
+        _check_ids([v.id for v in videos], "video")
+        for v in videos:
+            version.model.check_video(f"video {v.id!r}", v.frames, v.regions)
+        items = []
+        for start in range(0, len(videos), self.settings.index_batch):
+            chunk = videos[start:start + self.settings.index_batch]
+            outputs = version.model.embed_videos([v.frames for v in chunk], [v.regions for v in chunk])
+            for v, out in zip(chunk, outputs):
+                record = {**self._stored(out), "frame_feats": np.asarray(v.frames, np.float32)}
+                if v.regions is not None and version.model.reads_regions:
+                    record["region_feats"] = np.asarray(v.regions, np.float32)
+                items.append(Item(v.id, record, out[VIDEO_INDEX], {"source": v.source, "duration": float(v.duration)}))
+        written = version.writers[VIDEOS].commit(items)
+        return written, self.index.count(version.collections[VIDEOS])
+
+    def index_captions(self, captions: Sequence[CaptionInput]) -> tuple[int, int]:
+        version = self.active()
+        _check_ids([c.id for c in captions], "caption")
+        items = []
+        for start in range(0, len(captions), self.settings.index_batch):
+            chunk = captions[start:start + self.settings.index_batch]
+            embedded = version.model.embed_texts([c.text for c in chunk])
+            for c, out, empty in zip(chunk, embedded.items, embedded.empty):
+                record = {**self._stored(out), EMPTY_LEVELS: np.asarray(empty, np.int64)}
+                items.append(Item(c.id, record, out[TEXT_INDEX], {"text": c.text, "video_id": c.video_id}))
+        written = version.writers[CAPTIONS].commit(items)
+        return written, self.index.count(version.collections[CAPTIONS])
+
+    def _stored(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Tower outputs as stored: floats in the store's precision."""
+        return {k: v.astype(self.store_dtype) if v.dtype.kind == "f" else v for k, v in outputs.items()}
+
+    def delete(self, kind: str, ids: Sequence[str]) -> tuple[int, int]:
+        if kind not in (VIDEOS, CAPTIONS):
+            raise InvalidArgument(f"kind must be videos or captions, got {kind!r}")
+        _check_ids(ids, kind[:-1])
+        version = self.active()
+        deleted = version.writers[kind].delete(list(ids))
+        return deleted, self.index.count(version.collections[kind])
+
+    def describe(self) -> dict:
+        version = self.active()
+        return {
+            **version.model.describe(),
+            "videos": self.index.count(version.collections[VIDEOS]),
+            "captions": self.index.count(version.collections[CAPTIONS]),
+            "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT)",
+            "triton_url": self.settings.triton_url, "milvus_uri": self.settings.milvus,
+            "tensor_store": self.settings.tensor_store_root, "store_dtype": self.settings.store_dtype,
+            "default_top_k": self.settings.top_k, "default_candidate_depth": self.settings.candidate_depth,
+        }
+
+    def close(self) -> None:
+        with self._lock:
+            version, self._version = self._version, None
+        if version is not None:
+            version.close()
+
+
+def _top(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, int]]:
+    """The ``k`` best (id, position) by score, ties broken by id."""
+    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
+    return [(ids[i], i) for i in order[:k]]
+
+
+def _check_ids(ids: Sequence[str], what: str) -> None:
+    if not ids:
+        raise InvalidArgument(f"give at least one {what}")
+    for item_id in ids:
+        if not item_id or len(item_id.encode()) > 512:
+            raise InvalidArgument(f"a {what} id must be 1..512 bytes, got {item_id!r}")
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument(f"{what} ids repeat within one call: {sorted({i for i in ids if list(ids).count(i) > 1})[:5]}")

@@ -1,0 +1,131 @@
+"""The ``strata.v1.Strata`` servicer: convert the request, call the core, convert the answer (nothing else).
+
+Errors map to status codes in one decorator: a :class:`~serving.gateway.errors.GatewayError` carries its code,
+a :class:`~training.errors.DataError` / ``ConfigError`` is the caller's INVALID_ARGUMENT, an unreachable Triton or
+Milvus is UNAVAILABLE; anything else is INTERNAL and logged. Every call is counted and timed for Prometheus.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import time
+
+import grpc
+
+from serving.gateway import metrics
+from serving.gateway.convert import answer_to_pb, features_from_pb
+from serving.gateway.errors import GatewayError, InvalidArgument
+from serving.gateway.service import CAPTIONS, VIDEOS, CaptionInput, RetrievalService, VideoInput
+from serving.proto.strata.v1 import strata_pb2 as pb
+from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
+from serving.index.milvus_index import IndexUnavailable
+from serving.triton.client import TritonRequestError
+from training.errors import ConfigError, DataError
+
+log = logging.getLogger("strata.gateway")
+
+
+def _status(err: Exception) -> grpc.StatusCode:
+    if isinstance(err, GatewayError):
+        return getattr(grpc.StatusCode, err.code)
+    if isinstance(err, (DataError, ConfigError)):
+        return grpc.StatusCode.INVALID_ARGUMENT
+    if isinstance(err, (IndexUnavailable, TritonRequestError)):
+        return grpc.StatusCode.UNAVAILABLE
+    return grpc.StatusCode.INTERNAL
+
+
+def rpc(method):
+    """Run a servicer method; answer errors with their status code and count every call."""
+    call = method.__name__
+
+    @functools.wraps(method)
+    def wrapper(self, request, context):
+        start, code = time.perf_counter(), grpc.StatusCode.OK
+        try:
+            return method(self, request, context)
+        except Exception as err:  # noqa: BLE001 - every error becomes a status, the server keeps serving
+            code = _status(err)
+            if code == grpc.StatusCode.INTERNAL:
+                log.exception("%s failed", call)
+            else:
+                log.info("%s: %s: %s", call, code.name, err)
+            context.abort(code, str(err) or type(err).__name__)
+        finally:
+            metrics.observe_call(call, code.name, time.perf_counter() - start)
+
+    return wrapper
+
+
+class StrataServicer(pb_grpc.StrataServicer):
+    def __init__(self, service: RetrievalService):
+        self.service = service
+
+    @rpc
+    def SearchVideos(self, request, context):
+        answer = self.service.search_videos(request.text, request.top_k, request.candidate_depth)
+        metrics.observe_stages(answer.timings)
+        return answer_to_pb(answer)
+
+    @rpc
+    def SearchCaptions(self, request, context):
+        query = request.WhichOneof("query")
+        if query is None:
+            raise InvalidArgument("give video_id (an indexed video) or features (an uploaded video)")
+        frames, regions = features_from_pb(request.features, "uploaded video") if query == "features" else (None, None)
+        answer = self.service.search_captions(request.video_id, frames, regions, request.top_k, request.candidate_depth)
+        metrics.observe_stages(answer.timings)
+        return answer_to_pb(answer)
+
+    @rpc
+    def ScoreVideos(self, request, context):
+        answer = self.service.score_videos(request.text, list(request.video_ids))
+        metrics.observe_stages(answer.timings)
+        return answer_to_pb(answer)
+
+    @rpc
+    def IndexVideos(self, request_iterator, context):
+        written = total = 0
+        for batch in request_iterator:
+            videos = []
+            for item in batch.videos:
+                frames, regions = features_from_pb(item.features, f"video {item.id!r}")
+                videos.append(VideoInput(item.id, frames, regions, item.source, item.duration))
+            if videos:
+                count, total = self.service.index_videos(videos)
+                written += count
+        version = self.service.active()
+        metrics.set_corpus(VIDEOS, total)
+        return pb.IndexResponse(indexed=written, total=total,
+                                model=pb.ModelVersion(name=version.key[0], version=version.key[1]))
+
+    @rpc
+    def IndexCaptions(self, request, context):
+        written, total = self.service.index_captions(
+            [CaptionInput(c.id, c.text, c.video_id) for c in request.captions])
+        version = self.service.active()
+        metrics.set_corpus(CAPTIONS, total)
+        return pb.IndexResponse(indexed=written, total=total,
+                                model=pb.ModelVersion(name=version.key[0], version=version.key[1]))
+
+    @rpc
+    def Delete(self, request, context):
+        kinds = {pb.ITEM_KIND_VIDEO: VIDEOS, pb.ITEM_KIND_CAPTION: CAPTIONS}
+        if request.kind not in kinds:
+            raise InvalidArgument("kind must be ITEM_KIND_VIDEO or ITEM_KIND_CAPTION")
+        deleted, total = self.service.delete(kinds[request.kind], list(request.ids))
+        metrics.set_corpus(kinds[request.kind], total)
+        return pb.DeleteResponse(deleted=deleted, total=total)
+
+    @rpc
+    def Describe(self, request, context):
+        info = self.service.describe()
+        metrics.set_corpus(VIDEOS, info["videos"])
+        metrics.set_corpus(CAPTIONS, info["captions"])
+        return pb.DescribeResponse(
+            model=pb.ModelVersion(name=info["name"], version=info["version"]), levels=info["levels"],
+            videos=info["videos"], captions=info["captions"], index_view=info["index_view"],
+            triton_url=info["triton_url"], milvus_uri=info["milvus_uri"], tensor_store=info["tensor_store"],
+            store_dtype=info["store_dtype"], default_top_k=info["default_top_k"],
+            default_candidate_depth=info["default_candidate_depth"], frame_dim=info["frame_dim"],
+            region_dim=info["region_dim"], max_frames=info["max_frames"])

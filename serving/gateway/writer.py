@@ -1,0 +1,41 @@
+"""The one way items enter and leave the stores (torch-free).
+
+Commit order makes a Milvus row the mark of a committed item: an item's tensors go to the tensor store first and
+its Milvus row last, so every row found by a search has its tensors; a delete removes the row first. Both writes
+are upserts by id, so an interrupted ingest that is run again leaves every item exactly once.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    record: Mapping[str, np.ndarray]   # what the tensor store keeps (scorer inputs, index view, source features)
+    vector: np.ndarray                 # the index view, searched in Milvus
+    metadata: Mapping[str, Any]        # the Milvus row's other fields
+
+
+class Writer:
+    def __init__(self, index, store, collection: str, batch: int = 256):
+        self.index, self.store, self.collection, self.batch = index, store, collection, batch
+
+    def commit(self, items: Sequence[Item]) -> int:
+        """Write ``items`` in batches (tensors, then rows); returns how many were written."""
+        for start in range(0, len(items), self.batch):
+            chunk = items[start:start + self.batch]
+            self.store.put([(item.id, item.record) for item in chunk])
+            self.index.upsert(self.collection, [{"id": item.id, "vector": np.asarray(item.vector, np.float32),
+                                                 **item.metadata} for item in chunk])
+        return len(items)
+
+    def delete(self, ids: Sequence[str]) -> int:
+        """Remove rows, then tensors; returns how many of ``ids`` had a row."""
+        deleted = self.index.delete(self.collection, list(ids))
+        self.store.delete(list(ids))
+        return deleted
