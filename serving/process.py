@@ -75,6 +75,14 @@ def alive(pid: int, marker: str) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") and marker.encode() in cmdline
 
 
+def running(pid: int) -> bool:
+    """The pid exists and is not a zombie (whatever it runs)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
 def group_members(pgid: int) -> list[int]:
     """Live pids whose process group is ``pgid`` (a managed process and the children it spawned)."""
     members = []
@@ -165,7 +173,12 @@ class ManagedProcess:
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> ProcessState | None:
-        """The running process's record; a record left by a dead or foreign pid is removed (stale)."""
+        """The running process's record, or None.
+
+        A record left by a dead or foreign pid is stale and removed. If the recorded process died but children
+        it spawned live on in its process group (it was SIGKILLed), they are killed too: once the record is gone
+        nothing could find them, and they may still hold its port or files.
+        """
         if not self.state_file.is_file():
             return None
         try:
@@ -174,10 +187,26 @@ class ManagedProcess:
             self.state_file.unlink(missing_ok=True)
             return None
         if not alive(state.pid, state.marker):
+            if not running(state.pid):  # a live pid that is not ours was reused: its group is not ours either
+                self._kill_group(state.pid)
             self.state_file.unlink(missing_ok=True)
             self._reap()
             return None
         return state
+
+    def _kill_group(self, pgid: int) -> bool:
+        """SIGKILL what is left of process group ``pgid``; True if anything was."""
+        if not group_members(pgid):
+            return False
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return False
+        end = time.monotonic() + 5
+        while group_members(pgid) and time.monotonic() < end:
+            self._poll()
+            time.sleep(0.05)
+        return True
 
     def log_tail(self, lines: int = 20) -> str:
         """The last lines this process wrote since its latest start."""
@@ -278,16 +307,7 @@ class ManagedProcess:
             self._poll()
             time.sleep(0.05)
         forced = alive(state.pid, state.marker)
-        leftovers = group_members(state.pid)
-        if forced or leftovers:
-            try:
-                os.killpg(state.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            end = time.monotonic() + 5
-            while group_members(state.pid) and time.monotonic() < end:
-                self._poll()
-                time.sleep(0.05)
+        leftovers = self._kill_group(state.pid) and not forced
         self._reap()
         self.state_file.unlink(missing_ok=True)
         how = " (killed after the grace period)" if forced else " (its leftover children killed)" if leftovers else ""
