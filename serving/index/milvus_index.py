@@ -1,0 +1,403 @@
+"""The gateway's vector index on Milvus (torch-free): collections of videos or captions, searched by inner product.
+
+``MilvusIndex(uri)`` talks to any Milvus reachable by URI: the local Milvus Lite server
+(:mod:`serving.index.milvus_server`) or a Milvus standalone or cluster.
+
+Collections. ``ensure_collection(name, dim, kind)`` makes (or checks) a collection of one ``kind``:
+
+=========  ===============================================================================================
+videos     ``id`` VARCHAR(512) primary key, ``vector`` FLOAT_VECTOR(dim), ``source`` VARCHAR,
+           ``duration`` FLOAT (-1 when unknown)
+captions   ``id`` VARCHAR(512) primary key, ``vector`` FLOAT_VECTOR(dim), ``text`` VARCHAR(4096),
+           ``video_id`` VARCHAR (may be empty)
+=========  ===============================================================================================
+
+The metric is IP (inner product: some models' index vectors are not unit-norm), the index FLAT (exact) unless
+asked for IVF_FLAT. The kind is recorded in the collection's description (``strata:<kind>``); an existing
+collection of another kind or dim is refused. Collections are created with Strong consistency, so a read sees
+every acknowledged write (``count`` is exact right after an upsert or delete).
+
+Writes are upserts: writing an id again replaces its row, so a rerun of an interrupted ingest leaves every item
+exactly once. They are sent in batches of at most ``MAX_BATCH_ROWS`` rows and ``MAX_BATCH_BYTES`` bytes (one
+call of 10,000 rows of 256-d vectors has been seen to hang).
+
+Search order. Hits come best first; equal scores are ordered by id ascending. Milvus's own order for equal scores
+is not defined, and a group of equal scores may straddle the ``limit`` cut-off, so each search asks Milvus for
+``limit + tie_margin`` hits, sorts them by (score descending, id ascending), and keeps ``limit``. The result is
+deterministic unless more than ``tie_margin`` hits beyond the cut-off tie with the last one kept.
+
+State. A small key-value record lives in Milvus itself (collection ``strata_state``: ``key`` VARCHAR primary key,
+``value`` VARCHAR holding JSON, and a 2-d dummy vector because Milvus requires a vector field), so every gateway
+replica reads the same active model version. ``collections()`` does not list it.
+
+Aliases are not offered: Milvus Lite's server answers ``create_alias`` / ``alter_alias`` with UNIMPLEMENTED, so
+the active collection is named in the state record instead.
+
+Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI; bad input (wrong dim, missing id,
+unknown field) raises ``DataError``; a bad request (unknown kind, collection of another kind) ``ConfigError``.
+pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one.
+"""
+from __future__ import annotations
+
+import json
+import math
+import socket
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+from urllib.parse import urlparse
+
+import numpy as np
+
+from training.errors import ConfigError, DataError, StrataError
+
+KINDS = ("videos", "captions")
+INDEX_TYPES = ("FLAT", "IVF_FLAT")
+METRIC = "IP"
+ID_MAX = 512
+TEXT_MAX = 4096
+SOURCE_MAX = 4096
+STATE_COLLECTION = "strata_state"
+STATE_VALUE_MAX = 65535
+MAX_BATCH_ROWS = 1000
+MAX_BATCH_BYTES = 4 << 20           # per upsert call, counting vectors and strings
+MAX_TOPK = 16384                    # Milvus's limit on one search's hits
+ID_CHUNK = 1000                     # ids per get / exists / delete call
+
+
+class IndexUnavailable(StrataError):
+    """Milvus could not be reached (or did not answer in time)."""
+
+
+# Metadata fields of each kind: name -> (Milvus type name, max length or None, default)
+_METADATA: dict[str, dict[str, tuple[str, int | None, Any]]] = {
+    "videos": {"source": ("VARCHAR", SOURCE_MAX, ""), "duration": ("FLOAT", None, -1.0)},
+    "captions": {"text": ("VARCHAR", TEXT_MAX, ""), "video_id": ("VARCHAR", ID_MAX, "")},
+}
+
+
+def metadata_fields(kind: str) -> tuple[str, ...]:
+    return tuple(_METADATA[kind])
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _unavailable_error(err: BaseException) -> bool:
+    """Whether a pymilvus / gRPC error means "cannot reach the server" (rather than a bad request)."""
+    import grpc
+
+    if isinstance(err, grpc.RpcError) and hasattr(err, "code"):
+        return err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+    text = str(err).lower()
+    return any(word in text for word in ("unavailable", "failed to connect", "connection refused", "deadline",
+                                         "retry timeout", "retry run out", "timeout", "fail connecting"))
+
+
+class MilvusIndex:
+    """Collections of id -> (vector, metadata) on one Milvus, searched by inner product."""
+
+    def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16):
+        if timeout_s <= 0:
+            raise ConfigError(f"MilvusIndex timeout_s must be > 0, got {timeout_s}")
+        self.uri = uri
+        self.timeout_s = float(timeout_s)
+        self.tie_margin = int(tie_margin)
+        self._client_obj = None
+        self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
+        self._alias = f"strata-index-{id(self):x}"
+
+    # -- connection -----------------------------------------------------------------------------------------
+    def _client(self):
+        if self._client_obj is None:
+            if not self._reachable(min(self.timeout_s, 2.0)):
+                raise IndexUnavailable(f"Milvus at {self.uri} is unreachable (nothing accepts connections there)")
+            from pymilvus import MilvusClient
+
+            try:
+                self._client_obj = MilvusClient(uri=self.uri, timeout=self.timeout_s, alias=self._alias)
+            except Exception as err:  # noqa: BLE001 - pymilvus raises MilvusException for everything
+                raise IndexUnavailable(f"Milvus at {self.uri} is unreachable: {err}") from None
+        return self._client_obj
+
+    def _reachable(self, timeout: float) -> bool:
+        """A plain TCP connect to an http(s)/tcp URI (True for a local-file URI)."""
+        parsed = urlparse(self.uri)
+        if parsed.scheme not in ("http", "https", "tcp", "grpc") or not parsed.hostname:
+            return True
+        port = parsed.port or (443 if parsed.scheme == "https" else 19530)
+        try:
+            with socket.create_connection((parsed.hostname, port), timeout=timeout):
+                return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        """Close this index's connection (other MilvusIndex objects keep theirs)."""
+        if self._client_obj is not None:
+            try:
+                self._client_obj.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._client_obj = None
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        """Run a client call with this index's timeout; connection failures become IndexUnavailable."""
+        client = self._client()
+        try:
+            return fn(client, *args, timeout=self.timeout_s, **kwargs)
+        except StrataError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            if _unavailable_error(err) or not self._reachable(1.0):
+                # A fresh channel next time: gRPC backs off reconnecting a failed one for up to two minutes.
+                self.close()
+                raise IndexUnavailable(f"Milvus at {self.uri} did not answer {what}: {err}") from None
+            raise DataError(f"Milvus at {self.uri} refused {what}: {err}") from None
+
+    def ping(self, timeout_s: float = 1.0) -> bool:
+        """True if Milvus answers a cheap call within about ``timeout_s`` seconds; never raises."""
+        if not self._reachable(timeout_s):
+            self.close()
+            return False
+        try:
+            self._client().list_collections(timeout=timeout_s)
+            return True
+        except Exception:  # noqa: BLE001
+            self.close()
+            return False
+
+    # -- collections ----------------------------------------------------------------------------------------
+    def collections(self) -> list[str]:
+        """Names of the collections (the state collection excluded), sorted."""
+        names = self._call("list_collections", lambda c, **kw: c.list_collections(**kw))
+        return sorted(n for n in names if n != STATE_COLLECTION)
+
+    def has(self, name: str) -> bool:
+        return bool(self._call(f"has_collection {name}", lambda c, **kw: c.has_collection(name, **kw)))
+
+    def ensure_collection(self, name: str, dim: int, kind: str, index_type: str = "FLAT", nlist: int = 128) -> None:
+        """Create collection ``name`` (or check the existing one), index it and load it for search."""
+        if kind not in KINDS:
+            raise ConfigError(f"collection kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        if not isinstance(dim, (int, np.integer)) or dim < 1:
+            raise ConfigError(f"collection {name}: dim must be a positive integer, got {dim!r}")
+        if index_type not in INDEX_TYPES:
+            raise ConfigError(f"collection {name}: index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
+        if name == STATE_COLLECTION:
+            raise ConfigError(f"{STATE_COLLECTION} is Strata's state record, not an index collection")
+        if self.has(name):
+            have_kind, have_dim = self._schema(name)
+            if (have_kind, have_dim) != (kind, int(dim)):
+                raise ConfigError(f"collection {name} on {self.uri} holds {have_kind} of dim {have_dim}, not "
+                                  f"{kind} of dim {dim}: use another name, or drop it first")
+        else:
+            self._create(name, self._build_schema(int(dim), kind), self._index_params(index_type, nlist))
+            self._schemas[name] = (kind, int(dim))
+        self._call(f"load_collection {name}", lambda c, **kw: c.load_collection(name, **kw))
+
+    def _build_schema(self, dim: int, kind: str):
+        from pymilvus import DataType, MilvusClient
+
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=f"strata:{kind}")
+        schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+        schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
+        for field, (type_name, max_length, _) in _METADATA[kind].items():
+            extra = {"max_length": max_length} if max_length else {}
+            schema.add_field(field, getattr(DataType, type_name), **extra)
+        return schema
+
+    def _index_params(self, index_type: str, nlist: int, field: str = "vector"):
+        from pymilvus import MilvusClient
+
+        params = MilvusClient.prepare_index_params()
+        extra = {"params": {"nlist": int(nlist)}} if index_type == "IVF_FLAT" else {}
+        params.add_index(field, index_type=index_type, metric_type=METRIC, **extra)
+        return params
+
+    def _create(self, name: str, schema, index_params) -> None:
+        self._call(f"create_collection {name}", lambda c, **kw: c.create_collection(
+            name, schema=schema, index_params=index_params, consistency_level="Strong", **kw))
+
+    def _schema(self, name: str) -> tuple[str, int]:
+        """(kind, dim) of an existing collection."""
+        if name not in self._schemas:
+            if not self.has(name):
+                raise DataError(f"no collection {name} on Milvus at {self.uri} (ensure_collection first)")
+            info = self._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
+            description = info.get("description", "")
+            kind = description.split(":", 1)[1] if description.startswith("strata:") else ""
+            if kind not in KINDS:
+                raise ConfigError(f"collection {name} on {self.uri} was not made by Strata (description {description!r})")
+            dims = [f["params"]["dim"] for f in info["fields"] if f["name"] == "vector"]
+            self._schemas[name] = (kind, int(dims[0]))
+        return self._schemas[name]
+
+    def drop(self, name: str) -> None:
+        self._schemas.pop(name, None)
+        self._call(f"drop_collection {name}", lambda c, **kw: c.drop_collection(name, **kw))
+
+    # -- writes ---------------------------------------------------------------------------------------------
+    def upsert(self, name: str, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Insert or replace ``rows`` ({id, vector, ...metadata}); returns how many distinct ids were written.
+
+        An id given twice in one call keeps its last row.
+        """
+        kind, dim = self._schema(name)
+        clean: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            item = self._row(name, kind, dim, row)
+            clean.pop(item["id"], None)
+            clean[item["id"]] = item
+        batch: list[dict[str, Any]] = []
+        size = 0
+        for item in clean.values():
+            nbytes = 4 * dim + sum(len(v) for v in item.values() if isinstance(v, str)) + 16
+            if batch and (len(batch) >= MAX_BATCH_ROWS or size + nbytes > MAX_BATCH_BYTES):
+                self._call(f"upsert into {name}", lambda c, b=batch, **kw: c.upsert(name, b, **kw))
+                batch, size = [], 0
+            batch.append(item)
+            size += nbytes
+        if batch:
+            self._call(f"upsert into {name}", lambda c, b=batch, **kw: c.upsert(name, b, **kw))
+        return len(clean)
+
+    @staticmethod
+    def _row(name: str, kind: str, dim: int, row: Mapping[str, Any]) -> dict[str, Any]:
+        fields = _METADATA[kind]
+        unknown = set(row) - {"id", "vector", *fields}
+        if unknown:
+            raise DataError(f"{name}: unknown field(s) {', '.join(sorted(unknown))} for a {kind} row "
+                            f"(fields: id, vector, {', '.join(fields)})")
+        key = row.get("id")
+        if not isinstance(key, str) or not key or len(key.encode()) > ID_MAX:
+            raise DataError(f"{name}: every row needs an id, a non-empty string of at most {ID_MAX} bytes, got {key!r}")
+        vector = np.asarray(row.get("vector"), dtype=np.float32)
+        if vector.shape != (dim,):
+            raise DataError(f"{name}: row {key!r} has a vector of shape {vector.shape}; the collection's dim is {dim}")
+        if not np.isfinite(vector).all():
+            raise DataError(f"{name}: row {key!r} has a non-finite vector")
+        item: dict[str, Any] = {"id": key, "vector": vector.tolist()}
+        for field, (type_name, max_length, default) in fields.items():
+            value = row.get(field, default)
+            if value is None:
+                value = default
+            if type_name == "VARCHAR":
+                if not isinstance(value, str) or len(value.encode()) > max_length:
+                    raise DataError(f"{name}: row {key!r} field {field} must be a string of at most {max_length} bytes")
+            else:
+                value = float(value)
+                if not math.isfinite(value):
+                    raise DataError(f"{name}: row {key!r} field {field} must be finite, got {value}")
+            item[field] = value
+        return item
+
+    def delete(self, name: str, ids: Iterable[str]) -> int:
+        """Delete ``ids``; returns how many of them existed."""
+        present = self.exists(name, ids)
+        for chunk in _chunks(sorted(present), ID_CHUNK):
+            self._call(f"delete from {name}", lambda c, b=list(chunk), **kw: c.delete(name, ids=b, **kw))
+        return len(present)
+
+    # -- reads ----------------------------------------------------------------------------------------------
+    def get(self, name: str, ids: Iterable[str], fields: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+        """Rows of the ``ids`` that exist: id -> {field: value}; ``fields`` default: the metadata fields.
+
+        Ask for ``"vector"`` to get the vector as a float32 array.
+        """
+        kind, _ = self._schema(name)
+        fields = list(fields) if fields is not None else list(_METADATA[kind])
+        unknown = set(fields) - {"id", "vector", *_METADATA[kind]}
+        if unknown:
+            raise DataError(f"{name}: unknown field(s) {', '.join(sorted(unknown))} (fields: id, vector, "
+                            f"{', '.join(_METADATA[kind])})")
+        wanted = list(dict.fromkeys(str(i) for i in ids))
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(wanted, ID_CHUNK):
+            rows = self._call(f"get from {name}", lambda c, b=list(chunk), **kw: c.get(
+                name, ids=b, output_fields=["id", *fields], **kw))
+            for row in rows:
+                item = {f: row[f] for f in fields}
+                if "vector" in item:
+                    item["vector"] = np.asarray(item["vector"], dtype=np.float32)
+                out[row["id"]] = item
+        return out
+
+    def exists(self, name: str, ids: Iterable[str]) -> set[str]:
+        """Which of ``ids`` are in the collection."""
+        return set(self.get(name, ids, fields=["id"]))
+
+    def count(self, name: str) -> int:
+        """Exact number of rows (``count(*)`` under Strong consistency: exact after upserts and deletes)."""
+        self._schema(name)
+        result = self._call(f"count {name}", lambda c, **kw: c.query(
+            name, filter="", output_fields=["count(*)"], consistency_level="Strong", **kw))
+        return int(result[0]["count(*)"])
+
+    def search(self, name: str, vectors: np.ndarray, limit: int, filter: str = "") -> list[list[tuple[str, float]]]:
+        """For each query row of ``vectors`` [q, dim] (float32): up to ``limit`` (id, inner product), best first.
+
+        Equal scores are ordered by id ascending (see the module docstring). ``filter`` is a Milvus boolean
+        expression over the metadata fields, e.g. ``'video_id == "v7"'`` or ``'duration > 10'``.
+        """
+        _, dim = self._schema(name)
+        queries = np.asarray(vectors, dtype=np.float32)
+        if queries.ndim == 1:
+            queries = queries[None]
+        if queries.ndim != 2 or queries.shape[1] != dim:
+            raise DataError(f"{name}: queries must be [q, {dim}], got shape {tuple(np.shape(vectors))}")
+        if not np.isfinite(queries).all():
+            raise DataError(f"{name}: queries hold non-finite values")
+        if not 1 <= limit <= MAX_TOPK:
+            raise ConfigError(f"search limit must be in 1..{MAX_TOPK}, got {limit}")
+        if len(queries) == 0:
+            return []
+        fetch = min(limit + self.tie_margin, MAX_TOPK)
+        results = self._call(f"search {name}", lambda c, **kw: c.search(
+            name, data=queries.tolist(), limit=fetch, filter=filter, output_fields=[], anns_field="vector",
+            search_params={"metric_type": METRIC}, consistency_level="Strong", **kw))
+        out = []
+        for hits in results:
+            pairs = sorted(((hit["id"], float(hit["distance"])) for hit in hits), key=lambda p: (-p[1], p[0]))
+            out.append(pairs[:limit])
+        return out
+
+    # -- state record -----------------------------------------------------------------------------------------
+    def _ensure_state(self) -> None:
+        if STATE_COLLECTION in self._schemas:
+            return
+        if not self.has(STATE_COLLECTION):
+            from pymilvus import DataType, MilvusClient
+
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="strata:state")
+            schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+            schema.add_field("value", DataType.VARCHAR, max_length=STATE_VALUE_MAX)
+            schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)   # Milvus requires a vector field
+            self._create(STATE_COLLECTION, schema, self._index_params("FLAT", 0))
+        self._call("load state", lambda c, **kw: c.load_collection(STATE_COLLECTION, **kw))
+        self._schemas[STATE_COLLECTION] = ("state", 2)
+
+    def set_state(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store ``value`` (a JSON-able dict) under ``key``, replacing what was there."""
+        if not isinstance(key, str) or not key or len(key.encode()) > ID_MAX:
+            raise DataError(f"state key must be a non-empty string of at most {ID_MAX} bytes, got {key!r}")
+        if not isinstance(value, Mapping):
+            raise DataError(f"state {key!r}: the value must be a dict, got {type(value).__name__}")
+        text = json.dumps(dict(value), sort_keys=True)
+        if len(text.encode()) > STATE_VALUE_MAX:
+            raise DataError(f"state {key!r}: {len(text.encode())} bytes of JSON, more than {STATE_VALUE_MAX}")
+        self._ensure_state()
+        self._call(f"set state {key}", lambda c, **kw: c.upsert(
+            STATE_COLLECTION, [{"key": key, "value": text, "vector": [0.0, 0.0]}], **kw))
+
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        """The dict stored under ``key``, or None."""
+        self._ensure_state()
+        rows = self._call(f"get state {key}", lambda c, **kw: c.get(
+            STATE_COLLECTION, ids=[key], output_fields=["value"], **kw))
+        return json.loads(rows[0]["value"]) if rows else None
+
+    def delete_state(self, key: str) -> None:
+        self._ensure_state()
+        self._call(f"delete state {key}", lambda c, **kw: c.delete(STATE_COLLECTION, ids=[key], **kw))
+

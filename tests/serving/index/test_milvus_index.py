@@ -1,0 +1,171 @@
+"""MilvusIndex against a real Milvus Lite server: search exactness and order, upserts, deletes, counts, state."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from serving.index.milvus_index import MAX_BATCH_ROWS, STATE_COLLECTION, MilvusIndex
+from training.errors import ConfigError, DataError
+
+
+def numpy_top(vectors: np.ndarray, ids: list[str], queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:
+    """The reference: exhaustive inner products, best first, ties by id ascending."""
+    scores = queries.astype(np.float64) @ vectors.astype(np.float64).T
+    return [sorted(zip(ids, row.tolist()), key=lambda p: (-p[1], p[0]))[:limit] for row in scores]
+
+
+def video_rows(vectors: np.ndarray, prefix: str = "v") -> list[dict]:
+    return [{"id": f"{prefix}{i:04d}", "vector": v, "source": f"file{i}.mp4", "duration": float(i)}
+            for i, v in enumerate(vectors)]
+
+
+def test_search_equals_numpy_inner_products(index):
+    ix, name = index
+    rng = np.random.default_rng(0)
+    vectors = (rng.standard_normal((300, 24)) * rng.uniform(0.5, 2.0, (300, 1))).astype(np.float32)  # not unit-norm
+    ix.ensure_collection(name, 24, "videos")
+    assert ix.upsert(name, video_rows(vectors)) == 300
+    queries = rng.standard_normal((4, 24)).astype(np.float32)
+    got = ix.search(name, queries, limit=25)
+    want = numpy_top(vectors, [f"v{i:04d}" for i in range(300)], queries, 25)
+    for hits, ref in zip(got, want):
+        assert [h[0] for h in hits] == [r[0] for r in ref]
+        np.testing.assert_allclose([h[1] for h in hits], [r[1] for r in ref], rtol=1e-5, atol=1e-5)
+
+
+def test_equal_scores_are_ordered_by_id(index):
+    ix, name = index
+    ix.ensure_collection(name, 4, "videos")
+    same = np.array([1, 0, 0, 0], np.float32)
+    rows = [{"id": i, "vector": same} for i in ("d", "b", "e", "a", "c")]
+    rows += [{"id": f"x{i}", "vector": np.array([0.5, 0, 0, 0], np.float32)} for i in range(10)]
+    ix.upsert(name, rows)
+    query = np.array([[2, 0, 0, 0]], np.float32)
+    assert [h[0] for h in ix.search(name, query, limit=3)[0]] == ["a", "b", "c"]   # the tie straddles the cut
+    assert [h[0] for h in ix.search(name, query, limit=7)[0]] == ["a", "b", "c", "d", "e", "x0", "x1"]
+    assert all(h[1] == 2.0 for h in ix.search(name, query, limit=5)[0])
+
+
+def test_rerun_of_an_interrupted_ingest_leaves_each_item_once(index):
+    ix, name = index
+    rng = np.random.default_rng(1)
+    vectors = rng.standard_normal((120, 8)).astype(np.float32)
+    ix.ensure_collection(name, 8, "videos")
+    ix.upsert(name, video_rows(vectors[:70]))          # interrupted after 70
+    ix.upsert(name, video_rows(vectors))               # the rerun writes all 120 again
+    assert ix.count(name) == 120
+    ix.upsert(name, [{"id": "v0003", "vector": np.ones(8, np.float32), "source": "new.mp4", "duration": 9.5}])
+    assert ix.count(name) == 120
+    row = ix.get(name, ["v0003"], ["source", "duration", "vector"])["v0003"]
+    assert row["source"] == "new.mp4" and row["duration"] == 9.5
+    np.testing.assert_array_equal(row["vector"], np.ones(8, np.float32))
+    # the same id twice in one call: the last row wins
+    ix.upsert(name, [{"id": "dup", "vector": np.zeros(8, np.float32)}, {"id": "dup", "vector": np.ones(8, np.float32)}])
+    assert ix.count(name) == 121
+    np.testing.assert_array_equal(ix.get(name, ["dup"], ["vector"])["dup"]["vector"], np.ones(8, np.float32))
+
+
+def test_batches_beyond_one_call(index):
+    ix, name = index
+    n = 2 * MAX_BATCH_ROWS + 300
+    ix.ensure_collection(name, 4, "captions")
+    vectors = np.random.default_rng(2).standard_normal((n, 4)).astype(np.float32)
+    assert ix.upsert(name, [{"id": f"c{i}", "vector": v} for i, v in enumerate(vectors)]) == n
+    assert ix.count(name) == n
+
+
+def test_delete_and_exact_count(index):
+    ix, name = index
+    vectors = np.random.default_rng(3).standard_normal((40, 4)).astype(np.float32)
+    ix.ensure_collection(name, 4, "videos")
+    ix.upsert(name, video_rows(vectors))
+    ix.upsert(name, video_rows(vectors[:10]))
+    assert ix.count(name) == 40
+    assert ix.delete(name, ["v0000", "v0001", "missing"]) == 2
+    assert ix.delete(name, ["v0000"]) == 0
+    assert ix.count(name) == 38
+    assert ix.exists(name, ["v0000", "v0002", "missing"]) == {"v0002"}
+    assert "v0000" not in {h[0] for h in ix.search(name, vectors[:1], limit=40)[0]}
+    ix.upsert(name, video_rows(vectors[:1]))
+    assert ix.count(name) == 39
+
+
+def test_get_and_metadata_round_trip(index):
+    ix, name = index
+    ix.ensure_collection(name + "_v", 3, "videos")
+    ix.ensure_collection(name + "_c", 3, "captions")
+    v = np.array([0.25, -1.5, 3.0], np.float32)
+    ix.upsert(name + "_v", [{"id": "vid/1", "vector": v, "source": "clips/a b.mp4", "duration": 12.5},
+                            {"id": "vid/2", "vector": v}])
+    videos = ix.get(name + "_v", ["vid/1", "vid/2", "nope"], ["source", "duration", "vector"])
+    assert set(videos) == {"vid/1", "vid/2"}
+    assert videos["vid/1"]["source"] == "clips/a b.mp4" and videos["vid/1"]["duration"] == 12.5
+    assert videos["vid/2"]["source"] == "" and videos["vid/2"]["duration"] == -1.0
+    np.testing.assert_array_equal(videos["vid/1"]["vector"], v)
+    text = 'A dog chases a "cat" — über den Zaun'
+    ix.upsert(name + "_c", [{"id": "cap1", "vector": v, "text": text, "video_id": "vid/1"},
+                            {"id": "cap2", "vector": -v, "text": "orphan"}])
+    captions = ix.get(name + "_c", ["cap1", "cap2"])
+    assert captions == {"cap1": {"text": text, "video_id": "vid/1"}, "cap2": {"text": "orphan", "video_id": ""}}
+    hits = ix.search(name + "_c", v[None], limit=5, filter='video_id == "vid/1"')
+    assert [h[0] for h in hits[0]] == ["cap1"]
+    assert [h[0] for h in ix.search(name + "_v", v[None], limit=5, filter="duration > 0")[0]] == ["vid/1"]
+
+
+def test_mismatches_are_refused(index):
+    ix, name = index
+    ix.ensure_collection(name, 8, "videos")
+    ix.ensure_collection(name, 8, "videos")                    # the same again is fine
+    with pytest.raises(ConfigError, match="dim 8"):
+        ix.ensure_collection(name, 16, "videos")
+    with pytest.raises(ConfigError, match="videos"):
+        ix.ensure_collection(name, 8, "captions")
+    with pytest.raises(ConfigError, match="kind"):
+        ix.ensure_collection(name + "_x", 8, "frames")
+    with pytest.raises(DataError, match="dim is 8"):
+        ix.upsert(name, [{"id": "a", "vector": np.zeros(4, np.float32)}])
+    with pytest.raises(DataError, match="unknown field"):
+        ix.upsert(name, [{"id": "a", "vector": np.zeros(8, np.float32), "text": "captions only"}])
+    with pytest.raises(DataError, match="id"):
+        ix.upsert(name, [{"vector": np.zeros(8, np.float32)}])
+    with pytest.raises(DataError, match=r"\[q, 8\]"):
+        ix.search(name, np.zeros((1, 4), np.float32), limit=3)
+    with pytest.raises(DataError, match="no collection"):
+        ix.count(name + "_missing")
+    assert ix.count(name) == 0
+
+
+def test_ivf_flat_index(index):
+    ix, name = index
+    rng = np.random.default_rng(4)
+    vectors = rng.standard_normal((200, 8)).astype(np.float32)
+    ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)
+    ix.upsert(name, video_rows(vectors))
+    hits = ix.search(name, vectors[:1], limit=5)[0]
+    assert len(hits) == 5 and hits == sorted(hits, key=lambda p: (-p[1], p[0]))
+
+
+def test_state_record_round_trip(index):
+    ix, _ = index
+    key = "test-active-model"
+    ix.delete_state(key)
+    assert ix.get_state(key) is None
+    ix.set_state(key, {"model": "hgr", "version": 3, "collection": "hgr_v3"})
+    assert ix.get_state(key) == {"model": "hgr", "version": 3, "collection": "hgr_v3"}
+    ix.set_state(key, {"model": "hgr", "version": 4})
+    other = MilvusIndex(ix.uri)                                # another replica reads the same record
+    assert other.get_state(key) == {"model": "hgr", "version": 4}
+    other.close()
+    assert STATE_COLLECTION not in ix.collections()
+    with pytest.raises(DataError):
+        ix.set_state(key, ["not", "a", "dict"])
+
+
+def test_unreachable_milvus(tmp_path):
+    from serving.index.milvus_index import IndexUnavailable
+    from serving.process import free_port
+
+    ix = MilvusIndex(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    assert ix.ping() is False
+    with pytest.raises(IndexUnavailable, match="127.0.0.1"):
+        ix.collections()
