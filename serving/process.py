@@ -66,13 +66,24 @@ class ProcessState:
 
 # -- /proc helpers (Linux) ------------------------------------------------------------------------------------
 def alive(pid: int, marker: str) -> bool:
-    """The process exists, is not a zombie, and its command line contains ``marker``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X") and marker.encode() in cmdline
+    """The process exists, is not a zombie, and its command line contains ``marker``.
+
+    Right after ``Popen`` returns, the child may still be inside ``exec``: for a few milliseconds (longer on a
+    loaded machine) its ``/proc/<pid>/cmdline`` reads empty. An empty command line is read again for up to a
+    second before the pid is judged not ours (kernel threads have an empty one for good).
+    """
+    deadline = time.monotonic() + 1.0
+    while True:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+            return False
+        if cmdline or time.monotonic() >= deadline:
+            return marker.encode() in cmdline
+        time.sleep(0.005)
 
 
 def running(pid: int) -> bool:

@@ -29,6 +29,7 @@ import argparse
 import os
 import re
 import signal
+import socket
 import sys
 import threading
 import warnings
@@ -66,7 +67,15 @@ def check_db_path(db: str | Path) -> Path:
 
 
 def _milvus_ready(state: ProcessState) -> bool:
-    """Ready = a fresh client can list collections (a short timeout: called in a loop)."""
+    """Ready = a fresh client can list collections (a short timeout: called in a loop).
+
+    A plain TCP connect comes first: a gRPC connect refused before the server listens puts the channel's
+    target into reconnect back-off (shared by every channel to it in this process) and delays readiness.
+    """
+    try:
+        socket.create_connection((state.address, state.port("milvus_port")), timeout=0.5).close()
+    except OSError:
+        return False
     from pymilvus import MilvusClient
 
     client = MilvusClient(uri=uri(state.address, state.port("milvus_port")), timeout=2,

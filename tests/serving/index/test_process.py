@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 
 import pytest
 
-from serving.process import ManagedProcess, ProcessError, PortInUse, alive, foreign_listeners
+from serving.process import ManagedProcess, PortInUse, ProcessError, alive, foreign_listeners, group_members
 
 MARKER = "strata-test-listener"
 # Listens on argv[1] (after an optional "fail" that imitates a server losing a port race), ignoring SIGTERM if asked.
@@ -21,7 +20,7 @@ if sys.argv[2] == "fail":
     print("bind: Address already in use", flush=True); sys.exit(1)
 if sys.argv[2] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "child-of-" + sys.argv[3]])
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "child-of-" + sys.argv[4]])
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
 while True: time.sleep(1)
 """
@@ -32,13 +31,13 @@ def tcp_ready(state) -> bool:
         return True
 
 
-def listener(mode: str = "ok", fails: int = 0):
+def listener(mode: str = "ok", fails: int = 0, tag: str = ""):
     calls = []
 
     def command(ports):
         calls.append(ports["test_port"])
         how = "fail" if len(calls) <= fails else mode
-        return [sys.executable, "-c", LISTENER, str(ports["test_port"]), how, MARKER]
+        return [sys.executable, "-c", LISTENER, str(ports["test_port"]), how, MARKER, tag or MARKER]
     return command, calls
 
 
@@ -105,12 +104,16 @@ def test_stale_and_foreign_records_are_removed(tmp_path):
 
 def test_stubborn_process_and_its_children_are_killed(tmp_path):
     proc = ManagedProcess("demo", tmp_path, MARKER)
-    command, _ = listener(mode="stubborn")
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    command, _ = listener(mode="stubborn", tag=tag)
     state = proc.start(command, {"test_port": 0}, tcp_ready, timeout=20)
+    deadline = time.monotonic() + 5
+    while not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p, f"child-of-{tag}")]:
+        assert time.monotonic() < deadline, "the stand-in server's child never started"
+        time.sleep(0.02)
     assert "killed after the grace period" in proc.stop(grace=0.5)
-    time.sleep(0.1)
-    assert not alive(state.pid, MARKER)
-    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p, f"child-of-{MARKER}")]
+    assert not alive(state.pid, MARKER) and group_members(state.pid) == []
+    assert not [p for p in os.listdir("/proc") if p.isdigit() and _cmdline(p, f"child-of-{tag}")]
 
 
 def test_a_port_shared_through_reuseport_is_seen(tmp_path):
