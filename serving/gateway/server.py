@@ -53,7 +53,8 @@ class Gateway:
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
 
     def check_health(self) -> bool:
-        self.service.refresh()
+        if self.service.index.ping():   # a refresh against an unreachable Milvus would wait for its timeout
+            self.service.refresh()
         serving, why = self.service.health()
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
