@@ -28,7 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="strata",
         description="Multi-level video-text retrieval: parse, synthesise data, train, export, serve.",
         epilog="Every command has --help, with its defaults and examples. Addresses, ports, paths and limits come "
-               "from the settings: $STRATA_HOME/settings.yaml, STRATA_<KEY> variables, or flags.",
+               "from the settings (a flag's help names its setting KEY): built-in defaults, then "
+               "$STRATA_HOME/settings.yaml (KEY: value), then STRATA_<KEY> variables, then flags.",
     )
     parser.add_argument("--version", action="version", version=f"strata {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -27,10 +27,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.default == []:
+        default = action.default
+        if "default" in text or default is None or default is False or default == argparse.SUPPRESS or default == []:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
-            default = action.default
             if isinstance(default, (list, tuple)):
                 default = " ".join(map(str, default))
             return f"{text} (default: {default})".strip()
@@ -155,7 +155,7 @@ def setting_help(text: str, key: str, shown: Callable[[Any], Any] | None = None)
     except StrataError:
         current = Settings()
     value = getattr(current, key) if shown is None else shown(current)
-    return f"{text} (default: {value}, from setting {key}: STRATA_{key.upper()} or settings.yaml)"
+    return f"{text} (default: {value}; setting {key})"
 
 
 def repo_help(text: str = "Triton model repository") -> str:
