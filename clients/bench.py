@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import importlib
 
+from clients.conventions import HelpFormatter
+from training.errors import ConfigError
+
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "parse": ("training.text.bench:run", "caption parsing throughput on the real MSR-VTT captions"),
     "zoo": ("training.models.bench:run", "parameter counts and forward time of every model of the zoo, fast and paper presets"),
@@ -17,14 +20,20 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
 def register(subparsers: argparse._SubParsersAction) -> None:
     lines = "\n".join(f"  {name:10s} {doc}" for name, (_, doc) in BENCHMARKS.items())
     parser = subparsers.add_parser(
-        "bench", help="run a benchmark", description=f"benchmarks:\n{lines}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        "bench", help="run a benchmark", description=f"Performance figures, printed (never asserted).\n\n"
+                                                     f"benchmarks:\n{lines}",
+        epilog="examples:\n  strata bench parse\n  strata bench towers --help      # that benchmark's own flags",
+        formatter_class=HelpFormatter,
     )
-    parser.add_argument("name", choices=sorted(BENCHMARKS))
-    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of that benchmark (see NAME --help)")
+    parser.add_argument("name", nargs="?", metavar="NAME", help=f"the benchmark: {', '.join(BENCHMARKS)}")
+    parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments of that benchmark (see strata bench NAME --help)")
     parser.set_defaults(func=_run)
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.name not in BENCHMARKS:
+        given = "no benchmark name" if args.name is None else f"unknown benchmark {args.name!r}"
+        raise ConfigError(f"strata bench: {given}; choose one of {', '.join(BENCHMARKS)} "
+                          f"(e.g. strata bench parse)")
     module, attr = BENCHMARKS[args.name][0].split(":")
     return getattr(importlib.import_module(module), attr)(args.args)

@@ -29,17 +29,30 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="strata",
         description="Multi-level video-text retrieval: parse, synthesise data, train, export, serve.",
+        epilog="Every command has --help, with its defaults and examples. Addresses, ports, paths and limits come "
+               "from the settings (a flag's help names its setting KEY): built-in defaults, then "
+               "$STRATA_HOME/settings.yaml (KEY: value), then STRATA_<KEY> variables, then flags.",
     )
+    parser.add_argument("--version", action="version", version=f"strata {_version()}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)  # unknown flags are errors (argparse exits with status 2)
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
+        return version("strata")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)  # unknown flags and out-of-range values are errors (argparse exits with 2)
         result = args.func(args)
     except StrataError as err:
         print(f"strata: error: {err}", file=sys.stderr)

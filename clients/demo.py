@@ -13,16 +13,25 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from clients.conventions import add_command, port, setting_help, settings
+
 SAMPLE_CAPTIONS = Path(__file__).resolve().parent.parent / "training" / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
 DEMO_CONFIG = "demo"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("demo", help="the main job: parse real captions, train, export, serve and evaluate")
+    parser = add_command(
+        subparsers, "demo", help="the main job: parse real captions, train, export, serve and evaluate",
+        description="The main job, end to end, through the same commands a user types: parse the 1,000 real "
+                    "MSR-VTT test captions; generate a small SynthVTR set and train HGR on it "
+                    "(training/configs/train/demo.yaml); export the best checkpoint to $STRATA_HOME/demo_repository; "
+                    "start Triton, evaluate through it, stop it. Rerunning resumes.",
+        examples=["strata demo", "strata demo --parse-only", "strata demo --grpc-port 18001 --http-port 18000 "
+                                                              "--metrics-port 18002   # other ports"])
     parser.add_argument("--parse-only", action="store_true", help="stop after the caption-parsing summary")
-    parser.add_argument("--grpc-port", type=int, default=8001, help="Triton gRPC port")
-    parser.add_argument("--http-port", type=int, default=8000)
-    parser.add_argument("--metrics-port", type=int, default=8002)
+    parser.add_argument("--grpc-port", type=port, help=setting_help("Triton gRPC port", "triton_grpc_port"))
+    parser.add_argument("--http-port", type=port, help=setting_help("Triton HTTP port", "triton_http_port"))
+    parser.add_argument("--metrics-port", type=port, help=setting_help("Triton metrics port", "triton_metrics_port"))
     parser.set_defaults(func=run)
 
 
@@ -87,13 +96,15 @@ def run(args: argparse.Namespace) -> int:
             return 1
 
     print("\n== 4/4 serve with Triton and evaluate through it", flush=True)
-    ports = ["--http-port", str(args.http_port), "--grpc-port", str(args.grpc_port),
-             "--metrics-port", str(args.metrics_port)]
+    current = settings({"triton_http_port": args.http_port, "triton_grpc_port": args.grpc_port,
+                        "triton_metrics_port": args.metrics_port})
+    http, grpc, metrics = current.triton_ports
+    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
     if strata(["triton", "start", "--repo", str(repo), *ports]):
         return 1
     try:
         status = strata(["evaluate", str(best), "--backend", "triton", "--repo", str(repo),
-                         "--url", f"127.0.0.1:{args.grpc_port}"])
+                         "--url", current.triton_url])
     finally:
         strata(["triton", "stop"])
     if status == 0:

@@ -15,6 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from clients.conventions import positive_int, standalone_parser
+
 SIZES = {"words": 30, "verbs": 4, "nouns": 6, "frames": 20, "regions": 8}
 METHODS = ("pytorch", "onnxruntime", "triton_grpc", "triton_shm")
 
@@ -35,16 +37,15 @@ def _median_ms(calls: dict, iters: int, warmup: int = 3) -> dict[str, float]:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="strata bench towers", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="hgr", help="zoo model (default: %(default)s)")
-    parser.add_argument("--preset", default="fast")
+    parser = standalone_parser("strata bench towers", __doc__, ["strata bench towers --batches 1 32 --iters 10"])
+    parser.add_argument("--model", default="hgr", help="zoo model")
+    parser.add_argument("--preset", default="fast", help="preset: fast or paper")
     parser.add_argument("--repo", help="an existing repository holding <model>_<preset> (default: export into a temp one)")
     parser.add_argument("--version", type=int, help="version in --repo (default: latest)")
-    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
-    parser.add_argument("--iters", type=int, default=30)
-    parser.add_argument("--threads", type=int, default=2, help="PyTorch / ONNX Runtime intra-op threads")
-    parser.add_argument("--json", help="also write the figures to this JSON file")
+    parser.add_argument("--batches", type=positive_int, nargs="+", default=[1, 32], help="batch sizes timed")
+    parser.add_argument("--iters", type=positive_int, default=30, help="timed calls per cell")
+    parser.add_argument("--threads", type=positive_int, default=2, help="PyTorch / ONNX Runtime intra-op threads")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     args = parser.parse_args(argv)
 
     import torch

@@ -4,40 +4,46 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from clients.conventions import add_command, add_set_flag, non_negative_int, positive_int, repo_help, repo_path
 from export.triton_config import BACKENDS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "export", help="export a model's towers and scorer to ONNX as a new version of the Triton model repository",
+    p = add_command(
+        subparsers, "export",
+        help="export a model's towers and scorer to ONNX as a new version of the Triton model repository",
         description="Writes <repo>/<name>_<preset>_{text,video,scorer}/<N>/ (model.onnx, manifest.json) and each "
-                    "model's config.pbtxt, after checking PyTorch vs ONNX Runtime parity.",
+                    "model's config.pbtxt, after checking PyTorch vs ONNX Runtime parity. The repository is the "
+                    "setting model_repository ($STRATA_HOME/model_repository unless changed) or --repo.",
+        examples=["strata export $STRATA_HOME/runs/hgr_synthvtr-seed0/best",
+                  "strata export --model hgr --preset fast --random-init --repo ./scratch_repository"],
     )
     p.add_argument("checkpoint", nargs="?", help="checkpoint folder (omit with --random-init)")
-    p.add_argument("--repo", default="model_repository", help="Triton model repository (default: %(default)s)")
-    p.add_argument("--version", type=int, help="version number (default: one more than the latest there)")
+    p.add_argument("--repo", help=repo_help("Triton model repository (relative: to the current folder)"))
+    p.add_argument("--version", type=positive_int, help="version number (default: one more than the latest there)")
     p.add_argument("--model", help="model name (required with --random-init; checked against a checkpoint)")
     p.add_argument("--preset", help="preset name (with --random-init; for a checkpoint, default: its training preset)")
     p.add_argument("--random-init", action="store_true", help="export a freshly initialised model (no checkpoint)")
     p.add_argument("--seed", type=int, default=0, help="seed of --random-init weights and random parity batches")
-    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE", help="model config override (--random-init)")
+    add_set_flag(p, "a model config value (with --random-init)", "video.hidden=256")
     p.add_argument("--data", help="dataset folder for parity batches (default: the checkpoint's training data; "
                                   "random batches when there is none)")
-    p.add_argument("--split", default="tst", help="split whose queries the ranking parity covers (default: %(default)s)")
+    p.add_argument("--split", default="tst", help="split whose queries the ranking parity covers")
     p.add_argument("--random-batches", action="store_true", help="parity on random batches even where data is known")
     p.add_argument("--text-backbone", action="store_true",
                    help="export only the MiniLM text backbone (model text_backbone), as --version (default 1)")
     p.add_argument("--no-text-backbone", action="store_true",
                    help="never export the text backbone here (by default it is exported once, before the first MiniLM "
                         "model; a MiniLM model records the backbone version it reads)")
-    p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
-    p.add_argument("--max-batch-size", type=int, default=64)
-    p.add_argument("--queue-delay-us", type=int, default=500, help="dynamic batching queue delay")
-    p.add_argument("--instances", type=int, default=1, help="instances per model")
-    p.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads per instance (0: its default)")
+    p.add_argument("--max-batch-size", type=positive_int, default=64, help="Triton's max_batch_size per model")
+    p.add_argument("--queue-delay-us", type=non_negative_int, default=500, help="dynamic batching queue delay")
+    p.add_argument("--instances", type=positive_int, default=1, help="instances per model")
+    p.add_argument("--threads", type=non_negative_int, default=0,
+                   help="ONNX Runtime intra-op threads per instance (0: its default)")
     p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime on GPU: TensorRT execution accelerator")
-    p.add_argument("--trt-precision", choices=("FP32", "FP16"), default="FP16")
+    p.add_argument("--trt-precision", choices=("FP32", "FP16"), default="FP16", help="with --trt-accelerator")
     p.set_defaults(func=run)
 
 
@@ -48,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from training.engine.config import DataConfig
     from training.errors import ConfigError
 
+    repo = repo_path(args.repo)
     device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
     options = ServingOptions(backend=args.backend, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
                              instances=args.instances, device=device, threads=args.threads,
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.text_backbone:
         from export.exporter import export_text_backbone_version
 
-        export_text_backbone_version(args.repo, args.version or 1, _backbone_options(options))
+        export_text_backbone_version(repo, args.version or 1, _backbone_options(options))
         return 0
     if args.random_init == (args.checkpoint is not None):
         raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")
@@ -65,40 +72,43 @@ def run(args: argparse.Namespace) -> int:
         require_gpu()  # before any work
     train = _checkpoint_train_config(args.checkpoint)
     limits_source = dict(train.get("data") or {})
-    data_path = None if args.random_batches else (args.data or limits_source.get("path"))
+    data_path = None if args.random_batches else (str(Path(args.data).resolve()) if args.data else limits_source.get("path"))
+    if args.data:
+        limits_source.pop("synth", None)  # a dataset named on the command line must exist
     limits = DataConfig(**{**{k: v for k, v in limits_source.items() if k in DataConfig.__dataclass_fields__},
                            "path": data_path or ""})
     name = args.model or train.get("model")
     preset = args.preset or train.get("preset")
     data = None
-    overrides = tuple(args.override)
+    overrides = tuple(args.overrides)
     if data_path:
-        from training.engine.data import prepare_data
+        from training.engine.data import check_dataset, prepare_data
 
         if not name or not preset:
             raise ConfigError("parity on a dataset needs the model name and preset (--model, --preset)")
+        check_dataset(limits, [args.split])
         model_overrides = tuple(train.get("model_overrides") or overrides)
         data = prepare_data(limits, name, preset, model_overrides)
         if args.random_init:
             overrides = (*overrides, *data.model_overrides())
     model, source = load_source(args.checkpoint, args.model, preset, args.seed, overrides)
     base = f"{source.name}_{source.preset}"
-    version = args.version or (max(versions(Path(args.repo), model_name(base, "text")), default=0) + 1)
+    version = args.version or (max(versions(repo, model_name(base, "text")), default=0) + 1)
     backbone = None
     if model.config.text.kind == "minilm":
         from export.exporter import export_text_backbone_version
         from serving.triton.repository import TEXT_BACKBONE
 
-        if not versions(Path(args.repo), TEXT_BACKBONE):
+        if not versions(repo, TEXT_BACKBONE):
             if args.no_text_backbone:
-                raise ConfigError(f"{base} reads MiniLM word features and {args.repo} has no text_backbone; "
+                raise ConfigError(f"{base} reads MiniLM word features and {repo} has no text_backbone; "
                                   f"drop --no-text-backbone or export it first (strata export --text-backbone)")
-            export_text_backbone_version(args.repo, 1, _backbone_options(options))
-        backbone = versions(Path(args.repo), TEXT_BACKBONE)[-1]
-    manifest = export_version(model, source, args.repo, version, options,
+            export_text_backbone_version(repo, 1, _backbone_options(options))
+        backbone = versions(repo, TEXT_BACKBONE)[-1]
+    manifest = export_version(model, source, repo, version, options,
                               ParityData(data=data, split=args.split, seed=args.seed), limits,
                               text_backbone_version=backbone)
-    print(f"exported {base} version {version} into {Path(args.repo).resolve()} (backend {args.backend})")
+    print(f"exported {base} version {version} into {repo} (backend {args.backend})")
     for part, info in manifest["files"].items():
         print(f"  {model_name(base, part):28s} {info['bytes'] / 1e6:8.2f} MB")
     parity = manifest["parity"]
@@ -127,6 +137,7 @@ def _checkpoint_train_config(checkpoint: str | None) -> dict:
 
     path = Path(checkpoint) / CONFIG_FILE
     if not path.is_file():
-        raise ConfigError(f"{checkpoint} is not a Strata checkpoint (no {CONFIG_FILE})")
+        raise ConfigError(f"{checkpoint} is not a Strata checkpoint (no {CONFIG_FILE})"
+            "; a checkpoint is a run's best/ or last/ folder, e.g. $STRATA_HOME/runs/<run>/best")
     meta = json.loads(path.read_text())
     return {"model": meta.get("name"), **(meta.get("train_config") or {})}

@@ -69,6 +69,11 @@ def export_part(model: nn.Module, part: str, inputs: Arrays, path: str | Path) -
         # The exporter warns that a GRU traced at batch > 1 may fail at other batch sizes; the export's parity
         # check runs every graph at several batch sizes, so the warning is checked rather than shown.
         warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # Advanced indexing (x[rows, cols]) exports as Reshape/Transpose/Concat/Gather, and the exporter warns that
+        # negative indices would then give wrong results. The towers index only with non-negative positions they
+        # compute themselves (arange, lengths, argmax), and every export is checked against PyTorch on batches
+        # before it is written, so the warning is answered by the parity check rather than shown to the user.
+        warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing")
         # The legacy TorchScript exporter (dynamo=False) is the chosen one; its deprecation notices are not news.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(

@@ -59,7 +59,8 @@ def read_meta(folder: str | Path) -> dict[str, Any]:
     folder = Path(folder)
     path = folder / CONFIG_FILE
     if not path.is_file():
-        raise StrataError(f"{folder} is not a Strata checkpoint (no {CONFIG_FILE})")
+        raise StrataError(f"{folder} is not a Strata checkpoint (no {CONFIG_FILE})"
+            "; a checkpoint is a run's best/ or last/ folder, e.g. $STRATA_HOME/runs/<run>/best")
     return json.loads(path.read_text())
 
 

@@ -9,11 +9,12 @@ version on each request see no failure; they move to N, then ``--retire M`` drop
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from serving.triton.repository import PARTS, model_name
+from serving.triton.repository import PARTS, model_name, versions
 from training.errors import ConfigError, StrataError
 
 
@@ -41,12 +42,31 @@ def targets(name: str, served: dict[str, list[int]]) -> list[str]:
     return parts
 
 
-def swap(url: str, name: str, version: int | None = None, retire: int | None = None) -> dict[str, list[int]]:
-    """Make ``version`` served beside the current versions and/or drop ``retire``; returns the versions served."""
+def check_on_disk(repo: str | Path, name: str, version: int) -> None:
+    """``version`` of ``name`` (a Triton model, or a base with its parts) must be in the repository."""
+    repo = Path(repo)
+    models = [name] if (repo / name).is_dir() else [model_name(name, p) for p in PARTS]
+    present = [m for m in models if (repo / m).is_dir()]
+    if not present:
+        return  # an unknown name: the server's index says which it holds
+    missing = [m for m in present if version not in versions(repo, m)]
+    if missing:
+        held = versions(repo, missing[0])
+        raise ConfigError(f"version {version} of {name} is not in the repository {repo} (it holds version(s) "
+                          f"{', '.join(map(str, held)) or 'none'}); export it first: "
+                          f"strata export CHECKPOINT --repo {repo} --version {version}")
+
+
+def swap(url: str, name: str, version: int | None = None, retire: int | None = None,
+         repo: str | Path | None = None) -> dict[str, list[int]]:
+    """Make ``version`` served beside the current versions and/or drop ``retire``; returns the versions served.
+    With ``repo`` (the server's repository), a ``version`` not exported there is refused before Triton is asked."""
     if version is None and retire is None:
         raise ConfigError("give --version N to add, --retire M to drop, or both")
     if version is not None and version == retire:
         raise ConfigError(f"version {version} cannot be both added and retired")
+    if version is not None and repo is not None:
+        check_on_disk(repo, name, version)
     client = grpcclient.InferenceServerClient(url)
     served = served_versions(client)
     result = {}

@@ -14,8 +14,12 @@ TRAIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
 
 @dataclass(frozen=True)
 class DataConfig:
-    path: str                                  # dataset folder (HGR layout); relative paths live under $STRATA_HOME/data
-    synth: Optional[dict[str, Any]] = None     # SynthVTR generator arguments: generate the folder on first use
+    path: str                                  # dataset folder: HGR's release layout, or a `strata synth` folder.
+                                               # Relative in a config file: under $STRATA_HOME/data; given on the
+                                               # command line (--set data.path=...): to the current folder.
+    synth: Optional[dict[str, Any]] = None     # SynthVTR generator arguments: generate the folder on first use.
+                                               # Dropped when --set data.path names other data (unless data.synth
+                                               # is set too): a plain path must exist.
     rolegraphs: str = "parser"                 # "parser", or a sent2rolegraph JSON (e.g. HGR's AllenNLP parses)
     max_frames: int = 20                       # HGR limits
     max_words: int = 30
@@ -24,6 +28,13 @@ class DataConfig:
     val_split: str = "val"
     test_splits: tuple[str, ...] = ("tst",)
     min_word_count: int = 2                    # vocabulary threshold for the learned word-embedding input
+
+    def __post_init__(self) -> None:
+        for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not self.test_splits:
+            raise ValueError("test_splits must name at least one split")
 
     def resolved_path(self) -> Path:
         path = Path(self.path).expanduser()
@@ -44,6 +55,18 @@ class OptimConfig:
     step_gamma: float = 0.1
     early_stop_patience: int = 0               # stop after this many epochs without a better rsum; 0 = off
 
+    def __post_init__(self) -> None:
+        checks = (("lr", self.lr > 0, "> 0"), ("batch_size", self.batch_size >= 1, ">= 1"),
+                  ("epochs", self.epochs >= 1, ">= 1"), ("weight_decay", self.weight_decay >= 0, ">= 0"),
+                  ("grad_clip", self.grad_clip >= 0, ">= 0 (0 = off)"),
+                  ("plateau_patience", self.plateau_patience >= 1, ">= 1"),
+                  ("plateau_factor", 0 < self.plateau_factor < 1, "in (0, 1)"),
+                  ("step_epochs", self.step_epochs >= 1, ">= 1"), ("step_gamma", 0 < self.step_gamma <= 1, "in (0, 1]"),
+                  ("early_stop_patience", self.early_stop_patience >= 0, ">= 0 (0 = off)"))
+        for key, ok, wanted in checks:
+            if not ok:
+                raise ValueError(f"optim.{key} must be {wanted}, got {getattr(self, key)}")
+
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -61,7 +84,14 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.workers < 0:
-            raise ValueError(f"workers must be >= 0, got {self.workers}")
+            raise ValueError(f"workers must be >= 0 (0 = in this process), got {self.workers}")
+        if self.seed < 0:
+            raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.eval_batch_size < 1 or self.threads_per_worker < 0:
+            raise ValueError(f"eval_batch_size must be >= 1 and threads_per_worker >= 0, got "
+                             f"{self.eval_batch_size} and {self.threads_per_worker}")
+        if "/" in self.run_name or self.run_name in (".", ".."):
+            raise ValueError(f"run_name must be a plain folder name, got {self.run_name!r}")
         if self.workers > 1 and self.optim.batch_size % self.workers:
             raise ValueError(f"optim.batch_size {self.optim.batch_size} is not divisible by {self.workers} workers")
 
@@ -74,12 +104,30 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.yaml")))
         raise ConfigError(f"train config not found: {path} (configs in training/configs/train: {known})")
-    config = from_dict(TrainConfig, apply_overrides(read_mapping(path), overrides), where=str(path))
+    data = _command_line_paths(apply_overrides(read_mapping(path), overrides), overrides)
+    config = from_dict(TrainConfig, data, where=str(path))
     if not config.run_name:
         from dataclasses import replace
 
         config = replace(config, run_name=f"{path.stem}-seed{config.seed}")
     return config
+
+
+def _command_line_paths(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """Paths set on the command line are relative to the current folder, as on any command line; and a
+    ``data.path`` given there names existing data: the config's SynthVTR generator (``data.synth``) is kept only
+    when the command line sets it too, so a mistyped path is an error rather than a new dataset."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides if "=" in item}
+    section = data.get("data")
+    if not isinstance(section, dict):
+        return data
+    for key in ("path", "rolegraphs"):
+        value = section.get(key)
+        if f"data.{key}" in keys and isinstance(value, str) and value and value != "parser":
+            section[key] = str(Path(value).expanduser().resolve())
+    if "data.path" in keys and not any(k == "data.synth" or k.startswith("data.synth.") for k in keys):
+        section.pop("synth", None)
+    return data
 
 
 LAST, BEST = "last", "best"  # checkpoint folders inside a run: the latest epoch, and the best validation rsum

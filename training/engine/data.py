@@ -53,6 +53,36 @@ def cache_dir(dataset: Path) -> Path:
     return folder
 
 
+def check_dataset(config: DataConfig, splits: Sequence[str] = ()) -> Path:
+    """Fail fast, before any work: the folder must hold a dataset with ``splits``, unless the config asks for
+    SynthVTR (``data.synth``), which is then checked and generated on first use."""
+    path = config.resolved_path()
+    if config.synth is not None:
+        from training.config import from_dict
+        from training.synth.config import SynthConfig
+
+        synth = from_dict(SynthConfig, config.synth, where="data.synth")
+        if not (path / SYNTH_CONFIG).is_file():
+            available = tuple(name for name, n in synth.split_sizes().items() if n > 0)
+            _check_splits(path, splits, available)
+            return path
+    if not path.is_dir():
+        raise DataError(f"dataset folder not found: {path}. Give an existing folder (--set data.path=DIR; "
+                        f"relative to the current folder), or make a SynthVTR one: strata synth --out {path}")
+    files = SYNTH_FILES if (path / SYNTH_CONFIG).is_file() else HGRFiles()
+    if not (path / files.captions).is_file():
+        raise DataError(f"{path} holds no dataset: neither {SYNTH_CONFIG} (a folder made by `strata synth`) nor "
+                        f"{files.captions} (HGR's release layout, see the README)")
+    _check_splits(path, splits, HGRDataset(path, files).splits)
+    return path
+
+
+def _check_splits(path: Path, wanted: Sequence[str], available: Sequence[str]) -> None:
+    unknown = [s for s in dict.fromkeys(wanted) if s not in available]
+    if unknown:
+        raise DataError(f"{path} has no split {', '.join(map(repr, unknown))}; it has {', '.join(available) or 'none'}")
+
+
 def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
     """The dataset folder; a SynthVTR config generates it on first use."""
     path = config.resolved_path()

@@ -10,7 +10,7 @@ from typing import Any, Sequence
 
 from training.config import to_dict
 from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
-from training.engine.data import PreparedData, prepare_data
+from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
 from training.engine.evaluate import evaluate_split
 from training.engine.report import plot_curves, write_config, write_json
 from training.errors import StrataError
@@ -31,6 +31,9 @@ class RunLog:
 
 def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bool = False) -> Path:
     config = load_train_config(config_path, overrides)
+    # Everything that can be checked is checked before any work, and before the run folder is written.
+    check_dataset(config.data, ("trn", config.data.val_split, *config.data.test_splits))
+    model_needs(config.model, config.preset, config.model_overrides)
     folder = run_dir(config)
     if fresh and folder.exists():
         shutil.rmtree(folder)
@@ -68,13 +71,17 @@ def _check_same_run(folder: Path, config: TrainConfig) -> None:
 
     saved = folder / "config.yaml"
     if saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config))):
+        if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
+            shutil.rmtree(folder)
+            return
         raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
                           f"pass --fresh to replace it, or set run_name")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,
-                        splits: Sequence[str] | None = None, backend: str = "torch", repo: str = "model_repository",
-                        version: int | None = None, url: str = "127.0.0.1:8001", log=print) -> dict[str, Any]:
+                        splits: Sequence[str] | None = None, backend: str = "torch", repo: str | Path | None = None,
+                        version: int | None = None, url: str | None = None, log=print) -> dict[str, Any]:
+    """Metrics of a checkpoint on ``splits``; ``repo`` and ``url`` (onnx/triton backends) default to the settings."""
     from training.checkpoint import read_meta
     from training.config import from_dict
 
@@ -82,18 +89,22 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
     if not meta.get("train_config"):
         raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
     config = from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
-    if not isinstance(data, PreparedData):
+    splits = list(splits or config.data.test_splits)
+    if isinstance(data, PreparedData):
+        unknown = [s for s in splits if s not in data.splits]
+        if unknown:
+            raise StrataError(f"{data.root} has no split {', '.join(map(repr, unknown))}; it has {', '.join(data.splits)}")
+    else:
         data_config = config.data if data is None else replace(config.data, path=str(Path(data).resolve()), synth=None)
+        check_dataset(data_config, splits)
+    runner = _runner(checkpoint, backend, meta, repo, version, url)  # a missing export or server fails here, early
+    if not isinstance(data, PreparedData):
         data = prepare_data(data_config, config.model, config.preset, config.model_overrides)
-    runner = _runner(checkpoint, backend, meta, repo, version, url)
     results: dict[str, Any] = {"checkpoint": str(checkpoint), "backend": backend, "model": meta["name"],
                                "parameters": None, "splits": {}}
     if backend == "torch":
         results["parameters"] = runner.model.num_parameters()
-    for split in splits or config.data.test_splits:
-        if split not in data.splits:
-            log(f"skipping split {split!r}: not in {data.root}")
-            continue
+    for split in splits:
         started = time.time()
         result = evaluate_split(runner, data, split, config.eval_batch_size)
         result["seconds"] = time.time() - started

@@ -16,6 +16,7 @@ import statistics
 import time
 from pathlib import Path
 
+from clients.conventions import non_negative_int, positive_int, standalone_parser
 from training.errors import ConfigError
 from training.text.roles import NUM_ROLES
 
@@ -128,16 +129,15 @@ def _table(results: dict, presets: list[str]) -> str:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="strata bench zoo", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = standalone_parser("strata bench zoo", __doc__, ["strata bench zoo --models hgr,vsepp --presets fast --json zoo.json"])
     parser.add_argument("--models", default="all", help="comma-separated model names (default: every model of the zoo)")
     parser.add_argument("--presets", default="fast,paper", help="comma-separated presets: fast, paper")
-    parser.add_argument("--fast-batch", type=int, default=64)
+    parser.add_argument("--fast-batch", type=positive_int, default=64, help="batch size of the fast presets")
     parser.add_argument("--paper-batches", default="64,32,16,8", help="paper batch sizes to try, largest first")
-    parser.add_argument("--repeats", type=int, default=3, help="timed forwards after one warm-up (median reported)")
-    parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: PyTorch's default)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed forwards after one warm-up (median reported)")
+    parser.add_argument("--threads", type=non_negative_int, default=0, help="torch intra-op threads (0: PyTorch's default)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the results as JSON to FILE")
     args = parser.parse_args(argv)
     presets = [p for p in args.presets.split(",") if p]
     if any(p not in REGIONS for p in presets):
@@ -173,10 +173,10 @@ def run(argv: list[str]) -> int:
     print(f"device {device}, torch threads {torch.get_num_threads()}, inputs {SIZES} + regions {REGIONS}, "
           f"median of {args.repeats} forwards (text tower + video tower + in-batch scorer, no grad)")
     print(_table(results, presets))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({
             "device": str(device), "threads": torch.get_num_threads(), "repeats": args.repeats,
             "sizes": SIZES, "regions": REGIONS, "models": results}, indent=2))
-        print(f"wrote {args.out}")
+        print(f"wrote {args.json}")
     return 0

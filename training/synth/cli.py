@@ -4,42 +4,53 @@ from __future__ import annotations
 import argparse
 import time
 
+from clients.conventions import add_command, add_json_flag, emit_json, non_negative_int, positive_int, say
 from training.synth.config import SynthConfig
 
 _DEFAULTS = SynthConfig()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser(
-        "synth",
-        help="generate a SynthVTR dataset (HGR format)",
-        description="Generate a SynthVTR dataset in HGR's format, deterministically. An empty or new --out is "
-                    "filled; a SynthVTR folder is overwritten (or left alone when it already holds the same "
-                    "config); any other non-empty folder is refused.",
+    p = add_command(
+        subparsers, "synth",
+        help="generate a SynthVTR dataset (HGR's file contents, in one flat folder)",
+        description="Generate a SynthVTR dataset, deterministically. Its files hold what HGR's release holds "
+                    "(captions, split names, frame features, plus region features, role graphs and hard "
+                    "negatives), but flat in one folder rather than under annotation/, public_split/ and "
+                    "ordered_feature/. An empty or new --out is filled; a SynthVTR folder is overwritten (or left "
+                    "alone when it already holds the same config); any other non-empty folder is refused.",
+        examples=["strata synth --out ./synth-small --videos 600 --captions-per-video 4",
+                  "strata train hgr_synthvtr --set data.path=./synth-small --set run_name=hgr-small   "
+                  "# train on it"],
     )
-    p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--videos", type=int, default=_DEFAULTS.videos)
-    p.add_argument("--captions-per-video", type=int, default=_DEFAULTS.captions_per_video)
-    p.add_argument("--seed", type=int, default=_DEFAULTS.seed)
+    p.add_argument("--out", required=True, help="output folder (relative: to the current folder)")
+    p.add_argument("--videos", type=positive_int, default=_DEFAULTS.videos,
+                   help="videos over all splits (at least one per split: 4)")
+    p.add_argument("--captions-per-video", type=positive_int, default=_DEFAULTS.captions_per_video,
+                   help="captions per video")
+    p.add_argument("--seed", type=non_negative_int, default=_DEFAULTS.seed,
+                   help="the same seed and sizes give the same files")
     p.add_argument("--noise", type=float, default=_DEFAULTS.noise, help="feature noise std")
     p.add_argument("--miss-rate", type=float, default=_DEFAULTS.miss_rate, help="detector miss probability")
-    p.add_argument("--distractors", type=int, default=_DEFAULTS.distractors, help="min distractor regions/frame")
-    p.add_argument("--regions-per-frame", type=int, default=_DEFAULTS.regions_per_frame)
-    p.add_argument("--events", type=int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.events_per_video,
+    p.add_argument("--distractors", type=non_negative_int, default=_DEFAULTS.distractors, help="min distractor regions/frame")
+    p.add_argument("--regions-per-frame", type=positive_int, default=_DEFAULTS.regions_per_frame,
+                   help="regions per frame (the two entities of an event plus distractors)")
+    p.add_argument("--events", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.events_per_video,
                    help="events per video (1-3)")
-    p.add_argument("--frames", type=int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.frames,
+    p.add_argument("--frames", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.frames,
                    help="frames per video")
-    p.add_argument("--frame-dim", type=int, default=_DEFAULTS.frame_dim)
-    p.add_argument("--region-dim", type=int, default=_DEFAULTS.region_dim)
+    p.add_argument("--frame-dim", type=positive_int, default=_DEFAULTS.frame_dim, help="frame feature size")
+    p.add_argument("--region-dim", type=positive_int, default=_DEFAULTS.region_dim, help="region feature size")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_synth)
 
-    c = subparsers.add_parser(
-        "synth-check",
+    c = add_command(
+        subparsers, "synth-check",
         help="probe a SynthVTR dataset: role binding, shortcuts, parser accuracy, baseline headroom",
+        examples=["strata synth-check ./synth-small", "strata synth-check ./synth-small --json probes.json"],
     )
     c.add_argument("dir", help="a folder written by `strata synth`")
-    c.add_argument("--json", help="also write the figures to this JSON file")
+    add_json_flag(c, "the probes' figures")
     c.set_defaults(func=_synth_check)
 
 
@@ -75,10 +86,9 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _synth_check(args: argparse.Namespace) -> int:
-    from training.synth.check import format_report, run_checks, write_json
+    from training.synth.check import format_report, run_checks
 
     report = run_checks(args.dir)
-    print(format_report(report))
-    if args.json:
-        write_json(report, args.json)
+    say(args)(format_report(report))
+    emit_json(args, report)
     return 0

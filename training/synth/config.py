@@ -54,11 +54,18 @@ class SynthConfig:
 
     def split_sizes(self) -> dict[str, int]:
         """Videos per split; every non-empty fraction gets at least one video."""
+        sizes = self._sizes(self.videos)
+        if sizes["trn"] < 1:
+            needed = next(n for n in range(self.videos + 1, 1 << 31) if self._sizes(n)["trn"] >= 1)
+            named = [name for name, n in sizes.items() if name == "trn" or n > 0]
+            raise ValueError(f"videos must be at least {needed} to give every split ({', '.join(named)}) a video "
+                             f"with these split fractions, got {self.videos}")
+        return sizes
+
+    def _sizes(self, videos: int) -> dict[str, int]:
         sizes = {}
         for name, frac in (("val", self.val_fraction), ("tst", self.test_fraction),
                            ("tst_unseen", self.unseen_fraction)):
-            sizes[name] = max(1, int(round(frac * self.videos))) if frac > 0 else 0
-        sizes["trn"] = self.videos - sum(sizes.values())
-        if sizes["trn"] < 1:
-            raise ValueError(f"{self.videos} videos leave none for training with splits {sizes}")
-        return {k: sizes[k] for k in ("trn", "val", "tst", "tst_unseen")}
+            sizes[name] = max(1, int(round(frac * videos))) if frac > 0 else 0
+        trn = videos - sum(sizes.values())
+        return {"trn": trn, **sizes}

@@ -85,14 +85,19 @@ def prepare_output(out: Path, config: SynthConfig) -> bool:
     or version is overwritten (its dataset files are removed first); any other non-empty folder is refused.
     """
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out {out} exists and is not a folder")
+        raise DataError(f"{out} exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     if not any(out.iterdir()):
         return True
     existing = read_config(out)
     if existing is None:
+        present = {p.name for p in out.iterdir()}
+        if present <= set(DATASET_FILES):  # an interrupted generation: its marker is written last
+            for name in present:
+                (out / name).unlink()
+            return True
         raise DataError(
-            f"--out {out} is not empty and holds no SynthVTR dataset ({CONFIG} missing); "
+            f"{out} is not empty and holds no SynthVTR dataset ({CONFIG} missing); "
             "choose an empty or new folder"
         )
     if existing.get("version") == VERSION and existing.get("config") == to_dict(config):

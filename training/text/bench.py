@@ -8,6 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
+from clients.conventions import positive_int, standalone_parser
 from training.errors import DataError
 
 SAMPLE_CAPTIONS = Path(__file__).resolve().parents[1] / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
@@ -30,10 +31,10 @@ def load_msrvtt_captions(path: str | Path = SAMPLE_CAPTIONS) -> list[str]:
 
 
 def run(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="strata bench parse", description=__doc__)
+    parser = standalone_parser("strata bench parse", __doc__, ["strata bench parse --repeats 1"])
     parser.add_argument("--captions", type=Path, default=SAMPLE_CAPTIONS, help="key;vid_key;video_id;sentence CSV")
-    parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=3, help="timed passes over the captions (median reported)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="captions per spaCy batch")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed passes over the captions (median reported)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.batch_size < 1:
         parser.error("--repeats and --batch-size must be >= 1")

@@ -6,15 +6,18 @@ import json
 import sys
 from pathlib import Path
 
+from clients.conventions import add_command, positive_int
 from training.errors import ConfigError, DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "parse",
+    parser = add_command(
+        subparsers, "parse",
         help="parse captions into HGR role graphs, concepts and SVO triplets",
         description="Parse a caption (pretty JSON), a file of captions (one per line -> JSON lines), "
                     "or score the parser on hand-labelled captions (--eval-labelled).",
+        examples=['strata parse "a cat is chased by a dog on the grass"',
+                  "strata parse --file captions.txt --out parsed.jsonl   # one caption per line"],
     )
     parser.add_argument("caption", nargs="?", help="one caption, e.g. \"a dog is chasing a cat on the grass\"")
     parser.add_argument("--file", type=Path, help="a text file with one caption per line")
@@ -25,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-labelled", type=Path, metavar="FILE",
                         help="print role accuracy on a labelled-captions JSON file")
     parser.add_argument("--show-errors", action="store_true", help="with --eval-labelled: list missed and extra edges")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=positive_int, default=256,
+                        help="with --file: captions per spaCy batch (speed only; the parses are the same)")
     parser.set_defaults(func=run)
 
 
@@ -36,8 +40,6 @@ def run(args: argparse.Namespace) -> int:
     modes = [m for m in ("caption", "file", "eval_labelled") if getattr(args, m) is not None]
     if len(modes) != 1:
         raise ConfigError("strata parse: give exactly one of CAPTION, --file or --eval-labelled")
-    if args.batch_size < 1:
-        raise ConfigError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.eval_labelled is not None:
         items = text_parser.load_labelled(args.eval_labelled)
         splits = sorted({item.split for item in items} - {""})

@@ -23,11 +23,25 @@ def test_configs_cover_every_model_on_synthvtr():
 
 def test_name_lookup_overrides_and_absolute_run_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
     config = load_train_config("hgr_synthvtr", ["optim.epochs=3", "seed=7", "data.path=elsewhere"])
     assert config.optim.epochs == 3 and config.seed == 7
     assert config.run_name == "hgr_synthvtr-seed7"
-    assert config.data.resolved_path() == (tmp_path / "home" / "data" / "elsewhere").resolve()
+    # A path on the command line is relative to the current folder, and names existing data: no generator.
+    assert config.data.resolved_path() == (tmp_path / "elsewhere").resolve()
+    assert config.data.synth is None
     assert run_dir(config).is_absolute()
+
+
+def test_a_config_files_relative_path_lives_under_the_home_and_keeps_its_generator(monkeypatch, tmp_path):
+    monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
+    config = load_train_config("hgr_synthvtr")
+    assert config.data.resolved_path() == (tmp_path / "home" / "data" / "synthvtr").resolve()
+    assert config.data.synth == {"seed": 0}
+    # Asking for generation on the command line keeps it, at the path given there.
+    monkeypatch.chdir(tmp_path)
+    config = load_train_config("hgr_synthvtr", ["data.path=mine", "data.synth.videos=40"])
+    assert config.data.resolved_path() == tmp_path / "mine" and config.data.synth == {"seed": 0, "videos": 40}
 
 
 @pytest.mark.parametrize("override, message", [

@@ -59,7 +59,7 @@ def test_train_writes_a_complete_report_and_evaluate_reproduces_it(strata_home, 
         assert split["fused"]["rsum"] > 0
     # `strata evaluate` on the best checkpoint gives the same figures.
     out = tmp_path / "eval.json"
-    assert strata(["evaluate", str(run / "best"), "--split", "tst", "--out", str(out)]) == 0
+    assert strata(["evaluate", str(run / "best"), "--split", "tst", "--json", str(out)]) == 0
     again = json.loads(out.read_text())["splits"]["tst"]
     assert again["fused"] == test["splits"]["tst"]["fused"]
     assert "binary selection" in capsys.readouterr().out
