@@ -7,49 +7,49 @@ gateway, which never opens a user's path.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
-EXAMPLES_SEARCH = """examples:
-  strata search "a man is slicing bread" --top-k 5
-  strata search --video-id video7012 --json
-"""
-EXAMPLES_INDEX = """examples:
-  strata index ~/.strata/data/synthvtr-demo                 # its tst split: videos and their captions
-  strata index /data/msrvtt --split tst --split val --no-captions
-"""
+from clients.conventions import add_command, add_json_flag, emit_json, positive_int, say, setting_help
 
 
 def _url_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="gateway address host:port (default: the address and gateway_port settings, "
-                                      "127.0.0.1:50051 unless changed)")
+    parser.add_argument("--url", help=setting_help("gateway address host:port (a gateway started by `strata up` is "
+                                                   "found from its record)", "gateway_port",
+                                                   lambda s: s.gateway_url))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    search = subparsers.add_parser("search", help="ask the gateway: videos for a sentence, or captions for a video",
-                                   epilog=EXAMPLES_SEARCH, formatter_class=argparse.RawDescriptionHelpFormatter)
+    search = add_command(subparsers, "search", help="ask the gateway: videos for a sentence, or captions for a video",
+                         examples=['strata search "a man is slicing bread" --top-k 5',
+                                   "strata search --video-id video7012 --json"])
     search.add_argument("text", nargs="?", help="a sentence (text -> video)")
     search.add_argument("--video-id", help="an indexed video's id (video -> text)")
-    search.add_argument("--top-k", type=int, default=0, help="hits to return (default: the top_k setting, 10)")
-    search.add_argument("--depth", type=int, default=0,
-                        help="first-stage candidates to re-rank (default: the candidate_depth setting, 200)")
-    search.add_argument("--json", action="store_true", help="print the answer as JSON instead of a table")
+    search.add_argument("--top-k", type=positive_int, help=setting_help("hits to return", "top_k"))
+    search.add_argument("--depth", type=positive_int,
+                        help=setting_help("first-stage candidates to re-rank (>= --top-k)", "candidate_depth"))
+    add_json_flag(search, "the answer")
     _url_flag(search)
     search.set_defaults(func=_search)
 
-    index = subparsers.add_parser("index", help="index a dataset folder's videos and captions through the gateway",
-                                  epilog=EXAMPLES_INDEX, formatter_class=argparse.RawDescriptionHelpFormatter)
-    index.add_argument("folder", help="a dataset folder in HGR's release layout, or one made by `strata synth`")
-    index.add_argument("--split", action="append", help="split(s) to index (default: tst)")
+    index = add_command(subparsers, "index", help="index a dataset folder's videos and captions through the gateway",
+                        description="Reads a dataset folder here, on the client (HGR's release layout, or a folder made "
+                                    "by `strata synth`), and streams its videos' features and its captions to the "
+                                    "gateway, which never opens a user's path. Indexing is an upsert by id: a rerun "
+                                    "after an interruption leaves every item once. Caption ids are VIDEO#K (the K-th "
+                                    "caption of VIDEO).",
+                        examples=["strata index ~/.strata/data/synthvtr-demo",
+                                  "strata index /data/msrvtt --split tst --split val --no-captions"])
+    index.add_argument("folder", help="a dataset folder")
+    index.add_argument("--split", action="append", help="split(s) to index, repeatable (default: tst)")
     index.add_argument("--no-captions", action="store_true", help="index the videos only")
-    index.add_argument("--batch", type=int, default=64, help="videos per streamed message (default: %(default)s)")
+    index.add_argument("--batch", type=positive_int, default=64, help="videos per streamed message")
     _url_flag(index)
     index.set_defaults(func=_index)
 
-    info = subparsers.add_parser("info", help="the gateway's model, version, levels, corpus sizes and stores",
-                                 epilog="example:\n  strata info --json", formatter_class=argparse.RawDescriptionHelpFormatter)
-    info.add_argument("--json", action="store_true", help="print JSON")
+    info = add_command(subparsers, "info", help="the gateway's model, version, levels, corpus sizes and stores",
+                       examples=["strata info", "strata info --json"])
+    add_json_flag(info, "the description")
     _url_flag(info)
     info.set_defaults(func=_info)
 
@@ -89,12 +89,14 @@ def _search(args: argparse.Namespace) -> int:
 
     if (args.text is None) == (args.video_id is None):
         raise ConfigError("give a sentence, or --video-id ID (one of them), e.g. strata search \"a dog runs\"")
+    top_k, depth = args.top_k or 0, args.depth or 0   # 0: the gateway's settings
     with _client(args) as client:
         if args.text is not None:
-            answer = client.search_videos(args.text, args.top_k, args.depth)
+            answer = client.search_videos(args.text, top_k, depth)
         else:
-            answer = client.search_captions(video_id=args.video_id, top_k=args.top_k, candidate_depth=args.depth)
-    print(json.dumps(answer_json(answer), indent=2) if args.json else hits_table(answer))
+            answer = client.search_captions(video_id=args.video_id, top_k=top_k, candidate_depth=depth)
+    emit_json(args, answer_json(answer))
+    say(args)(hits_table(answer))
     return 0
 
 
@@ -136,14 +138,13 @@ def _info(args: argparse.Namespace) -> int:
     with _client(args) as client:
         info = client.describe()
         health = client.health()
-    if args.json:
-        print(json.dumps({**answer_json(info), "health": health}, indent=2))
-        return 0
-    print(f"gateway {client.url}: {health}")
-    print(f"model {info.model.name} version {info.model.version}; levels {', '.join(info.levels)}")
-    print(f"indexed: {info.videos} videos, {info.captions} captions; first stage: {info.index_view}")
-    print(f"triton {info.triton_url}; milvus {info.milvus_uri}; tensor store {info.tensor_store} ({info.store_dtype})")
-    print(f"defaults: top-k {info.default_top_k}, candidate depth {info.default_candidate_depth}; "
+    emit_json(args, {**answer_json(info), "health": health})
+    out = say(args)
+    out(f"gateway {client.url}: {health}")
+    out(f"model {info.model.name} version {info.model.version}; levels {', '.join(info.levels)}")
+    out(f"indexed: {info.videos} videos, {info.captions} captions; first stage: {info.index_view}")
+    out(f"triton {info.triton_url}; milvus {info.milvus_uri}; tensor store {info.tensor_store} ({info.store_dtype})")
+    out(f"defaults: top-k {info.default_top_k}, candidate depth {info.default_candidate_depth}; "
           f"video features [<= {info.max_frames} frames, {info.frame_dim}]"
           + (f", regions [.., {info.region_dim}]" if info.region_dim else ""))
     return 0

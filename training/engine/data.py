@@ -69,11 +69,11 @@ def check_dataset(config: DataConfig, splits: Sequence[str] = ()) -> Path:
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path}. Give an existing folder (--set data.path=DIR; "
                         f"relative to the current folder), or make a SynthVTR one: strata synth --out {path}")
-    files = SYNTH_FILES if (path / SYNTH_CONFIG).is_file() else HGRFiles()
-    if not (path / files.captions).is_file():
+    dataset = open_dataset(path)
+    if not dataset.path(dataset.files.captions).is_file():
         raise DataError(f"{path} holds no dataset: neither {SYNTH_CONFIG} (a folder made by `strata synth`) nor "
-                        f"{files.captions} (HGR's release layout, see the README)")
-    _check_splits(path, splits, HGRDataset(path, files).splits)
+                        f"{dataset.files.captions} (HGR's release layout, see the README)")
+    _check_splits(path, splits, dataset.splits)
     return path
 
 
