@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from training.models.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
 
 Arrays = Mapping[str, np.ndarray]
 TRITON_DTYPES = {"float32": "FP32", "int64": "INT64"}
+RELEASE_WAIT_S = 5.0
 
 
 class TritonRequestError(StrataError):
@@ -47,10 +49,21 @@ class _Region:
         self.size = size
 
     def release(self) -> None:
-        if self.handle is not None:
-            self.client.unregister_system_shared_memory(self.name)
-            shm.destroy_shared_memory_region(self.handle)
-            self.handle, self.size = None, 0
+        """Unregister and free the region. Triton lets go of a region shortly after answering the request that
+        used it, so an unregister refused as "in use" is tried again for up to ``RELEASE_WAIT_S``."""
+        if self.handle is None:
+            return
+        deadline = time.monotonic() + RELEASE_WAIT_S
+        while True:
+            try:
+                self.client.unregister_system_shared_memory(self.name)
+                break
+            except InferenceServerException as err:
+                if "in use" not in str(err) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02)
+        shm.destroy_shared_memory_region(self.handle)
+        self.handle, self.size = None, 0
 
 
 def _bind_axes(tower: TowerLayout, inputs: Arrays) -> dict[str, int]:

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from serving.ports import PortInUse, start_on_free_ports
+from serving.process import alive
 from serving.triton.repository import model_names
 from training.errors import ConfigError, StrataError
 from training.home import strata_home
@@ -82,12 +83,7 @@ def _backend_dir(runs: Path, root: Path) -> Path:
 
 def _alive(pid: int) -> bool:
     """The process exists, is not a zombie, and is a tritonserver (a reused pid is not ours)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z" and b"tritonserver" in cmdline
+    return alive(pid, "tritonserver")
 
 
 def _check_port(address: str, port: int) -> None:

@@ -18,7 +18,6 @@ after a fork or unpickling, so a split can be handed to DataLoader workers. Ever
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -225,13 +224,14 @@ def _read_names(path: Path) -> tuple[str, ...]:
     if not path.is_file():
         raise DataError(f"split file not found: {path}")
     try:
-        try:
-            arr = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            if "allow_pickle" not in str(err):
-                raise
-            arr = np.load(path, allow_pickle=True)  # an object array of str (the user's own file)
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+        arr = np.load(path, allow_pickle=False)   # never unpickle a user's file: it could run any code
+    except ValueError as err:
+        if "allow_pickle" in str(err) and path.read_bytes()[:6] == b"\x93NUMPY":   # an .npy of objects
+            raise DataError(f"{path}: holds Python objects (a pickled array), which Strata never loads; save the "
+                            f"names as a string array, e.g. in Python: np.save(path, np.load(path, "
+                            f"allow_pickle=True).astype(str)) if you trust the file") from None
+        raise DataError(f"{path}: not a readable .npy array of video names: {err}") from None
+    except (OSError, EOFError) as err:
         raise DataError(f"{path}: not a readable .npy array of video names: {err}") from None
     if arr.ndim != 1 or len(arr) == 0:
         raise DataError(f"{path}: expected a non-empty 1-D array of video names, got shape {arr.shape}")
