@@ -1,9 +1,12 @@
 """``strata demo``: the main job, end to end on this machine, through the same commands a user types.
 
 1. parse the 1,000 real MSR-VTT test captions shipped with Strata into role graphs and summarise them;
-2. generate a small SynthVTR set and train HGR on it (``training/configs/train/demo.yaml``);
-3. export the best checkpoint to a Triton model repository (ONNX, parity-checked);
-4. start the real Triton server, evaluate the checkpoint through it, stop the server.
+2. generate a small SynthVTR set and train HGR on it (``training/configs/train/demo.yaml``; resumes);
+3. export the best checkpoint into the model repository (ONNX, parity-checked), unless it is there already;
+4. bring up the service (Milvus Lite, Triton, the gRPC gateway: ``strata up``), index the SynthVTR test videos and
+   their captions, and ask it in both directions: held-out captions as text queries (is the true video in the
+   top 5?) and videos as queries for their captions, every hit with its per-level scores;
+5. stop the service (``--keep-running`` leaves it up).
 """
 from __future__ import annotations
 
@@ -13,25 +16,29 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clients.conventions import add_command, port, setting_help, settings
+from clients.conventions import add_command, setting_help, settings
 
 SAMPLE_CAPTIONS = Path(__file__).resolve().parent.parent / "training" / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
 DEMO_CONFIG = "demo"
+TEXT_QUERIES = 6     # held-out captions asked as text queries
+VIDEO_QUERIES = 2    # test videos asked for their captions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = add_command(
-        subparsers, "demo", help="the main job: parse real captions, train, export, serve and evaluate",
+        subparsers, "demo", help="the main job: train and export HGR, bring up the service, ask it in both directions",
         description="The main job, end to end, through the same commands a user types: parse the 1,000 real "
                     "MSR-VTT test captions; generate a small SynthVTR set and train HGR on it "
-                    "(training/configs/train/demo.yaml); export the best checkpoint to $STRATA_HOME/demo_repository; "
-                    "start Triton, evaluate through it, stop it. Rerunning resumes.",
-        examples=["strata demo", "strata demo --parse-only", "strata demo --grpc-port 18001 --http-port 18000 "
-                                                              "--metrics-port 18002   # other ports"])
+                    "(training/configs/train/demo.yaml); export it into the model repository; bring up Milvus "
+                    "Lite, Triton and the gateway; index the SynthVTR test videos and captions; answer held-out "
+                    "captions as text queries and videos as caption queries over gRPC; stop the service. "
+                    "Rerunning resumes and reuses what is done.",
+        examples=["strata demo", "strata demo --parse-only", "strata demo --keep-running   # then: strata search ..."])
     parser.add_argument("--parse-only", action="store_true", help="stop after the caption-parsing summary")
-    parser.add_argument("--grpc-port", type=port, help=setting_help("Triton gRPC port", "triton_grpc_port"))
-    parser.add_argument("--http-port", type=port, help=setting_help("Triton HTTP port", "triton_http_port"))
-    parser.add_argument("--metrics-port", type=port, help=setting_help("Triton metrics port", "triton_metrics_port"))
+    parser.add_argument("--keep-running", action="store_true",
+                        help="leave the service up at the end (stop it with `strata down`)")
+    parser.add_argument("--gateway-port", type=int,
+                        help=setting_help("gateway gRPC port (0: any free port)", "gateway_port"))
     parser.set_defaults(func=run)
 
 
@@ -70,43 +77,76 @@ def parse_summary(captions: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from clients.cli import main as strata
 
-    print("== 1/4 parse the real MSR-VTT captions", flush=True)
+    print("== 1/5 parse the real MSR-VTT captions", flush=True)
     print(parse_summary(read_sample_captions()), flush=True)
     if args.parse_only:
         return 0
 
-    from training.engine.config import BEST, load_train_config, run_dir
-    from training.home import strata_home
-
-    print("\n== 2/4 SynthVTR + train HGR (resumes if interrupted)", flush=True)
-    if strata(["train", DEMO_CONFIG]):
-        return 1
-    best = run_dir(load_train_config(DEMO_CONFIG)) / BEST
-
-    print("\n== 3/4 export to a Triton model repository (ONNX, parity-checked)", flush=True)
-    repo = strata_home() / "demo_repository"
     from serving.repository import checkpoint_version
+    from training.engine.config import BEST, load_train_config, run_dir
     from training.errors import StrataError
 
+    print("\n== 2/5 SynthVTR + train HGR (resumes if interrupted)", flush=True)
+    config = load_train_config(DEMO_CONFIG)
+    if strata(["train", DEMO_CONFIG]):
+        return 1
+    best = run_dir(config) / BEST
+
+    print("\n== 3/5 export into the model repository (ONNX, parity-checked)", flush=True)
+    current = settings({"gateway_port": args.gateway_port})
+    repo = current.repository
     try:
         base, version = checkpoint_version(best, repo)
         print(f"already exported: {base} version {version} in {repo}")
     except StrataError:
         if strata(["export", str(best), "--repo", str(repo)]):
             return 1
+        base, version = checkpoint_version(best, repo)
 
-    print("\n== 4/4 serve with Triton and evaluate through it", flush=True)
-    current = settings({"triton_http_port": args.http_port, "triton_grpc_port": args.grpc_port,
-                        "triton_metrics_port": args.metrics_port})
-    http, grpc, metrics = current.triton_ports
-    ports = ["--http-port", str(http), "--grpc-port", str(grpc), "--metrics-port", str(metrics)]
-    if strata(["triton", "start", "--repo", str(repo), *ports]):
-        return 1
+    print("\n== 4/5 bring up the service and ask it in both directions", flush=True)
+    from dataclasses import replace
+
+    from clients.client import StrataClient
+    from clients.service_cli import index_dataset
+    from deploy.stack import down, up
+
+    state = up(replace(current, model=base))
     try:
-        status = strata(["evaluate", str(best), "--backend", "triton", "--repo", str(repo),
-                         "--url", current.triton_url])
+        with StrataClient(state.gateway, current.request_timeout_s) as client:
+            index_dataset(client, config.data.resolved_path(), ["tst"])
+            ask(client, config.data.resolved_path())
     finally:
-        strata(["triton", "stop"])
-    if status == 0:
-        print(f"\ndemo done: run report in {best.parent}, model repository in {repo}")
-    return status
+        if args.keep_running:
+            print(f"\n== 5/5 the service stays up at {state.gateway}: strata search \"a man is slicing bread\", "
+                  f"strata info; stop it with: strata down")
+        else:
+            print("\n== 5/5 stop the service", flush=True)
+            down()
+            print("run `strata up` to serve again (the index and the active version persist under $STRATA_HOME), "
+                  "`strata down` to stop it")
+    print(f"\ndemo done: run report in {best.parent}, model repository {repo}")
+    return 0
+
+
+def ask(client, folder: Path) -> None:
+    """Held-out captions as text queries and test videos as caption queries, each printed with its hits."""
+    from clients.service_cli import hits_table
+    from training.synth.generator import open_dataset
+
+    split = open_dataset(folder).split("tst")
+    step = max(1, len(split) // TEXT_QUERIES)
+    found = 0
+    for i in range(0, step * TEXT_QUERIES, step):
+        caption, video = split.captions[i][0], split.names[i]
+        answer = client.search_videos(caption, top_k=5)
+        hit = video in [h.id for h in answer.hits]
+        found += hit
+        print(f"\ntext -> video: {caption!r} (true video {video}: {'in the top 5' if hit else 'not in the top 5'})")
+        print(hits_table(answer))
+    print(f"\nthe true video was in the top 5 for {found} of {TEXT_QUERIES} held-out captions")
+    for i in range(VIDEO_QUERIES):
+        video = split.names[i * step]
+        answer = client.search_captions(video_id=video, top_k=5)
+        own = sum(h.video_id == video for h in answer.hits)
+        print(f"\nvideo -> text: {video} ({own} of the top 5 are its own captions)")
+        print(hits_table(answer))

@@ -100,37 +100,46 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index(args: argparse.Namespace) -> int:
+def index_dataset(client, folder, splits=("tst",), captions: bool = True, batch: int = 64, log=print) -> dict:
+    """Stream a dataset folder's videos (and captions) to the gateway; returns {split: (videos, captions)} indexed.
+
+    Read on this side at the gateway's frame limit (with regions when the model reads them); caption ids are
+    ``VIDEO#K``, the K-th caption of VIDEO (one sentence may describe two videos)."""
     from clients.client import Video
     from training.synth.generator import open_dataset
 
-    dataset = open_dataset(args.folder)
-    splits = args.split or ["tst"]
+    dataset = open_dataset(folder)
+    info = client.describe()
+    done = {}
+    for name in splits:
+        split = dataset.split(name, info.max_frames, regions=info.region_dim > 0)
+        started = time.perf_counter()
+
+        def videos():
+            for i in range(len(split)):
+                item = split.video(i)
+                yield Video(item.name, item.frames, item.regions, source=f"{dataset.root.name}/{name}")
+                if (i + 1) % (batch * 4) == 0 or i + 1 == len(split):
+                    rate = (i + 1) / (time.perf_counter() - started)
+                    print(f"  {name}: read {i + 1}/{len(split)} videos ({rate:.0f}/s)", file=sys.stderr, flush=True)
+
+        result = client.index_videos(videos(), batch=batch)
+        log(f"{name}: indexed {result.indexed} videos in {time.perf_counter() - started:.1f}s "
+            f"({result.total} now indexed for {result.model.name} version {result.model.version})")
+        written = 0
+        if captions:
+            pairs = [(f"{video}#{k}", text, video) for video, texts in zip(split.names, split.captions)
+                     for k, text in enumerate(texts)]
+            started = time.perf_counter()
+            written = client.index_captions(pairs).indexed
+            log(f"{name}: indexed {written} captions in {time.perf_counter() - started:.1f}s")
+        done[name] = (result.indexed, written)
+    return done
+
+
+def _index(args: argparse.Namespace) -> int:
     with _client(args) as client:
-        info = client.describe()
-        for name in splits:
-            split = dataset.split(name, info.max_frames, regions=info.region_dim > 0)
-            started = time.perf_counter()
-
-            def videos():
-                for i in range(len(split)):
-                    item = split.video(i)
-                    yield Video(item.name, item.frames, item.regions, source=f"{dataset.root.name}/{name}")
-                    if (i + 1) % (args.batch * 4) == 0 or i + 1 == len(split):
-                        rate = (i + 1) / (time.perf_counter() - started)
-                        print(f"  {name}: read {i + 1}/{len(split)} videos ({rate:.0f}/s)", file=sys.stderr, flush=True)
-
-            result = client.index_videos(videos(), batch=args.batch)
-            print(f"{name}: indexed {result.indexed} videos in {time.perf_counter() - started:.1f}s "
-                  f"({result.total} now indexed for {result.model.name} version {result.model.version})")
-            if args.no_captions:
-                continue
-            captions = [(f"{video}#{k}", text, video) for video, texts in zip(split.names, split.captions)
-                        for k, text in enumerate(texts)]
-            started = time.perf_counter()
-            result = client.index_captions(captions)
-            print(f"{name}: indexed {result.indexed} captions in {time.perf_counter() - started:.1f}s "
-                  f"({result.total} now indexed)")
+        index_dataset(client, args.folder, args.split or ["tst"], not args.no_captions, args.batch)
     return 0
 
 

@@ -274,7 +274,7 @@ def test_every_command_shows_its_defaults_and_an_example(command, scratch, capsy
     (["train"], ["the config's workers, 0"]),
     (["triton", "start"], ["(default: 8000; setting triton_http_port)", "(default: 8001; setting triton_grpc_port)",
                            "(default: 8002; setting triton_metrics_port)", "home/model_repository"]),
-    (["demo"], ["(default: 8001; setting triton_grpc_port)"]),
+    (["demo"], ["(default: 50051; setting gateway_port)"]),
     (["evaluate"], ["(default: 127.0.0.1:8001; setting triton_grpc_port)"]),
     (["export"], ["home/model_repository; setting model_repository"]),
     (["parse"], ["captions per spaCy batch"]),

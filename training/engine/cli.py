@@ -36,8 +36,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
     evaluate.add_argument("--split", action="append",
                           help="split to evaluate, repeatable (default: the config's test splits)")
-    evaluate.add_argument("--backend", choices=("torch", "onnx", "triton"), default="torch",
-                          help="score with eager PyTorch, the exported ONNX files, or a running Triton server")
+    evaluate.add_argument("--backend", choices=("torch", "onnx", "triton", "gateway"), default="torch",
+                          help="score with eager PyTorch, the exported ONNX files, a running Triton server, or the "
+                               "whole service (the running gateway: first stage + re-rank; indexes the split)")
+    evaluate.add_argument("--depth", type=positive_int,
+                          help=setting_help("candidate depth (gateway backend)", "candidate_depth"))
     evaluate.add_argument("--repo", help=repo_help("model repository of the onnx/triton backends; with triton, the "
                                                    "running server's repository first"))
     evaluate.add_argument("--version", type=positive_int,
@@ -64,10 +67,30 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    if args.backend == "gateway":
+        return _evaluate_through_gateway(args)
     from training.engine.session import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, data=args.data, splits=args.split, backend=args.backend,
                                  repo=args.repo, version=args.version, url=args.url, log=say(args))
+    emit_json(args, result)
+    return 0
+
+
+def _evaluate_through_gateway(args: argparse.Namespace) -> int:
+    from clients.client import StrataClient
+    from clients.conventions import repo_path, settings
+    from clients.gateway_eval import evaluate_checkpoint_through_gateway
+    from deploy.stack import gateway_url
+    from training.engine.evaluate import format_result
+
+    current = settings()
+    log = say(args)
+    with StrataClient(gateway_url(current), current.request_timeout_s) as client:
+        result = evaluate_checkpoint_through_gateway(args.checkpoint, client, repo_path(args.repo), args.data,
+                                                     args.split, args.depth or 0, log)
+    for split in result["splits"].values():
+        log(format_result(split))
     emit_json(args, result)
     return 0
 

@@ -81,3 +81,18 @@ def evaluate_split(runner: Runner, data, split: str, batch_size: int = 128, sele
     if selection and data.has_hard_negatives(split):
         result["binary_selection"] = binary_selection(runner, data, split, batch_size)
     return result
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """Human-readable block: both directions, levels, binary selection."""
+    def row(name: str, m: dict) -> str:
+        return (f"  {name:14s} t2v R@1 {m['t2v_r1']:5.1f} R@5 {m['t2v_r5']:5.1f} R@10 {m['t2v_r10']:5.1f} "
+                f"MedR {m['t2v_medr']:5.1f} MnR {m['t2v_mnr']:6.1f} | v2t R@1 {m['v2t_r1']:5.1f} R@5 {m['v2t_r5']:5.1f} "
+                f"R@10 {m['v2t_r10']:5.1f} MedR {m['v2t_medr']:5.1f} MnR {m['v2t_mnr']:6.1f} | rsum {m['rsum']:6.1f}")
+
+    lines = [f"split {result['split']}: {result['videos']} videos, {result['captions']} captions",
+             row("fused", result["fused"])]
+    lines += [row(f"level {k}", v) for k, v in result["levels"].items()]
+    if "binary_selection" in result:
+        lines.append("  binary selection: " + ", ".join(f"{k} {v:.1f}%" for k, v in result["binary_selection"].items()))
+    return "\n".join(lines)

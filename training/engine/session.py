@@ -11,7 +11,7 @@ from typing import Any, Sequence
 from training.config import to_dict
 from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
 from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
-from training.engine.evaluate import evaluate_split
+from training.engine.evaluate import evaluate_split, format_result
 from training.engine.report import plot_curves, write_config, write_json
 from training.errors import StrataError
 
@@ -124,16 +124,3 @@ def _runner(checkpoint, backend: str, meta: dict, repo: str, version: int | None
     return runner_for_checkpoint(checkpoint, backend=backend, repo=repo, version=version, url=url)
 
 
-def format_result(result: dict[str, Any]) -> str:
-    """Human-readable block: both directions, levels, binary selection."""
-    def row(name: str, m: dict) -> str:
-        return (f"  {name:14s} t2v R@1 {m['t2v_r1']:5.1f} R@5 {m['t2v_r5']:5.1f} R@10 {m['t2v_r10']:5.1f} "
-                f"MedR {m['t2v_medr']:5.1f} MnR {m['t2v_mnr']:6.1f} | v2t R@1 {m['v2t_r1']:5.1f} R@5 {m['v2t_r5']:5.1f} "
-                f"R@10 {m['v2t_r10']:5.1f} MedR {m['v2t_medr']:5.1f} MnR {m['v2t_mnr']:6.1f} | rsum {m['rsum']:6.1f}")
-
-    lines = [f"split {result['split']}: {result['videos']} videos, {result['captions']} captions",
-             row("fused", result["fused"])]
-    lines += [row(f"level {k}", v) for k, v in result["levels"].items()]
-    if "binary_selection" in result:
-        lines.append("  binary selection: " + ", ".join(f"{k} {v:.1f}%" for k, v in result["binary_selection"].items()))
-    return "\n".join(lines)

@@ -89,3 +89,13 @@ def test_unknown_store_kind_is_refused():
 def test_store_imports_without_torch():
     code = "import sys, serving.store, serving.store.lmdb_store, serving.store.lance_store; assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_bench_store_prints_every_store_side_by_side(capsys):
+    from clients.cli import main
+
+    assert main(["bench", "store", "--rows", "40", "--fetch", "10", "--repeats", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    table = {line.split()[0]: line.split()[1:] for line in lines[lines.index(next(l for l in lines if l.startswith("store"))) + 1:]}
+    assert set(table) == {"lmdb", "lance", "npy-mmap"}
+    assert all(float(v[0]) > 0 and float(v[2]) > 0 for v in table.values())
