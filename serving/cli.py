@@ -1,4 +1,5 @@
-"""``strata triton start|stop|status|swap``: the real Triton server on the model repository."""
+"""``strata triton start|stop|status``: the real Triton server on the model repository; ``strata swap``: the whole
+service to another model version (Triton's load and unload are its inner steps)."""
 from __future__ import annotations
 
 import argparse
@@ -9,10 +10,10 @@ from clients.conventions import (add_command, port, positive_float, positive_int
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     triton = add_command(
-        subparsers, "triton", help="run the Triton server on the model repository (start|stop|status|swap)",
+        subparsers, "triton", help="run the Triton server on the model repository (start|stop|status)",
         description="The real tritonserver on the model repository: one server per $STRATA_HOME, its address "
                     "recorded there so that `strata evaluate --backend triton` finds it.",
-        examples=["strata triton start", "strata triton status", "strata triton swap hgr_fast --version 2",
+        examples=["strata triton start", "strata triton status",
                   "strata triton stop"])
     commands = triton.add_subparsers(dest="triton_command", metavar="ACTION", required=True)
 
@@ -35,11 +36,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          examples=["strata triton status"])
     status.set_defaults(func=_status)
 
-    swap = add_command(commands, "swap", help="serve version N beside the current one(s); --retire M drops M",
-                       examples=["strata triton swap hgr_fast --version 2", "strata triton swap hgr_fast --retire 1"])
-    swap.add_argument("name", help="a model base (e.g. vsepp_fast: its text, video and scorer) or one Triton model")
-    swap.add_argument("--version", type=positive_int, help="version to add (it must be in the server's repository)")
-    swap.add_argument("--retire", type=positive_int, help="version to drop")
+    swap = add_command(
+        subparsers, "swap", help="move the whole service to model version N (towers, scorer, index, tensors); "
+                                 "--retire M drops M",
+        description="Triton loads N beside the active version; the indexed corpus is re-embedded from the stored "
+                    "source features into N's collections and tensor stores (resumable: a rerun continues); then "
+                    "the active version flips in one step, and every gateway switches while its calls in flight "
+                    "finish on the old version. --retire M then unloads M from Triton and drops its index and "
+                    "tensors. A swap that fails before the flip leaves the old version serving.",
+        examples=["strata swap hgr_fast --version 2", "strata swap hgr_fast --version 2 --retire 1",
+                  "strata swap hgr_fast --retire 1"])
+    swap.add_argument("name", help="the model base, e.g. hgr_fast (its text tower, video tower and scorer)")
+    swap.add_argument("--version", type=positive_int, help="version to activate (it must be exported)")
+    swap.add_argument("--retire", type=positive_int, help="version to retire")
+    swap.add_argument("--repo", help=repo_help("model repository; the running Triton server's first"))
     swap.set_defaults(func=_swap)
 
 
@@ -81,12 +91,15 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _swap(args: argparse.Namespace) -> int:
-    from serving.triton.server import ServerError, TritonServer
-    from serving.triton.swap import swap
+    from dataclasses import replace
 
-    state = TritonServer().state()
-    if state is None:
-        raise ServerError("no Triton server running; `strata triton start` first")
-    for model, versions in swap(state.grpc_url, args.name, args.version, args.retire, repo=state.repo).items():
-        print(f"{model}: serving version(s) {', '.join(map(str, versions))}")
+    from serving.swap import service_settings, swap
+
+    current = service_settings(settings())
+    if args.repo:
+        current = replace(current, model_repository=str(repo_path(args.repo)))
+    report = swap(current, args.name, args.version, args.retire)
+    print(f"active: {report.model} version {report.version} (was {report.previous[0]} version {report.previous[1]}); "
+          f"{report.videos} videos, {report.captions} captions indexed; {report.reembedded} items re-embedded in "
+          f"{report.seconds:.1f}s")
     return 0

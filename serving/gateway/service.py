@@ -7,14 +7,19 @@ when it started: text -> Triton (backbone, tower) -> Milvus candidates -> their 
 """
 from __future__ import annotations
 
+import functools
 import logging
+import os
+import socket
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 from serving.gateway.model import ServedModel, index_vector, stage
 from serving.gateway.writer import Item, Writer
 from serving.triton.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
@@ -26,6 +31,7 @@ log = logging.getLogger("strata.gateway")
 
 ACTIVE_KEY = "active_model"
 VIDEOS, CAPTIONS = "videos", "captions"
+REPLICA_PREFIX = "replica:"      # state records of running gateways: the versions each answers with
 EMPTY_LEVELS = "empty_levels"   # stored with each caption: 1 for a level with no text node
 
 
@@ -57,6 +63,16 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Written:
+    """What an ingest or delete call did: items written (or deleted), items of that kind now, and the version."""
+
+    count: int
+    total: int
+    model: str
+    version: int
+
+
+@dataclass(frozen=True)
 class VideoInput:
     id: str
     frames: np.ndarray
@@ -77,27 +93,78 @@ def collection_name(base: str, version: int, kind: str) -> str:
 
 
 class Version:
-    """The active version: its model, and per kind its collection, tensor store and writer."""
+    """One model version: its model, and per kind its collection, tensor store and writer.
+
+    ``users`` counts the calls running on it; a version that stopped being active is closed once the last one
+    ends, so queries in flight finish on the version they started on."""
 
     def __init__(self, model: ServedModel, index, settings: Settings):
         from serving.store import open_store
 
-        self.model = model
+        self.model, self.index = model, index
+        self.store_dtype = np.dtype(settings.store_dtype)
+        self.batch = settings.index_batch
         self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
         self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
         for kind, name in self.collections.items():
             index.ensure_collection(name, model.index_dim, kind)
         self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch)
                         for kind in self.collections}
+        self.users = 0
+        self.retired = False
 
     @property
     def key(self) -> tuple[str, int]:
         return self.model.base, self.model.version
 
+    def count(self, kind: str) -> int:
+        return self.index.count(self.collections[kind])
+
+    def _stored(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Tower outputs as stored: floats in the store's precision."""
+        return {k: v.astype(self.store_dtype) if v.dtype.kind == "f" else v for k, v in outputs.items()}
+
+    def index_videos(self, videos: Sequence[VideoInput]) -> int:
+        """Check, embed and commit videos (upsert by id); returns how many were written."""
+        _check_ids([v.id for v in videos], "video")
+        for v in videos:
+            self.model.check_video(f"video {v.id!r}", v.frames, v.regions)
+        items = []
+        for start in range(0, len(videos), self.batch):
+            chunk = videos[start:start + self.batch]
+            outputs = self.model.embed_videos([v.frames for v in chunk], [v.regions for v in chunk])
+            for v, out in zip(chunk, outputs):
+                record = {**self._stored(out), "frame_feats": np.asarray(v.frames, np.float32)}
+                if v.regions is not None and self.model.reads_regions:
+                    record["region_feats"] = np.asarray(v.regions, np.float32)
+                items.append(Item(v.id, record, out[VIDEO_INDEX], {"source": v.source, "duration": float(v.duration)}))
+        return self.writers[VIDEOS].commit(items)
+
+    def index_captions(self, captions: Sequence[CaptionInput]) -> int:
+        _check_ids([c.id for c in captions], "caption")
+        items = []
+        for start in range(0, len(captions), self.batch):
+            chunk = captions[start:start + self.batch]
+            embedded = self.model.embed_texts([c.text for c in chunk])
+            for c, out, empty in zip(chunk, embedded.items, embedded.empty):
+                record = {**self._stored(out), EMPTY_LEVELS: np.asarray(empty, np.int64)}
+                items.append(Item(c.id, record, out[TEXT_INDEX], {"text": c.text, "video_id": c.video_id}))
+        return self.writers[CAPTIONS].commit(items)
+
     def close(self) -> None:
         for store in self.stores.values():
             store.close()
         self.model.close()
+
+
+def on_active_version(method):
+    """Run a service method on the active version (passed as its first argument), counted as a user of it."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self.using() as version:
+            return method(self, version, *args, **kwargs)
+
+    return wrapper
 
 
 def default_version(settings: Settings) -> tuple[dict | None, str]:
@@ -129,47 +196,81 @@ def active_record(settings: Settings, index) -> tuple[dict | None, str]:
 
 
 class RetrievalService:
-    def __init__(self, settings: Settings, index=None):
+    def __init__(self, settings: Settings, index=None, replica_name: str = ""):
         from serving.index.milvus_index import MilvusIndex
 
         self.settings = settings
         self.index = index if index is not None else MilvusIndex(settings.milvus, timeout_s=settings.request_timeout_s)
-        self.store_dtype = np.dtype(settings.store_dtype)
         self._version: Version | None = None
+        self._draining: list[Version] = []   # versions replaced while calls were still running on them
         self._lock = threading.Lock()
         self.problem = "not started"   # why there is no active version (for health and errors)
+        self.replica = replica_name or f"{socket.gethostname()}:{os.getpid()}"
 
     # -- the active version ----------------------------------------------------------------------------------------
     def refresh(self) -> None:
         """Load the active version named by the record in Milvus (choosing and recording a default when there is
-        none); on failure keep what was loaded and remember why."""
+        none) and report this replica's versions; on failure keep what was loaded and remember why."""
         try:
             record, self.problem = active_record(self.settings, self.index)
-            if record is None:
-                return
-            wanted = (record["model"], int(record["version"]))
-            if self._version is not None and self._version.key == wanted:
-                self.problem = ""
-                return
-            model = ServedModel(self.settings.repository, *wanted, self.settings.triton_url,
-                                self.settings.request_timeout_s)
-            version = Version(model, self.index, self.settings)
+            if record is not None:
+                wanted = (record["model"], int(record["version"]))
+                if self._version is None or self._version.key != wanted:
+                    self._activate(wanted)
         except StrataError as err:
             self.problem = str(err)
             log.warning("no model version loaded: %s", err)
-            return
+        self._heartbeat()
+
+    def _activate(self, key: tuple[str, int]) -> None:
+        version = Version(ServedModel(self.settings.repository, *key, self.settings.triton_url,
+                                      self.settings.request_timeout_s), self.index, self.settings)
         with self._lock:
             old, self._version = self._version, version
+            if old is not None:
+                old.retired = True
+                self._draining.append(old)
         self.problem = ""
         log.info("serving %s version %d", *version.key)
-        if old is not None:
-            old.close()
+        self._close_drained()
 
-    def active(self) -> Version:
+    def _close_drained(self) -> None:
+        with self._lock:
+            done = [v for v in self._draining if v.users == 0]
+            self._draining = [v for v in self._draining if v.users > 0]
+        for version in done:
+            log.info("closed %s version %d (no call in flight)", *version.key)
+            version.close()
+
+    def _heartbeat(self) -> None:
+        """This replica's record beside the index: the versions it answers with now (so a swap knows when an old
+        version is no longer in use anywhere)."""
+        with self._lock:
+            in_use = [list(v.key) for v in [self._version, *self._draining] if v is not None]
+        try:
+            self.index.set_state(f"{REPLICA_PREFIX}{self.replica}", {"versions": in_use, "time": time.time()})
+        except StrataError as err:
+            log.warning("cannot record this replica's versions: %s", err)
+
+    @contextmanager
+    def using(self) -> Iterator[Version]:
+        """The active version, counted as in use until the block ends."""
+        with self._lock:
+            version = self._version
+            if version is None:
+                raise FailedPrecondition(f"no model version is active: {self.problem}")
+            version.users += 1
+        try:
+            yield version
+        finally:
+            with self._lock:
+                version.users -= 1
+            if version.retired:
+                self._close_drained()
+
+    def active_key(self) -> tuple[str, int] | None:
         version = self._version
-        if version is None:
-            raise FailedPrecondition(f"no model version is active: {self.problem}")
-        return version
+        return None if version is None else version.key
 
     def health(self) -> tuple[bool, str]:
         """(serving, why not): Milvus and Triton reachable and a version active."""
@@ -199,9 +300,10 @@ class RetrievalService:
                                   f"got {depth}")
         return top_k, depth
 
-    def search_videos(self, text: str, top_k: int = 0, depth: int = 0) -> Answer:
+    @on_active_version
+    def search_videos(self, version: Version, text: str, top_k: int = 0, depth: int = 0) -> Answer:
         top_k, depth = self._limits(top_k, depth)
-        version, timings = self.active(), {}
+        timings: dict[str, float] = {}
         embedded = version.model.embed_texts([text], timings)
         query = embedded.items[0]
         candidates = self._candidates(version, VIDEOS, index_vector(query, "text"), depth, timings)
@@ -213,10 +315,11 @@ class RetrievalService:
         hits = self._hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(candidates))
         return Answer(hits, *version.key, len(candidates), timings)
 
-    def search_captions(self, video_id: str = "", frames: np.ndarray | None = None, regions: np.ndarray | None = None,
-                        top_k: int = 0, depth: int = 0) -> Answer:
+    @on_active_version
+    def search_captions(self, version: Version, video_id: str = "", frames: np.ndarray | None = None,
+                        regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0) -> Answer:
         top_k, depth = self._limits(top_k, depth)
-        version, timings = self.active(), {}
+        timings: dict[str, float] = {}
         if video_id:
             with stage(timings, "fetch"):
                 query = self._fetch(version, VIDEOS, [video_id])[video_id]
@@ -235,12 +338,13 @@ class RetrievalService:
         hits = self._hits(version, CAPTIONS, ranked, fused[:, 0], levels[:, :, 0], empty)
         return Answer(hits, *version.key, len(candidates), timings)
 
-    def score_videos(self, text: str, video_ids: Sequence[str]) -> Answer:
+    @on_active_version
+    def score_videos(self, version: Version, text: str, video_ids: Sequence[str]) -> Answer:
         if not video_ids:
             raise InvalidArgument("give at least one video id to score")
         if len(video_ids) > self.settings.max_candidate_depth:
             raise InvalidArgument(f"at most {self.settings.max_candidate_depth} video ids per call, got {len(video_ids)}")
-        version, timings = self.active(), {}
+        timings: dict[str, float] = {}
         ids = list(dict.fromkeys(video_ids))
         embedded = version.model.embed_texts([text], timings)
         with stage(timings, "fetch"):
@@ -284,55 +388,30 @@ class RetrievalService:
         return tuple(hits)
 
     # -- ingest ------------------------------------------------------------------------------------------------
-    def index_videos(self, videos: Sequence[VideoInput]) -> tuple[int, int]:
-        """Embed and commit videos (upsert by id); returns (written, videos now indexed)."""
-        version = self.active()
-        _check_ids([v.id for v in videos], "video")
-        for v in videos:
-            version.model.check_video(f"video {v.id!r}", v.frames, v.regions)
-        items = []
-        for start in range(0, len(videos), self.settings.index_batch):
-            chunk = videos[start:start + self.settings.index_batch]
-            outputs = version.model.embed_videos([v.frames for v in chunk], [v.regions for v in chunk])
-            for v, out in zip(chunk, outputs):
-                record = {**self._stored(out), "frame_feats": np.asarray(v.frames, np.float32)}
-                if v.regions is not None and version.model.reads_regions:
-                    record["region_feats"] = np.asarray(v.regions, np.float32)
-                items.append(Item(v.id, record, out[VIDEO_INDEX], {"source": v.source, "duration": float(v.duration)}))
-        written = version.writers[VIDEOS].commit(items)
-        return written, self.index.count(version.collections[VIDEOS])
+    @on_active_version
+    def index_videos(self, version: Version, videos: Sequence[VideoInput]) -> Written:
+        written = version.index_videos(videos)
+        return Written(written, version.count(VIDEOS), *version.key)
 
-    def index_captions(self, captions: Sequence[CaptionInput]) -> tuple[int, int]:
-        version = self.active()
-        _check_ids([c.id for c in captions], "caption")
-        items = []
-        for start in range(0, len(captions), self.settings.index_batch):
-            chunk = captions[start:start + self.settings.index_batch]
-            embedded = version.model.embed_texts([c.text for c in chunk])
-            for c, out, empty in zip(chunk, embedded.items, embedded.empty):
-                record = {**self._stored(out), EMPTY_LEVELS: np.asarray(empty, np.int64)}
-                items.append(Item(c.id, record, out[TEXT_INDEX], {"text": c.text, "video_id": c.video_id}))
-        written = version.writers[CAPTIONS].commit(items)
-        return written, self.index.count(version.collections[CAPTIONS])
+    @on_active_version
+    def index_captions(self, version: Version, captions: Sequence[CaptionInput]) -> Written:
+        written = version.index_captions(captions)
+        return Written(written, version.count(CAPTIONS), *version.key)
 
-    def _stored(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Tower outputs as stored: floats in the store's precision."""
-        return {k: v.astype(self.store_dtype) if v.dtype.kind == "f" else v for k, v in outputs.items()}
-
-    def delete(self, kind: str, ids: Sequence[str]) -> tuple[int, int]:
+    @on_active_version
+    def delete(self, version: Version, kind: str, ids: Sequence[str]) -> Written:
         if kind not in (VIDEOS, CAPTIONS):
             raise InvalidArgument(f"kind must be videos or captions, got {kind!r}")
         _check_ids(ids, kind[:-1])
-        version = self.active()
         deleted = version.writers[kind].delete(list(ids))
-        return deleted, self.index.count(version.collections[kind])
+        return Written(deleted, version.count(kind), *version.key)
 
-    def describe(self) -> dict:
-        version = self.active()
+    @on_active_version
+    def describe(self, version: Version) -> dict:
         return {
             **version.model.describe(),
-            "videos": self.index.count(version.collections[VIDEOS]),
-            "captions": self.index.count(version.collections[CAPTIONS]),
+            "videos": version.count(VIDEOS),
+            "captions": version.count(CAPTIONS),
             "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT)",
             "triton_url": self.settings.triton_url, "milvus_uri": self.settings.milvus,
             "tensor_store": self.settings.tensor_store_root, "store_dtype": self.settings.store_dtype,
@@ -341,9 +420,14 @@ class RetrievalService:
 
     def close(self) -> None:
         with self._lock:
-            version, self._version = self._version, None
-        if version is not None:
+            versions = [v for v in [self._version, *self._draining] if v is not None]
+            self._version, self._draining = None, []
+        for version in versions:
             version.close()
+        try:
+            self.index.delete_state(f"{REPLICA_PREFIX}{self.replica}")
+        except StrataError:
+            pass
 
 
 def _top(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, int]]:

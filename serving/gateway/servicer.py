@@ -85,37 +85,36 @@ class StrataServicer(pb_grpc.StrataServicer):
 
     @rpc
     def IndexVideos(self, request_iterator, context):
-        written = total = 0
+        written, last = 0, None
         for batch in request_iterator:
             videos = []
             for item in batch.videos:
                 frames, regions = features_from_pb(item.features, f"video {item.id!r}")
                 videos.append(VideoInput(item.id, frames, regions, item.source, item.duration))
             if videos:
-                count, total = self.service.index_videos(videos)
-                written += count
-        version = self.service.active()
-        metrics.set_corpus(VIDEOS, total)
-        return pb.IndexResponse(indexed=written, total=total,
-                                model=pb.ModelVersion(name=version.key[0], version=version.key[1]))
+                last = self.service.index_videos(videos)
+                written += last.count
+        if last is None:
+            raise InvalidArgument("the stream held no videos")
+        metrics.set_corpus(VIDEOS, last.total)
+        return pb.IndexResponse(indexed=written, total=last.total, model=pb.ModelVersion(name=last.model,
+                                                                                         version=last.version))
 
     @rpc
     def IndexCaptions(self, request, context):
-        written, total = self.service.index_captions(
-            [CaptionInput(c.id, c.text, c.video_id) for c in request.captions])
-        version = self.service.active()
-        metrics.set_corpus(CAPTIONS, total)
-        return pb.IndexResponse(indexed=written, total=total,
-                                model=pb.ModelVersion(name=version.key[0], version=version.key[1]))
+        result = self.service.index_captions([CaptionInput(c.id, c.text, c.video_id) for c in request.captions])
+        metrics.set_corpus(CAPTIONS, result.total)
+        return pb.IndexResponse(indexed=result.count, total=result.total,
+                                model=pb.ModelVersion(name=result.model, version=result.version))
 
     @rpc
     def Delete(self, request, context):
         kinds = {pb.ITEM_KIND_VIDEO: VIDEOS, pb.ITEM_KIND_CAPTION: CAPTIONS}
         if request.kind not in kinds:
             raise InvalidArgument("kind must be ITEM_KIND_VIDEO or ITEM_KIND_CAPTION")
-        deleted, total = self.service.delete(kinds[request.kind], list(request.ids))
-        metrics.set_corpus(kinds[request.kind], total)
-        return pb.DeleteResponse(deleted=deleted, total=total)
+        result = self.service.delete(kinds[request.kind], list(request.ids))
+        metrics.set_corpus(kinds[request.kind], result.total)
+        return pb.DeleteResponse(deleted=result.count, total=result.total)
 
     @rpc
     def Describe(self, request, context):

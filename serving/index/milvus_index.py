@@ -397,6 +397,15 @@ class MilvusIndex:
             STATE_COLLECTION, ids=[key], output_fields=["value"], **kw))
         return json.loads(rows[0]["value"]) if rows else None
 
+    def states(self, prefix: str) -> dict[str, dict[str, Any]]:
+        """Every state record whose key starts with ``prefix``: {key: value}."""
+        if not prefix or any(c in prefix for c in '%_"\\'):
+            raise DataError(f"state prefix must be non-empty, without % _ \" or \\, got {prefix!r}")
+        self._ensure_state()
+        rows = self._call(f"list states {prefix}*", lambda c, **kw: c.query(
+            STATE_COLLECTION, filter=f'key like "{prefix}%"', output_fields=["key", "value"], **kw))
+        return {row["key"]: json.loads(row["value"]) for row in rows}
+
     def delete_state(self, key: str) -> None:
         self._ensure_state()
         self._call(f"delete state {key}", lambda c, **kw: c.delete(STATE_COLLECTION, ids=[key], **kw))

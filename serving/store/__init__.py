@@ -1,27 +1,36 @@
-"""The tensor store: each indexed item's scorer inputs and source features, by id (torch-free).
+"""The gateway's tensor store: each indexed item's scorer inputs and source features, by id (torch-free).
 
-``open_store("lmdb:PATH")`` or a plain path: LMDB, the embedded default; ``open_store("lance:URI")``, a path
-ending in ``.lance``, or an ``s3://``/``gs://`` URI: a Lance dataset, for shared or object storage.
+``open_store(uri)`` picks the backend from the URI: ``lmdb:PATH`` or a plain path is an LMDB environment (the
+embedded default); ``lance:PATH``, a path ending in ``.lance`` or an object-storage URI (``s3://``, ``gs://``,
+``az://``) is a Lance dataset.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from serving.store.base import TensorStore
+from serving.store.record import decode_record, encode_record
 from training.errors import ConfigError
 
-SCHEMES = ("lmdb:", "lance:", "s3://", "gs://")
+OBJECT_STORE_SCHEMES = ("s3", "gs", "az")
+SCHEMES = ("lmdb", "lance", *OBJECT_STORE_SCHEMES)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):")  # two characters at least, so that C:\ stays a path
+
+__all__ = ["SCHEMES", "TensorStore", "decode_record", "encode_record", "open_store"]
 
 
 def open_store(uri: str | Path, readonly: bool = False) -> TensorStore:
+    """Open (or create, unless ``readonly``) the tensor store at ``uri``; ``ConfigError`` for an unknown scheme."""
     text = str(uri)
-    if text.startswith("lance:") or text.endswith(".lance") or text.startswith(("s3://", "gs://")):
+    match = None if isinstance(uri, Path) else _SCHEME.match(text)
+    scheme = match.group(1).lower() if match else None
+    if scheme is not None and scheme not in SCHEMES:
+        raise ConfigError(f"tensor store {text!r}: unknown scheme {scheme!r}; known: {', '.join(SCHEMES)}, or a plain path")
+    if scheme in ("lmdb", "lance"):
+        text = text[match.end():]
+    if scheme == "lance" or scheme in OBJECT_STORE_SCHEMES or (scheme is None and text.rstrip("/").endswith(".lance")):
         from serving.store.lance_store import LanceStore
-
-        return LanceStore(text.removeprefix("lance:"), readonly)
-    if text.startswith("lmdb:") or "://" not in text and ":" not in text.split("/")[0]:
-        from serving.store.lmdb_store import LmdbStore
-
-        return LmdbStore(text.removeprefix("lmdb:"), readonly)
-    raise ConfigError(f"tensor store {text!r}: unknown kind; use a folder (LMDB), lmdb:PATH, lance:URI, "
-                      f"a .lance path, s3:// or gs://")
+        return LanceStore(text, readonly=readonly)
+    from serving.store.lmdb_store import LmdbStore
+    return LmdbStore(text, readonly=readonly)

@@ -1,4 +1,16 @@
-"""What every tensor store does (see :class:`TensorStore`)."""
+"""The tensor store's interface: the scorer inputs and source features of each indexed item, by id.
+
+Semantics every store keeps:
+- An id is a non-empty string of at most ``MAX_ID_BYTES`` UTF-8 bytes; a record is ``dict[str, np.ndarray]``
+  (see ``record.py``), stored as bytes and never pickled.
+- ``put`` upserts: an id already there is replaced whole; within one call the last record of an id wins. It is
+  atomic (all of the call's items are written or none) and durable once it returns. Every record is encoded before
+  anything is written, so a record that cannot be encoded leaves the store as it was.
+- ``get`` answers in the order asked, ``None`` for an unknown id; its arrays are read-only (copy to modify).
+- Several processes may read one store while one process writes; a reader sees each ``put`` whole or not at all.
+- ``drop`` deletes all of the store's data (retiring a model version) and closes it.
+- A store opened ``readonly`` refuses ``put``, ``delete`` and ``drop`` with ``ConfigError``.
+"""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -6,53 +18,72 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from serving.store.record import encode_record
+from training.errors import ConfigError, DataError
 
-Items = Sequence[tuple[str, Mapping[str, np.ndarray]]]
+MAX_ID_BYTES = 511  # LMDB's default key limit, kept by every store so that they stay interchangeable
+
+Record = dict[str, np.ndarray]
+
+
+def check_ids(ids: Sequence[str]) -> list[bytes]:
+    """The UTF-8 keys of ``ids``; ``DataError`` naming the first id that is not a valid one."""
+    keys = []
+    for item_id in ids:
+        key = item_id.encode() if isinstance(item_id, str) else b""
+        if not key or len(key) > MAX_ID_BYTES:
+            raise DataError(f"store id must be a non-empty string of at most {MAX_ID_BYTES} UTF-8 bytes, got {item_id!r}")
+        keys.append(key)
+    return keys
 
 
 class TensorStore(ABC):
-    """Each indexed item's tensors by id.
+    """Records by id (see the module docstring for the semantics every store keeps)."""
 
-    ``put`` is an upsert, atomic per call (all items or none) and durable when it returns; ``get`` answers in the
-    order asked, None for an unknown id. Several processes may read while one writes.
-    """
-
-    uri: str
+    def __init__(self, location: str, readonly: bool):
+        self.location = location
+        self.readonly = readonly
 
     @abstractmethod
-    def put(self, items: Items) -> None: ...
+    def put(self, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
+        """Upsert ``(id, record)`` pairs, all or none, durably."""
 
     @abstractmethod
-    def get(self, ids: Sequence[str]) -> list[dict[str, np.ndarray] | None]: ...
+    def get(self, ids: Sequence[str]) -> list[Record | None]:
+        """The records of ``ids`` in order, ``None`` where an id is unknown."""
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> int:
-        """Remove ``ids``; returns how many existed."""
+        """Remove ``ids``; returns how many of them existed."""
 
     @abstractmethod
-    def ids(self) -> list[str]: ...
+    def ids(self) -> list[str]:
+        """Every stored id."""
 
     @abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        """How many records are stored."""
+
+    @abstractmethod
+    def __contains__(self, item_id: object) -> bool:
+        """Whether ``item_id`` is stored."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the store's files and handles; closing twice is harmless."""
 
     @abstractmethod
     def drop(self) -> None:
-        """Delete all of the store's data (retiring a model version)."""
+        """Delete all of the store's data, then close it."""
 
-    @abstractmethod
-    def close(self) -> None: ...
+    def _check_writable(self, action: str) -> None:
+        if self.readonly:
+            raise ConfigError(f"tensor store {self.location} is open read-only: cannot {action}")
 
-    def __contains__(self, item_id: str) -> bool:
-        return self.get([item_id])[0] is not None
-
-    def __enter__(self) -> "TensorStore":
+    def __enter__(self) -> TensorStore:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-
-def encode_items(items: Items) -> list[tuple[bytes, bytes]]:
-    """(key, value) pairs, all encoded before anything is written: an item that cannot be stored fails the call."""
-    return [(item_id.encode(), encode_record(arrays)) for item_id, arrays in items]
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.location!r}, readonly={self.readonly})"

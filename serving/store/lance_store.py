@@ -1,77 +1,106 @@
-"""A tensor store as a Lance dataset (columns ``id`` and ``record``): readable from local disk or object storage
-by every replica, versioned by Lance on each write. Upserts merge on ``id``; reads filter on a B-tree index."""
+"""The tensor store as one Lance dataset (a local path or an object-storage URI such as ``s3://bucket/name.lance``).
+
+Columns: ``id`` (string) and ``record`` (``encode_record`` bytes). Each ``put`` is one ``merge_insert`` on ``id``:
+one new dataset version, committed whole, so readers (in any process) see all of it or none; concurrent writers
+are reconciled by Lance's optimistic commits. ``get`` maps ids to row positions through a map of the ``id``
+column, rebuilt only when the dataset's version changes (one cheap version check per call), then ``take``s the
+rows and decodes them without copying their bytes.
+"""
 from __future__ import annotations
 
-import shutil
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import lance
 import numpy as np
 import pyarrow as pa
 
-from serving.store.base import Items, TensorStore, encode_items
-from serving.store.record import decode_record
+from serving.store.base import Record, TensorStore, check_ids
+from serving.store.record import decode_record, encode_record
+from training.errors import DataError
 
-SCHEMA = pa.schema([("id", pa.string()), ("record", pa.large_binary())])
-
-
-def _in(ids: Sequence[str]) -> str:
-    return "id IN (" + ", ".join("'" + i.replace("'", "''") + "'" for i in ids) + ")"
+SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("record", pa.large_binary())])
 
 
 class LanceStore(TensorStore):
-    def __init__(self, uri: str, readonly: bool = False):
-        import lance
+    """Records in the Lance dataset at ``uri`` (created, empty, unless ``readonly``)."""
 
-        self.lance, self.location, self.readonly = lance, uri, readonly
-        self.uri = f"lance:{uri}"
-
-    def _dataset(self):
+    def __init__(self, uri: str | Path, readonly: bool = False, storage_options: dict[str, str] | None = None):
+        super().__init__(str(uri), readonly)
+        self._storage_options = storage_options
         try:
-            return self.lance.dataset(self.location)
-        except (ValueError, OSError, FileNotFoundError):
-            return None
+            self._dataset = lance.dataset(self.location, storage_options=storage_options)
+        except ValueError as err:
+            if readonly:
+                raise DataError(f"tensor store not found: {self.location} is not a Lance dataset ({err})") from None
+            empty = pa.Table.from_pylist([], schema=SCHEMA)
+            self._dataset = lance.write_dataset(empty, self.location, mode="create", storage_options=storage_options)
+        self._positions: dict[str, int] = {}
+        self._positions_version: int | None = None
+        self._closed = False
 
-    def put(self, items: Items) -> None:
-        pairs = encode_items(items)
-        table = pa.table({"id": [k.decode() for k, _ in pairs], "record": [v for _, v in pairs]}, schema=SCHEMA)
-        dataset = self._dataset()
-        if dataset is None:
-            dataset = self.lance.write_dataset(table, self.location, schema=SCHEMA)
-        else:
-            dataset.merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
-            dataset = self._dataset()
-        dataset.create_scalar_index("id", "BTREE", replace=True)
+    def _current(self) -> lance.LanceDataset:
+        """The dataset at its latest version (another process may have written since)."""
+        if self._closed:
+            raise DataError(f"tensor store {self.location} is closed")
+        latest = self._dataset.latest_version
+        if latest != self._dataset.version:
+            self._dataset = self._dataset.checkout_version(latest)
+        return self._dataset
 
-    def get(self, ids: Sequence[str]) -> list[dict[str, np.ndarray] | None]:
-        dataset = self._dataset()
-        if dataset is None or not ids:
-            return [None] * len(ids)
-        table = dataset.to_table(columns=["id", "record"], filter=_in(ids))
-        found = dict(zip(table.column("id").to_pylist(), table.column("record").to_pylist()))
-        return [None if i not in found else decode_record(found[i]) for i in ids]
+    def _position_of(self) -> dict[str, int]:
+        """Row position by id at the latest version (writes update ``self._dataset`` in place)."""
+        dataset = self._current()
+        if self._positions_version != dataset.version:
+            ids = dataset.to_table(columns=["id"]).column("id").to_pylist()
+            self._positions = {item_id: row for row, item_id in enumerate(ids)}
+            self._positions_version = dataset.version
+        return self._positions
+
+    def put(self, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
+        self._check_writable("put")
+        check_ids([item_id for item_id, _ in items])
+        latest = {item_id: encode_record(record) for item_id, record in items}  # the last record of an id wins
+        if not latest:
+            return
+        table = pa.table({"id": list(latest), "record": list(latest.values())}, schema=SCHEMA)
+        self._current().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
+
+    def get(self, ids: Sequence[str]) -> list[Record | None]:
+        check_ids(ids)
+        positions = self._position_of()
+        found = [(slot, positions[item_id]) for slot, item_id in enumerate(ids) if item_id in positions]
+        records: list[Record | None] = [None] * len(ids)
+        if found:
+            column = self._dataset.take([row for _, row in found], columns=["record"]).column("record")
+            for (slot, _), value in zip(found, column):
+                records[slot] = decode_record(value.as_buffer())
+        return records
 
     def delete(self, ids: Sequence[str]) -> int:
-        dataset = self._dataset()
-        if dataset is None or not ids:
-            return 0
-        present = dataset.count_rows(filter=_in(ids))
-        dataset.delete(_in(ids))
-        return present
+        self._check_writable("delete")
+        check_ids(ids)
+        positions = self._position_of()
+        existing = sorted({item_id for item_id in ids if item_id in positions})
+        if existing:
+            table = pa.table({"id": existing, "record": pa.nulls(len(existing), pa.large_binary())}, schema=SCHEMA)
+            self._dataset.merge_insert("id").when_matched_delete().execute(table)
+        return len(existing)
 
     def ids(self) -> list[str]:
-        dataset = self._dataset()
-        return [] if dataset is None else dataset.to_table(columns=["id"]).column("id").to_pylist()
+        return list(self._position_of())
 
     def __len__(self) -> int:
-        dataset = self._dataset()
-        return 0 if dataset is None else dataset.count_rows()
+        return self._current().count_rows()
 
-    def drop(self) -> None:
-        if "://" not in self.location:
-            shutil.rmtree(Path(self.location), ignore_errors=True)
-        elif self._dataset() is not None:
-            self._dataset().delete("true")
+    def __contains__(self, item_id: object) -> bool:
+        return isinstance(item_id, str) and item_id in self._position_of()
 
     def close(self) -> None:
-        pass
+        self._closed = True
+        self._positions, self._positions_version = {}, None
+
+    def drop(self) -> None:
+        self._check_writable("drop")
+        self.close()
+        lance.LanceDataset.drop(self.location, storage_options=self._storage_options)

@@ -82,12 +82,12 @@ MISTAKES = [
             ("no Triton server answers at 127.0.0.1:{port}",), ("--url", "strata triton start")),
     Mistake("evaluate goes to the recorded server", "evaluate {checkpoint} --backend triton",
             ("no Triton server answers at 127.0.0.1:{port}",), ("--url",), server=True),
-    Mistake("swap a version never exported", "triton swap hgr_fast --version 2",
+    Mistake("swap a version never exported", "swap hgr_fast --version 2",
             ("version 2 of hgr_fast is not in the repository", "holds version(s) 1"), ("strata export",),
             server=True),
-    Mistake("swap with no server", "triton swap hgr_fast --version 2", ("no Triton server running",),
-            ("strata triton start",)),
-    Mistake("swap with nothing to do", "triton swap hgr_fast", ("give --version N to add, --retire M to drop",),
+    Mistake("swap with no service running", "swap hgr_fast --version 1 --repo {repo}", ("Milvus",),
+            ("is the service running? start it with strata up",)),
+    Mistake("swap with nothing to do", "swap hgr_fast", ("give --version N to activate, --retire M to drop",),
             server=True),
     Mistake("port out of range", "triton start --grpc-port 70000", ("argument --grpc-port", "0..65535, got 70000")),
     Mistake("start on an empty repository", "triton start --repo emptyrepo", ("holds no models",), ("strata export",)),
@@ -255,7 +255,7 @@ def _registered(parser=None, prefix=()) -> list[list[str]]:
 
 
 COMMANDS = _registered() + [["bench", "parse"], ["bench", "zoo"], ["bench", "towers"]]   # bench NAME parses its own
-NO_DEFAULTS = (["triton"], ["triton", "stop"], ["triton", "status"], ["triton", "swap"], ["synth-check"],
+NO_DEFAULTS = (["triton"], ["triton", "stop"], ["triton", "status"], ["swap"], ["synth-check"],
                ["results"], ["bench"], ["down"], ["info"])
 
 

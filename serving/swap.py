@@ -1,0 +1,216 @@
+"""``strata swap NAME --version N [--retire M]``: move the whole system to another model version, as one unit.
+
+1. Triton loads N's text tower, video tower and scorer (and the text backbone N reads) beside what it serves.
+2. The corpus is re-embedded from what the active version stored: each video's source features and each
+   caption's text go through N's towers into N's own collections and tensor stores, through the same writer as
+   any ingest. Items N already holds are skipped, so a swap that died half-way continues where it stopped.
+3. The active-version record in Milvus flips to N in one write. Every gateway replica watches it and switches;
+   calls already running finish on the version they started on.
+4. ``--retire M`` waits until no replica reports M in use, then unloads M from Triton and drops its
+   collections and tensor stores.
+
+Until step 3 nothing the gateways read has changed, so a swap that fails before it leaves the old version serving.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from serving.gateway.service import (ACTIVE_KEY, CAPTIONS, REPLICA_PREFIX, VIDEOS, CaptionInput, Version,
+                                     VideoInput, collection_name)
+from serving.triton.repository import PARTS, TEXT_BACKBONE, model_name, versions
+from training.errors import ConfigError, StrataError
+from training.settings import Settings
+
+HEARTBEAT_FRESH_S = 10.0   # a replica that has not reported for this long is gone
+
+
+class SwapError(StrataError):
+    """A step of the swap failed; what was active before stays active."""
+
+
+@dataclass(frozen=True)
+class SwapReport:
+    model: str
+    version: int
+    previous: tuple[str, int]
+    videos: int
+    captions: int
+    reembedded: int
+    seconds: float
+
+
+def _replicas(index) -> dict[str, dict]:
+    """Fresh replica records: {replica: {"versions": [[base, version], ...], "time": t}}."""
+    now = time.time()
+    out = {}
+    for key, value in index.states(REPLICA_PREFIX).items():
+        if now - float(value.get("time", 0)) < HEARTBEAT_FRESH_S:
+            out[key[len(REPLICA_PREFIX):]] = value
+    return out
+
+
+def _wait_replicas(index, done: Callable[[list], bool], what: str, timeout: float, log) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        pending = [name for name, record in _replicas(index).items() if not done(record["versions"])]
+        if not pending:
+            return
+        if time.monotonic() >= deadline:
+            raise SwapError(f"gateway replica(s) {', '.join(pending)} did not {what} within {timeout:.0f} s")
+        time.sleep(0.2)
+
+
+def ensure_loaded(triton_url: str, base: str, version: int, backbone: int | None) -> None:
+    """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
+    served already."""
+    import tritonclient.grpc as grpcclient
+
+    from serving.triton.swap import swap as load_versions
+
+    client = grpcclient.InferenceServerClient(triton_url)
+    try:
+        wanted = [(model_name(base, part), version) for part in PARTS]
+        if backbone is not None:
+            wanted.append((TEXT_BACKBONE, backbone))
+        for name, v in wanted:
+            if not client.is_model_ready(name, str(v)):
+                load_versions(triton_url, name, v)
+    finally:
+        client.close()
+
+
+def swap(settings: Settings, base: str, version: int | None = None, retire: int | None = None,
+         log: Callable[[str], None] = print, wait_s: float = 120.0) -> SwapReport:
+    from serving.gateway.model import ServedModel
+    from serving.index.milvus_index import IndexUnavailable, MilvusIndex
+
+    if version is None and retire is None:
+        raise ConfigError("give --version N to activate, --retire M to drop, or both")
+    if version is not None:
+        exported = versions(settings.repository, model_name(base, "text"))
+        if version not in exported:
+            raise ConfigError(f"version {version} of {base} is not in the repository {settings.repository} (it holds "
+                              f"version(s) {', '.join(map(str, exported)) or 'none'}); export it first: "
+                              f"strata export CHECKPOINT")
+    started = time.monotonic()
+    index = MilvusIndex(settings.milvus, timeout_s=settings.request_timeout_s)
+    try:
+        record = index.get_state(ACTIVE_KEY)
+    except IndexUnavailable as err:
+        raise ConfigError(f"{err}; is the service running? start it with strata up") from None
+    if record is None:
+        raise ConfigError("no model version is active yet: start the service first (strata up)")
+    previous = (record["model"], int(record["version"]))
+    reembedded = 0
+    active = previous
+    if version is not None and (base, version) != previous:
+        target = ServedModel(settings.repository, base, version, settings.triton_url, settings.request_timeout_s)
+        try:
+            log(f"1/3 Triton: loading {base} version {version} beside {previous[0]} version {previous[1]}")
+            try:
+                ensure_loaded(settings.triton_url, base, version, target.backbone_version)
+            except StrataError as err:
+                raise SwapError(f"{base} version {version} did not load in Triton ({err}); "
+                                f"{previous[0]} version {previous[1]} keeps serving") from None
+            source = Version(ServedModel(settings.repository, *previous, settings.triton_url,
+                                         settings.request_timeout_s), index, settings)
+            new = Version(target, index, settings)
+            try:
+                reembedded = _reembed(source, new, log)
+            finally:
+                source.close()
+        except BaseException:
+            target.close()
+            raise
+        log(f"3/3 activating {base} version {version}")
+        index.set_state(ACTIVE_KEY, {"model": base, "version": version})
+        active = (base, version)
+        _wait_replicas(index, lambda used: used[:1] == [list(active)], f"switch to {base} version {version}",
+                       wait_s, log)
+        videos, captions = new.count(VIDEOS), new.count(CAPTIONS)
+        new.close()
+    else:
+        videos = index.count(collection_name(*active, VIDEOS))
+        captions = index.count(collection_name(*active, CAPTIONS))
+    if retire is not None:
+        _retire(settings, index, base, retire, active, wait_s, log)
+    return SwapReport(active[0], active[1], previous, videos, captions, reembedded, time.monotonic() - started)
+
+
+def _reembed(source: Version, target: Version, log) -> int:
+    """Every item of ``source`` that ``target`` lacks, embedded by ``target`` from what ``source`` stored."""
+    done = 0
+    for kind in (VIDEOS, CAPTIONS):
+        ids = source.stores[kind].ids()
+        missing = sorted(set(ids) - target.index.exists(target.collections[kind], ids)) if ids else []
+        log(f"2/3 re-embedding {len(missing)} of {len(ids)} {kind} into {target.collections[kind]}")
+        started = time.monotonic()
+        for start in range(0, len(missing), target.batch):
+            chunk = missing[start:start + target.batch]
+            if kind == VIDEOS:
+                records = source.stores[VIDEOS].get(chunk)
+                rows = target.index.get(source.collections[VIDEOS], chunk, ["source", "duration"])
+                target.index_videos([VideoInput(i, np.asarray(r["frame_feats"]), _regions(r), rows.get(i, {}).get("source", ""),
+                                                float(rows.get(i, {}).get("duration", -1.0)))
+                                     for i, r in zip(chunk, records) if r is not None])
+            else:
+                rows = target.index.get(source.collections[CAPTIONS], chunk, ["text", "video_id"])
+                target.index_captions([CaptionInput(i, rows[i]["text"], rows[i].get("video_id", ""))
+                                       for i in chunk if i in rows])
+            done += len(chunk)
+            rate = (start + len(chunk)) / max(time.monotonic() - started, 1e-9)
+            log(f"    {kind}: {start + len(chunk)}/{len(missing)} ({rate:.0f}/s)")
+    return done
+
+
+def _regions(record: dict) -> np.ndarray | None:
+    return np.asarray(record["region_feats"]) if "region_feats" in record else None
+
+
+def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str, int], wait_s: float, log) -> None:
+    from serving.store import open_store
+    from serving.triton.swap import served_versions, swap as load_versions
+
+    if (base, retire) == active:
+        raise ConfigError(f"{base} version {retire} is the active version; activate another before retiring it")
+    log(f"retiring {base} version {retire}: waiting until no gateway answers with it")
+    _wait_replicas(index, lambda used: [base, retire] not in used, f"finish their calls on {base} version {retire}",
+                   wait_s, log)
+    import tritonclient.grpc as grpcclient
+
+    client = grpcclient.InferenceServerClient(settings.triton_url)
+    try:
+        served = served_versions(client)
+        for part in PARTS:
+            name = model_name(base, part)
+            current = served.get(name, [])
+            if current == [retire]:
+                client.unload_model(name)           # its last served version
+            elif retire in current:
+                load_versions(settings.triton_url, name, retire=retire)
+    finally:
+        client.close()
+    for kind in (VIDEOS, CAPTIONS):
+        name = collection_name(base, retire, kind)
+        index.drop(name)
+        open_store(f"{settings.tensor_store_root}/{name}").drop()
+    log(f"retired {base} version {retire}: unloaded from Triton, its collections and tensor stores dropped")
+
+
+def service_settings(settings: Settings) -> Settings:
+    """The settings with the running local Triton's and Milvus's recorded addresses and repository (if they run)."""
+    from serving.index.milvus_server import MilvusLiteServer
+    from serving.triton.server import TritonServer
+
+    state = TritonServer().state()
+    if state is not None:
+        settings = replace(settings, triton_grpc_port=state.grpc_port, model_repository=state.repo)
+    if not settings.milvus_uri:
+        uri = MilvusLiteServer().uri()
+        if uri:
+            settings = replace(settings, milvus_uri=uri)
+    return settings

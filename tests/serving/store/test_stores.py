@@ -1,0 +1,127 @@
+"""Both stores keep the TensorStore semantics: upsert, order, None for unknown ids, atomic puts, drop, readers
+in another process, and (LMDB) a map that grows."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from serving.store import open_store
+from serving.store.lmdb_store import LmdbStore
+from training.errors import ConfigError, DataError
+
+
+def make_record(seed: int, frames: int) -> dict[str, np.ndarray]:
+    """An HGR-like record with ``frames`` frames (T varies per item)."""
+    rng = np.random.default_rng(seed)
+    return {"video_event": rng.standard_normal(8).astype(np.float16),
+            "video_actions": rng.standard_normal((frames, 8)).astype(np.float16),
+            "video_frame_mask": np.ones(frames, np.float16),
+            "frame_feats": rng.standard_normal((frames + 2, 6)).astype(np.float32),
+            "frame_ids": np.arange(frames, dtype=np.int64)}
+
+
+def assert_same(got, want):
+    assert got is not None and list(got) == list(want)
+    for name in want:
+        assert got[name].dtype == want[name].dtype
+        np.testing.assert_array_equal(got[name], want[name])
+
+
+@pytest.fixture(params=["lmdb", "lance"])
+def uri(request, tmp_path):
+    return f"lmdb:{tmp_path / 'store'}" if request.param == "lmdb" else str(tmp_path / "store.lance")
+
+
+def test_put_get_upsert_delete(uri):
+    records = {f"video{i}": make_record(i, 3 + i) for i in range(6)}
+    with open_store(uri) as store:
+        store.put(list(records.items()))
+        assert len(store) == 6 and sorted(store.ids()) == sorted(records)
+        assert "video2" in store and "nope" not in store and "" not in store and 3 not in store
+        got = store.get(["video4", "nope", "video0", "video4"])
+        assert got[1] is None
+        for record, name in zip(got, ["video4", "nope", "video0", "video4"]):
+            if name != "nope":
+                assert_same(record, records[name])
+        replacement = {"video_event": np.zeros(4, np.float32)}
+        store.put([("video1", replacement), ("video9", records["video0"]), ("video9", records["video5"])])
+        assert len(store) == 7
+        assert_same(store.get(["video1"])[0], replacement)
+        assert_same(store.get(["video9"])[0], records["video5"])  # the last record of an id in one call wins
+        assert store.delete(["video1", "video1", "nope"]) == 1
+        assert "video1" not in store and store.get(["video1"]) == [None] and len(store) == 6
+        assert store.get([]) == [] and store.delete([]) == 0
+
+
+def test_reopen_readonly_sees_data_and_refuses_writes(uri):
+    with open_store(uri) as store:
+        store.put([("a", make_record(1, 4))])
+    with open_store(uri, readonly=True) as store:
+        assert_same(store.get(["a"])[0], make_record(1, 4))
+        for action in (lambda: store.put([("b", make_record(2, 2))]), lambda: store.delete(["a"]), store.drop):
+            with pytest.raises(ConfigError, match="read-only"):
+                action()
+
+
+def test_readonly_open_of_a_missing_store_is_refused(tmp_path):
+    for uri in (f"lmdb:{tmp_path / 'none'}", str(tmp_path / "none.lance")):
+        with pytest.raises(DataError, match="not found"):
+            open_store(uri, readonly=True)
+
+
+def test_bad_ids_are_refused(uri):
+    with open_store(uri) as store:
+        for bad in ("", "x" * 512, 7):
+            with pytest.raises(DataError, match="store id"):
+                store.put([(bad, make_record(0, 1))])
+        assert len(store) == 0
+
+
+def test_a_put_is_all_or_none(uri):
+    with open_store(uri) as store:
+        store.put([("kept", make_record(0, 2))])
+        broken = {"video_event": np.array([object()], dtype=object)}
+        with pytest.raises(DataError, match="dtype object"):
+            store.put([("kept", make_record(1, 5)), ("new", make_record(2, 2)), ("broken", broken)])
+        assert store.ids() == ["kept"]
+        assert_same(store.get(["kept"])[0], make_record(0, 2))
+
+
+def test_drop_deletes_everything(uri, tmp_path):
+    store = open_store(uri)
+    store.put([("a", make_record(0, 2))])
+    store.drop()
+    assert list(tmp_path.iterdir()) == []
+    with open_store(uri) as fresh:
+        assert len(fresh) == 0
+
+
+READER = textwrap.dedent("""
+    import sys
+    from serving.store import open_store
+    with open_store(sys.argv[1], readonly=True) as store:
+        first, unknown = store.get(["v1", "zzz"])
+        print(len(store), float(first["frame_feats"].sum()), unknown)
+""")
+
+
+def test_another_process_reads_while_the_writer_stays_open(uri):
+    with open_store(uri) as store:
+        store.put([("v0", make_record(0, 3)), ("v1", make_record(1, 7))])
+        out = subprocess.run([sys.executable, "-c", READER, uri], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["2", repr(float(make_record(1, 7)["frame_feats"].sum())), "None"]
+        store.put([("v1", make_record(5, 2)), ("v2", make_record(2, 2))])  # the writer goes on; the reader sees it
+        out = subprocess.run([sys.executable, "-c", READER, uri], capture_output=True, text=True, check=True).stdout
+        assert out.split() == ["3", repr(float(make_record(5, 2)["frame_feats"].sum())), "None"]
+
+
+def test_lmdb_map_grows_when_full(tmp_path):
+    with LmdbStore(tmp_path / "small", map_size=64 * 1024) as store:
+        big = {f"v{i}": {"frame_feats": np.full((64, 64), i, np.float32)} for i in range(40)}  # 16 KB each, 640 KB in all
+        store.put(list(big.items()))
+        assert store._env.info()["map_size"] >= 640 * 1024
+        assert len(store) == 40 and float(store.get(["v39"])[0]["frame_feats"][0, 0]) == 39
