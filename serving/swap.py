@@ -64,6 +64,21 @@ def _wait_replicas(index, done: Callable[[list], bool], what: str, timeout: floa
         time.sleep(0.2)
 
 
+def check_graphs(repo, base: str, version: int) -> None:
+    """Each of the version's graphs opens in ONNX Runtime here, before Triton is asked (a Triton reload that fails
+    can take the model's served versions down with it)."""
+    from serving.onnx_runner import OnnxPart
+    from serving.triton.repository import ONNX_FILE, version_dir
+
+    for part in PARTS:
+        path = version_dir(repo, base, part, version) / ONNX_FILE
+        try:
+            OnnxPart(path)
+        except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own types; all mean "does not load"
+            raise SwapError(f"{base} version {version}: its {part} graph {path} does not load ({err}); the active "
+                            f"version keeps serving") from None
+
+
 def ensure_loaded(triton_url: str, base: str, version: int, backbone: int | None) -> None:
     """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
     served already."""
@@ -108,12 +123,14 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
     reembedded = 0
     active = previous
     if version is not None and (base, version) != previous:
+        check_graphs(settings.repository, base, version)
         target = ServedModel(settings.repository, base, version, settings.triton_url, settings.request_timeout_s)
         try:
             log(f"1/3 Triton: loading {base} version {version} beside {previous[0]} version {previous[1]}")
             try:
                 ensure_loaded(settings.triton_url, base, version, target.backbone_version)
             except StrataError as err:
+                ensure_loaded(settings.triton_url, *previous, None)   # a failed reload may have dropped them
                 raise SwapError(f"{base} version {version} did not load in Triton ({err}); "
                                 f"{previous[0]} version {previous[1]} keeps serving") from None
             source = Version(ServedModel(settings.repository, *previous, settings.triton_url,

@@ -1,7 +1,9 @@
 """The real local stack for the gateway tests: an exported HGR (fast, random weights), Milvus Lite's server,
-tritonserver and the gateway, each started as `strata up` starts them, on free ports, in the session's STRATA_HOME;
-a corpus larger than the candidate depths the tests ask for."""
+tritonserver and the gateway, each started as `strata up` starts them, on free ports; a corpus larger than the
+candidate depths the tests ask for."""
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import pytest
 
@@ -9,16 +11,21 @@ from tests.serving.gateway.corpus import FREE_PORTS, VIDEOS, corpus_videos, samp
 from training.settings import Settings
 
 
-@pytest.fixture(scope="session")
-def stack(strata_home):
-    """The running stack with the corpus indexed: yields (settings, StackState)."""
+def export_hgr(settings: Settings, seed: int) -> None:
+    """A freshly initialised HGR (fast) as the next version of hgr_fast; ``seed`` sets its weights."""
     from clients.cli import main
+
+    assert main(["export", "--model", "hgr", "--preset", "fast", "--random-init", "--seed", str(seed),
+                 "--repo", str(settings.repository)]) == 0
+
+
+@contextmanager
+def running_stack(settings: Settings):
+    """Export version 1, bring the stack up in the current STRATA_HOME, index the corpus; down at the end."""
     from clients.client import StrataClient, Video
     from deploy.stack import down, up
 
-    settings = Settings(**FREE_PORTS, candidate_depth=40)
-    assert main(["export", "--model", "hgr", "--preset", "fast", "--random-init", "--seed", "3",
-                 "--repo", str(settings.repository)]) == 0
+    export_hgr(settings, seed=3)
     try:
         state = up(settings, log=lambda *_: None)
         with StrataClient(state.gateway) as client:
@@ -26,9 +33,17 @@ def stack(strata_home):
                                 batch=32)
             client.index_captions([(f"cap{i:04d}", text, f"vid{i % VIDEOS:04d}")
                                    for i, text in enumerate(sample_captions(VIDEOS))])
-        yield settings, state
+        yield state
     finally:
         down(log=lambda *_: None)
+
+
+@pytest.fixture(scope="session")
+def stack(strata_home):
+    """The running stack with the corpus indexed: yields (settings, StackState)."""
+    settings = Settings(**FREE_PORTS, candidate_depth=40)
+    with running_stack(settings) as state:
+        yield settings, state
 
 
 @pytest.fixture()

@@ -1,0 +1,147 @@
+"""Versions as one unit: text->video and video->text queries run through a swap and a retire with no failure and
+no mixed answer (every answer's scores equal offline scoring by the version it names); the new version survives
+a gateway restart and a Triton restart; a swap whose new version will not load leaves the old one serving.
+
+This module runs its own stack in its own STRATA_HOME, so the swap does not touch the other gateway tests."""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from clients.client import StrataClient
+from tests.serving.gateway.conftest import export_hgr, running_stack
+from tests.serving.gateway.corpus import BASE, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
+from tests.serving.gateway.offline import Offline, rounded
+from training.settings import Settings
+
+pytestmark = pytest.mark.slow
+
+ATOL = 1e-3   # float16 tensor store against offline scoring with the stored tensors rounded (see test_gateway)
+TEXTS = ["a man is slicing bread in a kitchen", "a dog chases a ball on the grass", "people are dancing"]
+VIDEO_IDS = ["vid0005", "vid0077"]
+
+
+@pytest.fixture(scope="module")
+def swap_stack(tmp_path_factory):
+    saved = os.environ.get("STRATA_HOME")
+    os.environ["STRATA_HOME"] = str(tmp_path_factory.mktemp("swap_home"))
+    try:
+        settings = Settings(**FREE_PORTS)
+        with running_stack(settings) as state:
+            yield settings, state
+    finally:
+        if saved is None:
+            os.environ.pop("STRATA_HOME", None)
+        else:
+            os.environ["STRATA_HOME"] = saved
+
+
+def gateway(settings) -> StrataClient:
+    from deploy.stack import gateway_url
+
+    return StrataClient(gateway_url(settings), timeout_s=60)
+
+
+def reference(settings, version: int) -> dict:
+    """Offline scores of ``version``: texts x all videos, and all captions x the query videos."""
+    offline = Offline(settings.repository, BASE, version)
+    ids, frames = zip(*corpus_videos())
+    videos = rounded(offline.videos(list(frames)))
+    t2v, _ = offline.score(offline.texts(TEXTS), videos)
+    rows = [ids.index(v) for v in VIDEO_IDS]
+    v2t, _ = offline.score(rounded(offline.texts(sample_captions(VIDEOS))), {k: a[rows] for k, a in videos.items()})
+    return {"t2v": t2v, "v2t": v2t, "ids": list(ids)}
+
+
+def check_answer(kind: str, q: int, answer, references: dict) -> None:
+    ref = references[answer.model.version]
+    for hit in answer.hits:
+        if kind == "t2v":
+            want = ref["t2v"][q, ref["ids"].index(hit.id)]
+        else:
+            want = ref["v2t"][int(hit.id[3:]), q]
+        assert hit.score == pytest.approx(float(want), abs=ATOL), (kind, q, answer.model.version, hit.id)
+
+
+def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
+    from serving.index.milvus_index import MilvusIndex
+    from serving.swap import service_settings, swap
+
+    settings, _ = swap_stack
+    export_hgr(settings, seed=4)                         # version 2
+    references = {1: reference(settings, 1), 2: reference(settings, 2)}
+    answers, failures, stop = [], [], threading.Event()
+
+    def ask(kind: str) -> None:
+        with gateway(settings) as client:
+            q = 0
+            while not stop.is_set():
+                try:
+                    if kind == "t2v":
+                        answers.append((kind, q % len(TEXTS), client.search_videos(TEXTS[q % len(TEXTS)], top_k=5)))
+                    else:
+                        answers.append((kind, q % len(VIDEO_IDS),
+                                        client.search_captions(video_id=VIDEO_IDS[q % len(VIDEO_IDS)], top_k=5)))
+                except Exception as err:  # noqa: BLE001 - every failure is a finding
+                    failures.append(err)
+                q += 1
+
+    threads = [threading.Thread(target=ask, args=(kind,)) for kind in ("t2v", "v2t")]
+    for thread in threads:
+        thread.start()
+    try:
+        report = swap(service_settings(settings), BASE, 2, retire=1, log=lambda *_: None)
+        deadline = time.monotonic() + 60
+        while sum(a.model.version == 2 for _, _, a in answers) < 10 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert failures == []
+    by_version = {v: sum(a.model.version == v for _, _, a in answers) for v in (1, 2)}
+    assert by_version[1] > 0 and by_version[2] >= 10, by_version      # queries ran on both sides of the swap
+    for kind, q, answer in answers:
+        check_answer(kind, q, answer, references)
+    assert (report.version, report.videos, report.captions, report.reembedded) == (2, VIDEOS, VIDEOS, 2 * VIDEOS)
+    current = service_settings(settings)
+    index = MilvusIndex(current.milvus)
+    assert not index.has(f"{BASE}_v1_videos") and not index.has(f"{BASE}_v1_captions")
+    import tritonclient.grpc as grpcclient
+
+    triton = grpcclient.InferenceServerClient(current.triton_url)
+    assert not triton.is_model_ready(f"{BASE}_video", "1") and triton.is_model_ready(f"{BASE}_video", "2")
+
+
+def test_a_gateway_restart_and_a_triton_restart_keep_the_new_version(swap_stack):
+    from deploy.stack import gateway_process, up
+    from serving.triton.server import TritonServer
+
+    settings, _ = swap_stack
+    gateway_process().stop()
+    TritonServer().stop()
+    up(settings, log=lambda *_: None)
+    with gateway(settings) as client:
+        info = client.describe()
+        answer = client.search_videos(TEXTS[0], top_k=5)
+    assert (info.model.version, info.videos, info.captions) == (2, VIDEOS, VIDEOS)
+    check_answer("t2v", 0, answer, {2: reference(settings, 2)})
+
+
+def test_a_swap_whose_version_will_not_load_leaves_the_old_one_serving(swap_stack):
+    from serving.swap import service_settings, swap
+    from training.errors import StrataError
+
+    settings, _ = swap_stack
+    export_hgr(settings, seed=5)                         # version 3, then broken
+    (settings.repository / f"{BASE}_video" / "3" / "model.onnx").write_bytes(b"not an onnx graph")
+    with pytest.raises(StrataError, match="version 3"):
+        swap(service_settings(settings), BASE, 3, log=lambda *_: None)
+    with gateway(settings) as client:
+        assert client.describe().model.version == 2
+        assert client.search_videos(TEXTS[1], top_k=3).model.version == 2
+        assert client.health() == "SERVING"
