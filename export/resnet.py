@@ -91,5 +91,17 @@ class FrameFeatures(nn.Module):
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         fmap = self.resnet.feature_map(images)                                   # [b, 2048, h, w]
         frame = fmap.mean(dim=(2, 3))                                             # [b, 2048]
-        cells = nn.functional.adaptive_avg_pool2d(fmap, self.grid)                # [b, 2048, g, g]
-        return frame, cells.flatten(2).transpose(1, 2)                           # [b, g*g, 2048]
+        return frame, grid_cells(fmap, self.grid)                                 # [b, g*g, 2048]
+
+
+def grid_cells(fmap: torch.Tensor, grid: int) -> torch.Tensor:
+    """[b, c, h, w] -> [b, grid*grid, c]: adaptive average pooling written as slices (PyTorch's bins: rows
+    floor(i h / g) .. ceil((i + 1) h / g)), since the ONNX exporter refuses a size that does not divide the map."""
+    h, w = int(fmap.shape[2]), int(fmap.shape[3])
+    cells = []
+    for i in range(grid):
+        for j in range(grid):
+            rows = slice(i * h // grid, -(-(i + 1) * h // grid))
+            cols = slice(j * w // grid, -(-(j + 1) * w // grid))
+            cells.append(fmap[:, :, rows, cols].mean(dim=(2, 3)))
+    return torch.stack(cells, dim=1)
