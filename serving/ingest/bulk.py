@@ -219,7 +219,8 @@ def served_settings(settings: Settings) -> Settings:
 
     milvus = settings.milvus_uri or MilvusLiteServer().uri() or ""
     triton = TritonServer().state()
-    return replace(settings, milvus_uri=milvus,
+    return replace(settings, milvus_uri=milvus, model_repository=str(settings.repository),
+                   tensor_store=settings.tensor_store_root,   # absolute: workers may run with another STRATA_HOME
                    triton_grpc_port=triton.grpc_port if triton is not None else settings.triton_grpc_port)
 
 
