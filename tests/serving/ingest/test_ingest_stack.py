@@ -176,3 +176,38 @@ def test_bulk_ingest_killed_at_three_points_and_rerun_leaves_every_item_once_bit
             assert np.array_equal(rows1[i]["vector"], rows2[i]["vector"]), (kind, i)
             assert rec1[i].keys() == rec2[i].keys()
             assert all(np.array_equal(rec1[i][k], rec2[i][k]) for k in rec1[i]), (kind, i)
+
+
+def test_ray_job_indexes_a_synthvtr_corpus_with_two_workers_against_a_local_head(stack):
+    import shutil
+    from functools import partial
+
+    from clients.client import StrataClient
+    from serving.ports import start_on_free_ports
+    from tests.training.engine.test_train import BIN, _start_ray
+
+    settings, state, home, _, _ = stack
+    if shutil.which("ray", path=str(BIN)) is None:
+        pytest.fail("ray is not installed in this environment")
+    wanted, before = _snapshot(settings, state.version)
+    with StrataClient(state.gateway, timeout_s=60) as client:
+        client.delete("videos", wanted["videos"])
+        client.delete("captions", wanted["captions"])
+    env = {**os.environ, "STRATA_HOME": str(home), "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ADDRESS": "",
+           "HF_HUB_OFFLINE": "1"}
+    ray = str(BIN / "ray")
+    _, dashboard = start_on_free_ports(partial(_start_ray, env), 2)
+    try:
+        submit = subprocess.run(
+            [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO), "--",
+             "strata", "index", str(home / "synth"), "--workers", "2", "--batch", "8"],
+            env=env, capture_output=True, text=True, timeout=900)
+        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
+        assert "succeeded" in submit.stdout and "videos/s" in submit.stdout
+    finally:
+        subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
+    _, after = _snapshot(settings, state.version)
+    for kind, ids in wanted.items():
+        assert after[kind][0] == before[kind][0] and set(after[kind][1]) == set(ids)
+        for i in ids:   # other batches may share a Triton batch: equal to float32 rounding, not bit for bit
+            np.testing.assert_allclose(after[kind][1][i]["vector"], before[kind][1][i]["vector"], atol=1e-5)
