@@ -143,14 +143,9 @@ def _bulk(args: argparse.Namespace) -> int:
 
 
 def _index_files(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from serving.ingest.decode import files_with_ids
 
-    from serving.ingest.decode import video_files, video_id
-
-    files = []
-    for raw in args.videos:
-        root = Path(raw).expanduser()
-        files += [(video_id(p, root if root.is_dir() else None), str(p)) for p in video_files([raw])]
+    files = [(i, str(p)) for i, p in files_with_ids(args.videos)]
     started = time.perf_counter()
     with _client(args) as client:
         result = client.index_video_files(files)

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from serving.gateway.writer import crash_point
-from training.errors import ConfigError
 from training.settings import Settings
 
 VIDEOS, FILES, CAPTIONS = "videos", "files", "captions"
@@ -98,19 +97,15 @@ def plan_dataset(folder: str, splits: list[str], batch: int, captions: bool) -> 
 
 
 def plan_files(paths: list[str], batch: int) -> list[Unit]:
-    from serving.ingest.decode import video_files, video_id
+    from serving.ingest.decode import files_with_ids
 
-    files = []
-    for raw in paths:
-        root = Path(raw).expanduser()
-        files += [(video_id(p, root if root.is_dir() else None), str(p)) for p in video_files([raw])]
-    ids = [i for i, _ in files]
-    repeated = sorted({i for i in ids if ids.count(i) > 1})
-    if repeated:
-        raise ConfigError(f"two files give the same video id: {', '.join(repeated[:5])} (ids are file names without "
-                          f"their suffix, relative to the folder named)")
+    files = [(i, str(p)) for i, p in files_with_ids(paths)]
     return [Unit(FILES, tuple(i for i, _ in files[s:s + batch]), "", paths=tuple(p for _, p in files[s:s + batch]))
             for s in range(0, len(files), batch)]
+
+
+def unit_from_dict(data: dict) -> Unit:
+    return Unit(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
 
 # -- the two stages ----------------------------------------------------------------------------------------------
@@ -180,7 +175,7 @@ class Committer:
         from serving.gateway.service import CaptionInput, VideoInput
 
         meta, stages = json.loads(row["meta"]), {}
-        unit = Unit(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["unit"].items()})
+        unit = unit_from_dict(meta["unit"])
         stages["read"] = meta.get("read_ms", 0.0)
         arrays = _unpack(row["arrays"]) if unit.kind != CAPTIONS else {}
         started = time.perf_counter()
@@ -273,8 +268,7 @@ def _ray_pipeline(units: list[Unit], settings: dict, workers: int, max_frames: i
     rows = [{"unit": json.dumps(asdict(u))} for u in units]
 
     def read(batch: dict) -> dict:
-        out = [read_unit(Unit(**{k: tuple(v) if isinstance(v, list) else v for k, v in json.loads(u).items()}),
-                         max_frames, regions, image) for u in batch["unit"]]
+        out = [read_unit(unit_from_dict(json.loads(u)), max_frames, regions, image) for u in batch["unit"]]
         return {"meta": [o["meta"] for o in out], "arrays": [o["arrays"] for o in out]}
 
     class Commit:

@@ -159,3 +159,17 @@ def video_id(path: Path, root: Path | None = None) -> str:
     """A file's video id: its path below ``root`` (or its name), without the suffix, with '/' separators."""
     relative = path.relative_to(root) if root is not None and path.is_relative_to(root) else Path(path.name)
     return relative.with_suffix("").as_posix()
+
+
+def files_with_ids(paths: list[str | Path]) -> list[tuple[str, Path]]:
+    """(video id, file) for every file named or found under a folder named; two files with one id are refused."""
+    found = []
+    for raw in paths:
+        root = Path(raw).expanduser()
+        found += [(video_id(p, root if root.is_dir() else None), p) for p in video_files([raw])]
+    ids = [i for i, _ in found]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise DataError(f"two files give the same video id: {', '.join(repeated[:5])} (ids are file names without "
+                        f"their suffix, relative to the folder named)")
+    return found
