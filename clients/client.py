@@ -57,6 +57,21 @@ class Video:
     duration: float = -1.0
 
 
+def _file_chunks(video_id: str, path: str, chunk_bytes: int) -> Iterator[pb.VideoFileChunk]:
+    """A file as chunks: the first carries the id and file name (an empty file is one empty chunk)."""
+    from pathlib import Path
+
+    with open(path, "rb") as handle:
+        first = True
+        while True:
+            data = handle.read(chunk_bytes)
+            if first or data:
+                yield pb.VideoFileChunk(id=video_id, filename=Path(path).name, data=data)
+            if not data:
+                return
+            first = False
+
+
 class StrataClient:
     def __init__(self, url: str, timeout_s: float = 30.0):
         self.url, self.timeout_s = url, timeout_s
@@ -118,6 +133,27 @@ class StrataClient:
                 yield pb.IndexVideosRequest(videos=chunk)
 
         return self._call("IndexVideos", requests(), timeout_s or max(self.timeout_s, 600.0))
+
+    def index_video_files(self, files: Iterable[tuple[str, str]], chunk_bytes: int = 1 << 20,
+                          timeout_s: float | None = None) -> pb.IndexFilesResponse:
+        """Raw video files as (id, path), streamed in chunks; the gateway decodes them. Files it cannot decode come
+        back in ``errors`` (the others are indexed)."""
+        def requests() -> Iterator[pb.VideoFileChunk]:
+            for video_id, path in files:
+                yield from _file_chunks(video_id, path, chunk_bytes)
+
+        return self._call("IndexVideoFiles", requests(), timeout_s or max(self.timeout_s, 600.0))
+
+    def search_captions_by_clip(self, path: str, top_k: int = 0, candidate_depth: int = 0,
+                                chunk_bytes: int = 1 << 20) -> pb.SearchResponse:
+        """Captions for a raw video clip, uploaded in chunks."""
+        def requests() -> Iterator[pb.VideoFileChunk]:
+            for k, chunk in enumerate(_file_chunks("clip", path, chunk_bytes)):
+                if k == 0:
+                    chunk.top_k, chunk.candidate_depth = top_k, candidate_depth
+                yield chunk
+
+        return self._call("SearchCaptionsByClip", requests())
 
     def index_captions(self, captions: Iterable[tuple[str, str] | tuple[str, str, str]],
                        timeout_s: float | None = None) -> pb.IndexResponse:

@@ -10,7 +10,15 @@ import argparse
 import sys
 import time
 
-from clients.conventions import add_command, add_json_flag, emit_json, positive_int, say, setting_help
+from clients.conventions import (
+    add_command,
+    add_json_flag,
+    emit_json,
+    non_negative_int,
+    positive_int,
+    say,
+    setting_help,
+)
 
 
 def _url_flag(parser: argparse.ArgumentParser) -> None:
@@ -25,6 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    "strata search --video-id video7012 --json"])
     search.add_argument("text", nargs="?", help="a sentence (text -> video)")
     search.add_argument("--video-id", help="an indexed video's id (video -> text)")
+    search.add_argument("--clip", help="a raw video file to upload (video -> text; decoded by the gateway)")
     search.add_argument("--top-k", type=positive_int, help=setting_help("hits to return", "top_k"))
     search.add_argument("--depth", type=positive_int,
                         help=setting_help("first-stage candidates to re-rank (>= --top-k)", "candidate_depth"))
@@ -39,8 +48,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "after an interruption leaves every item once. Caption ids are VIDEO#K (the K-th "
                                     "caption of VIDEO).",
                         examples=["strata index ~/.strata/data/synthvtr-demo",
-                                  "strata index /data/msrvtt --split tst --split val --no-captions"])
-    index.add_argument("folder", help="a dataset folder")
+                                  "strata index /data/msrvtt --split tst --split val --no-captions",
+                                  "strata index --videos ~/clips a.mp4 (raw video files, decoded by the gateway)",
+                                  "ray job submit --working-dir . -- strata index DIR --workers 2"])
+    index.add_argument("folder", nargs="?", help="a dataset folder")
+    index.add_argument("--videos", nargs="+", metavar="PATH",
+                       help="raw video files or folders of them (ids: file names without suffix, relative to a folder)")
+    index.add_argument("--workers", type=non_negative_int,
+                       help="bulk ingest as a Ray Data pipeline with N workers that embed on Triton and commit to "
+                            "Milvus and the tensor store directly (0: in this process); skips committed items")
     index.add_argument("--split", action="append", help="split(s) to index, repeatable (default: tst)")
     index.add_argument("--no-captions", action="store_true", help="index the videos only")
     index.add_argument("--batch", type=positive_int, default=64, help="videos per streamed message")
@@ -87,17 +103,60 @@ def answer_json(answer) -> dict:
 def _search(args: argparse.Namespace) -> int:
     from training.errors import ConfigError
 
-    if (args.text is None) == (args.video_id is None):
-        raise ConfigError("give a sentence, or --video-id ID (one of them), e.g. strata search \"a dog runs\"")
+    if sum(x is not None for x in (args.text, args.video_id, args.clip)) != 1:
+        raise ConfigError("give a sentence, --video-id ID or --clip FILE (one of them), e.g. strata search \"a dog runs\"")
     top_k, depth = args.top_k or 0, args.depth or 0   # 0: the gateway's settings
     with _client(args) as client:
         if args.text is not None:
             answer = client.search_videos(args.text, top_k, depth)
+        elif args.clip is not None:
+            answer = client.search_captions_by_clip(args.clip, top_k, depth)
         else:
             answer = client.search_captions(video_id=args.video_id, top_k=top_k, candidate_depth=depth)
     emit_json(args, answer_json(answer))
     say(args)(hits_table(answer))
     return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from training.errors import ConfigError
+
+    if (args.folder is None) == (args.videos is None):
+        raise ConfigError("give a dataset folder or --videos PATH... (one of them)")
+    if args.workers is not None:
+        return _bulk(args)
+    if args.videos is not None:
+        return _index_files(args)
+    return _index_dataset(args)
+
+
+def _bulk(args: argparse.Namespace) -> int:
+    from serving.ingest.bulk import plan_dataset, plan_files, run_bulk, summary
+    from training.settings import load_settings
+
+    batch = min(args.batch, 64)
+    units = (plan_files(args.videos, batch) if args.videos is not None else
+             plan_dataset(args.folder, args.split or ["tst"], batch, not args.no_captions))
+    results = run_bulk(units, load_settings(), args.workers, log=lambda m: print(m, file=sys.stderr, flush=True))
+    print(summary(results))
+    return 1 if any(p.errors for p in results) else 0
+
+
+def _index_files(args: argparse.Namespace) -> int:
+    from serving.ingest.decode import files_with_ids
+
+    files = [(i, str(p)) for i, p in files_with_ids(args.videos)]
+    started = time.perf_counter()
+    with _client(args) as client:
+        result = client.index_video_files(files)
+    seconds = time.perf_counter() - started
+    print(f"indexed {result.indexed} of {len(files)} video files in {seconds:.1f}s ({result.indexed / seconds:.1f} "
+          f"videos/s; {result.total} now indexed for {result.model.name} version {result.model.version}, frame "
+          f"backbone version {result.frame_backbone_version})")
+    print(f"frame sampling: {result.sampling}")
+    for error in result.errors:
+        print(f"not indexed: {error.filename}: {error.message}", file=sys.stderr)
+    return 1 if result.errors else 0
 
 
 def index_dataset(client, folder, splits=("tst",), captions: bool = True, batch: int = 64, log=print) -> dict:
@@ -137,7 +196,7 @@ def index_dataset(client, folder, splits=("tst",), captions: bool = True, batch:
     return done
 
 
-def _index(args: argparse.Namespace) -> int:
+def _index_dataset(args: argparse.Namespace) -> int:
     with _client(args) as client:
         index_dataset(client, args.folder, args.split or ["tst"], not args.no_captions, args.batch)
     return 0

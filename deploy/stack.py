@@ -22,6 +22,7 @@ from training.settings import Settings
 GATEWAY = "gateway"
 GATEWAY_MARKER = "serving.gateway"
 READY_FILE = "gateway.ready.json"
+_RAW_VIDEO_MODELS = ("frame_backbone",)   # loaded when exported: serving.ingest.backbone.FRAME_BACKBONE
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,6 +90,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         from serving.triton.repository import TEXT_BACKBONE, model_name
 
         models = [model_name(base, part) for part in ("text", "video", "scorer")] + [TEXT_BACKBONE]
+        models += [name for name in _RAW_VIDEO_MODELS if (settings.repository / name / "config.pbtxt").is_file()]
         ports = None if 0 in settings.triton_ports else settings.triton_ports
         tstate = triton.start(settings.repository, models, ports=ports, address=settings.address, timeout=timeout)
     ensure_served(tstate.grpc_url, base, version)

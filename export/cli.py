@@ -35,6 +35,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-text-backbone", action="store_true",
                    help="never export the text backbone here (by default it is exported once, before the first MiniLM "
                         "model; a MiniLM model records the backbone version it reads)")
+    p.add_argument("--frame-backbone", metavar="SOURCE",
+                   help="export only a frame backbone for raw video (model frame_backbone), as --version (default: one "
+                        "more than the latest): resnet152 (with --weights, else random weights) or a user ONNX file "
+                        "mapping images [batch, 3, S, S] to features [batch, D] (and regions [batch, R, Dr])")
+    p.add_argument("--weights", help="with --frame-backbone resnet152: a torchvision ResNet-152 state dict file")
+    p.add_argument("--grid", type=positive_int, default=6,
+                   help="with --frame-backbone resnet152: grid regions per side (6: 36 regions; 7: ResNet's map)")
+    p.add_argument("--frame-dim", type=positive_int, help="with --frame-backbone: the feature size it must give")
     p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
     p.add_argument("--max-batch-size", type=positive_int, default=64, help="Triton's max_batch_size per model")
@@ -63,6 +71,14 @@ def run(args: argparse.Namespace) -> int:
         from export.exporter import export_text_backbone_version
 
         export_text_backbone_version(repo, args.version or 1, _backbone_options(options))
+        return 0
+    if args.frame_backbone:
+        from export.backbone import export_frame_backbone
+        from serving.ingest.backbone import FRAME_BACKBONE
+
+        version = args.version or (max(versions(repo, FRAME_BACKBONE), default=0) + 1)
+        export_frame_backbone(repo, args.frame_backbone, version, args.weights, args.seed, args.grid, args.frame_dim,
+                              _backbone_options(options))
         return 0
     if args.random_init == (args.checkpoint is not None):
         raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")

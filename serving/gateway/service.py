@@ -268,9 +268,12 @@ class RetrievalService:
             if version.retired:
                 self._close_drained()
 
-    def active_key(self) -> tuple[str, int] | None:
+    def active(self) -> Version:
+        """The active version now (not counted as in use: for what describes it, not for work on it)."""
         version = self._version
-        return None if version is None else version.key
+        if version is None:
+            raise FailedPrecondition(f"no model version is active: {self.problem}")
+        return version
 
     def health(self) -> tuple[bool, str]:
         """(serving, why not): Milvus and Triton reachable and a version active."""

@@ -57,9 +57,32 @@ def rpc(method):
     return wrapper
 
 
+FILES_PER_BATCH = 8   # raw files decoded, embedded and committed together
+
+
+def files_from_chunks(chunks):
+    """Whole files from a chunk stream: consecutive chunks with the same id (an empty id continues the file)."""
+    from serving.ingest.raw import VideoFile
+
+    current, parts = None, []
+    for chunk in chunks:
+        if chunk.id and (current is None or chunk.id != current.id):
+            if current is not None:
+                yield VideoFile(current.id, current.filename or current.id, b"".join(parts))
+            current, parts = chunk, []
+        elif current is None:
+            raise InvalidArgument("the first chunk of a file must carry its id")
+        parts.append(chunk.data)
+    if current is not None:
+        yield VideoFile(current.id, current.filename or current.id, b"".join(parts))
+
+
 class StrataServicer(pb_grpc.StrataServicer):
     def __init__(self, service: RetrievalService):
+        from serving.ingest.raw import RawVideos
+
         self.service = service
+        self.raw = RawVideos(service)
 
     @rpc
     def SearchVideos(self, request, context):
@@ -99,6 +122,44 @@ class StrataServicer(pb_grpc.StrataServicer):
         metrics.set_corpus(VIDEOS, last.total)
         return pb.IndexResponse(indexed=written, total=last.total, model=pb.ModelVersion(name=last.model,
                                                                                          version=last.version))
+
+    @rpc
+    def IndexVideoFiles(self, request_iterator, context):
+        from serving.ingest.decode import SAMPLING
+
+        written, total, errors = 0, None, []
+        pending = []
+        for file in files_from_chunks(request_iterator):
+            pending.append(file)
+            if len(pending) >= FILES_PER_BATCH:
+                count, total, failed = self.raw.index(pending)
+                written, errors, pending = written + count, errors + failed, []
+        if pending:
+            count, total, failed = self.raw.index(pending)
+            written, errors = written + count, errors + failed
+        version = self.service.active()
+        if total is None:
+            total = self.service.index.count(version.collections[VIDEOS])
+        metrics.set_corpus(VIDEOS, total)
+        return pb.IndexFilesResponse(
+            indexed=written, total=total, model=pb.ModelVersion(name=version.key[0], version=version.key[1]),
+            errors=[pb.FileError(id=e.id, filename=e.name, message=e.message) for e in errors], sampling=SAMPLING,
+            frame_backbone_version=self.raw.backbone(version).info.version)
+
+    @rpc
+    def SearchCaptionsByClip(self, request_iterator, context):
+        first, data = None, []
+        for chunk in request_iterator:
+            first = first or chunk
+            if chunk.id and chunk.id != first.id:
+                raise InvalidArgument("SearchCaptionsByClip takes one clip: every chunk carries the same id")
+            data.append(chunk.data)
+        if first is None:
+            raise InvalidArgument("send the clip's bytes in at least one chunk")
+        frames, regions = self.raw.clip(b"".join(data), first.filename or first.id or "uploaded clip")
+        answer = self.service.search_captions("", frames, regions, first.top_k, first.candidate_depth)
+        metrics.observe_stages(answer.timings)
+        return answer_to_pb(answer)
 
     @rpc
     def IndexCaptions(self, request, context):

@@ -6,11 +6,28 @@ are upserts by id, so an interrupted ingest that is run again leaves every item 
 """
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+
+CRASH_ENV = "STRATA_CRASH_AT"
+_reached: dict[str, int] = {}
+
+
+def crash_point(point: str) -> None:
+    """Test hook: with ``STRATA_CRASH_AT=POINT:N`` the process ends (exit 75, no clean-up, as a kill would) the
+    N-th time it reaches ``point``. Points: ``after_store`` (a batch's tensors written, its Milvus rows not),
+    ``mid_batch`` (a batch committed, the next not begun), and ``decode`` in bulk ingest. Unset: nothing happens."""
+    wanted = os.environ.get(CRASH_ENV)
+    if not wanted or not wanted.startswith(point + ":"):
+        return
+    _reached[point] = _reached.get(point, 0) + 1
+    if _reached[point] == int(wanted.split(":", 1)[1]):
+        os._exit(75)
 
 
 @dataclass(frozen=True)
@@ -30,8 +47,10 @@ class Writer:
         for start in range(0, len(items), self.batch):
             chunk = items[start:start + self.batch]
             self.store.put([(item.id, item.record) for item in chunk])
+            crash_point("after_store")
             self.index.upsert(self.collection, [{"id": item.id, "vector": np.asarray(item.vector, np.float32),
                                                  **item.metadata} for item in chunk])
+            crash_point("mid_batch")
         return len(items)
 
     def delete(self, ids: Sequence[str]) -> int:

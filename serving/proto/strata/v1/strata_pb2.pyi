@@ -213,3 +213,43 @@ class DescribeResponse(_message.Message):
     region_dim: int
     max_frames: int
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., levels: _Optional[_Iterable[str]] = ..., videos: _Optional[int] = ..., captions: _Optional[int] = ..., index_view: _Optional[str] = ..., triton_url: _Optional[str] = ..., milvus_uri: _Optional[str] = ..., tensor_store: _Optional[str] = ..., store_dtype: _Optional[str] = ..., default_top_k: _Optional[int] = ..., default_candidate_depth: _Optional[int] = ..., frame_dim: _Optional[int] = ..., region_dim: _Optional[int] = ..., max_frames: _Optional[int] = ...) -> None: ...
+
+class VideoFileChunk(_message.Message):
+    __slots__ = ("id", "filename", "data", "top_k", "candidate_depth")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    filename: str
+    data: bytes
+    top_k: int
+    candidate_depth: int
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., data: _Optional[bytes] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ...) -> None: ...
+
+class FileError(_message.Message):
+    __slots__ = ("id", "filename", "message")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FILENAME_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    filename: str
+    message: str
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class IndexFilesResponse(_message.Message):
+    __slots__ = ("indexed", "total", "model", "errors", "sampling", "frame_backbone_version")
+    INDEXED_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    MODEL_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    SAMPLING_FIELD_NUMBER: _ClassVar[int]
+    FRAME_BACKBONE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    indexed: int
+    total: int
+    model: ModelVersion
+    errors: _containers.RepeatedCompositeFieldContainer[FileError]
+    sampling: str
+    frame_backbone_version: int
+    def __init__(self, indexed: _Optional[int] = ..., total: _Optional[int] = ..., model: _Optional[_Union[ModelVersion, _Mapping]] = ..., errors: _Optional[_Iterable[_Union[FileError, _Mapping]]] = ..., sampling: _Optional[str] = ..., frame_backbone_version: _Optional[int] = ...) -> None: ...

@@ -54,6 +54,16 @@ class StrataStub:
                 request_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexVideosRequest.SerializeToString,
                 response_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexResponse.FromString,
                 _registered_method=True)
+        self.IndexVideoFiles = channel.stream_unary(
+                '/strata.v1.Strata/IndexVideoFiles',
+                request_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.SerializeToString,
+                response_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexFilesResponse.FromString,
+                _registered_method=True)
+        self.SearchCaptionsByClip = channel.stream_unary(
+                '/strata.v1.Strata/SearchCaptionsByClip',
+                request_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.SerializeToString,
+                response_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.SearchResponse.FromString,
+                _registered_method=True)
         self.IndexCaptions = channel.unary_unary(
                 '/strata.v1.Strata/IndexCaptions',
                 request_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexCaptionsRequest.SerializeToString,
@@ -102,6 +112,22 @@ class StrataServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IndexVideoFiles(self, request_iterator, context):
+        """Adds or replaces videos from raw video files, streamed in chunks (a file may exceed one message): decoded with
+        PyAV, frames sampled, features from the frame_backbone model. A file that cannot be decoded is reported in
+        the response's errors and skipped; the others are indexed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SearchCaptionsByClip(self, request_iterator, context):
+        """Video -> captions for an uploaded clip, streamed in chunks (the first chunk carries top_k and depth).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def IndexCaptions(self, request, context):
         """Adds or replaces captions (upsert by id).
         """
@@ -145,6 +171,16 @@ def add_StrataServicer_to_server(servicer, server):
                     servicer.IndexVideos,
                     request_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexVideosRequest.FromString,
                     response_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexResponse.SerializeToString,
+            ),
+            'IndexVideoFiles': grpc.stream_unary_rpc_method_handler(
+                    servicer.IndexVideoFiles,
+                    request_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.FromString,
+                    response_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexFilesResponse.SerializeToString,
+            ),
+            'SearchCaptionsByClip': grpc.stream_unary_rpc_method_handler(
+                    servicer.SearchCaptionsByClip,
+                    request_deserializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.FromString,
+                    response_serializer=serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.SearchResponse.SerializeToString,
             ),
             'IndexCaptions': grpc.unary_unary_rpc_method_handler(
                     servicer.IndexCaptions,
@@ -270,6 +306,60 @@ class Strata:
             '/strata.v1.Strata/IndexVideos',
             serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexVideosRequest.SerializeToString,
             serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IndexVideoFiles(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/strata.v1.Strata/IndexVideoFiles',
+            serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.SerializeToString,
+            serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.IndexFilesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SearchCaptionsByClip(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/strata.v1.Strata/SearchCaptionsByClip',
+            serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.VideoFileChunk.SerializeToString,
+            serving_dot_proto_dot_strata_dot_v1_dot_strata__pb2.SearchResponse.FromString,
             options,
             channel_credentials,
             insecure,

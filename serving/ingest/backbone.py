@@ -1,0 +1,140 @@
+"""The frame backbone: one more model of the Triton repository, ``frame_backbone/<N>/`` (torch-free side).
+
+Its graph maps preprocessed images ``images`` [batch, 3, S, S] to ``frame_feat`` [batch, frame_dim] and, where it
+has them, ``region_feat`` [batch, regions, region_dim] (grid cells of the built-in ResNet-152, or a user graph's
+second output). Each version's ``manifest.json`` records where it came from, its image preprocessing, the frame
+sampling rule, the feature sizes and the region count and source; ``strata export --frame-backbone`` writes it
+(``export.backbone``). A model version reads raw video only through a backbone whose sizes it takes:
+:func:`check_compatible` says clearly when they differ.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from serving.ingest.decode import SAMPLING, DecodedVideo, ImageSpec
+from serving.triton.repository import MANIFEST_FILE, MANIFEST_FORMAT, versions
+from training.errors import ConfigError, DataError
+from training.models.layout import TensorSpec, TowerLayout
+
+FRAME_BACKBONE = "frame_backbone"
+IMAGES, FRAME_FEAT, REGION_FEAT = "images", "frame_feat", "region_feat"
+
+
+def backbone_layout(size: int, frame_dim: int, regions: int = 0, region_dim: int = 0) -> TowerLayout:
+    outputs = [TensorSpec(FRAME_FEAT, "float32", ("batch", frame_dim), "one feature per frame")]
+    if regions:
+        outputs.append(TensorSpec(REGION_FEAT, "float32", ("batch", regions, region_dim), "region features per frame"))
+    return TowerLayout(inputs=(TensorSpec(IMAGES, "float32", ("batch", 3, size, size), "preprocessed RGB frames"),),
+                       outputs=tuple(outputs))
+
+
+@dataclass(frozen=True)
+class BackboneInfo:
+    version: int
+    manifest: dict
+
+    @property
+    def image(self) -> ImageSpec:
+        return ImageSpec.from_dict(self.manifest["image"])
+
+    @property
+    def frame_dim(self) -> int:
+        return int(self.manifest["frame_dim"])
+
+    @property
+    def regions(self) -> int:
+        return int(self.manifest["regions"]["count"])
+
+    @property
+    def region_dim(self) -> int:
+        return int(self.manifest["regions"]["dim"])
+
+    @property
+    def layout(self) -> TowerLayout:
+        return backbone_layout(self.image.size, self.frame_dim, self.regions, self.region_dim)
+
+
+def read_backbone(repo: str | Path, version: int | None = None) -> BackboneInfo:
+    """``frame_backbone`` version ``version`` (None: the latest) of ``repo``."""
+    found = versions(Path(repo), FRAME_BACKBONE)
+    if not found:
+        raise ConfigError(f"{repo} has no {FRAME_BACKBONE}: export one (strata export --frame-backbone resnet152 "
+                          f"--weights FILE, or --frame-backbone YOUR.onnx) before indexing raw video")
+    version = found[-1] if version is None else int(version)
+    path = Path(repo) / FRAME_BACKBONE / str(version) / MANIFEST_FILE
+    if not path.is_file():
+        raise ConfigError(f"{repo}: {FRAME_BACKBONE} version {version} has no manifest ({path})")
+    manifest = json.loads(path.read_text())
+    if manifest.get("format") != MANIFEST_FORMAT:
+        raise ConfigError(f"{path}: manifest format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
+    return BackboneInfo(version, manifest)
+
+
+def check_compatible(info: BackboneInfo, model: str, frame_dim: int, region_dim: int) -> None:
+    """Refuse a backbone whose features the model cannot read (frame_dim, or regions where the model reads them)."""
+    if info.frame_dim != frame_dim:
+        raise ConfigError(f"{FRAME_BACKBONE} version {info.version} gives {info.frame_dim}-d frame features; {model} "
+                          f"reads {frame_dim}-d frames: export a backbone of that size, or a model trained on "
+                          f"{info.frame_dim}-d features")
+    if region_dim and info.regions == 0:
+        raise ConfigError(f"{model} reads region features; {FRAME_BACKBONE} version {info.version} gives none "
+                          f"(export one with grid regions, or a region output)")
+    if region_dim and info.region_dim != region_dim:
+        raise ConfigError(f"{FRAME_BACKBONE} version {info.version} gives {info.region_dim}-d regions; {model} reads "
+                          f"{region_dim}-d regions")
+
+
+class FrameBackbone:
+    """Decoded videos -> (frames [T, frame_dim], regions [T, R, region_dim] or None) through a runner with
+    ``infer(inputs) -> outputs``: the Triton model (:class:`serving.triton.client.TritonModel`) or ONNX Runtime."""
+
+    def __init__(self, info: BackboneInfo, runner, chunk: int = 32):
+        self.info, self.runner, self.chunk = info, runner, chunk
+
+    @classmethod
+    def on_triton(cls, client, info: BackboneInfo, timeout_s: float | None = None) -> "FrameBackbone":
+        from serving.triton.client import TritonModel
+
+        return cls(info, TritonModel(client, FRAME_BACKBONE, info.layout, info.version, timeout_s=timeout_s))
+
+    @classmethod
+    def offline(cls, repo: str | Path, version: int | None = None, threads: int = 0) -> "FrameBackbone":
+        """The same graph in this process with ONNX Runtime (the reference the gateway is checked against)."""
+        from serving.onnx_runner import OnnxPart
+        from serving.triton.repository import ONNX_FILE
+
+        info = read_backbone(repo, version)
+        part = OnnxPart(Path(repo) / FRAME_BACKBONE / str(info.version) / ONNX_FILE, threads)
+        return cls(info, _OnnxInfer(part))
+
+    def features(self, videos: list[DecodedVideo]) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """Every video's frames through the backbone, batched across videos in chunks of ``chunk`` images."""
+        images = np.concatenate([v.images for v in videos]) if videos else np.zeros((0, 3, 1, 1), np.float32)
+        size = self.info.image.size
+        if images.shape[1:] != (3, size, size):
+            raise DataError(f"{FRAME_BACKBONE} version {self.info.version} takes [3, {size}, {size}] images, "
+                            f"got {list(images.shape[1:])}")
+        outputs = [self.runner.infer({IMAGES: images[start:start + self.chunk]})
+                   for start in range(0, len(images), self.chunk)]
+        frames = np.concatenate([o[FRAME_FEAT] for o in outputs]).astype(np.float32)
+        regions = np.concatenate([o[REGION_FEAT] for o in outputs]).astype(np.float32) if self.info.regions else None
+        bounds = np.cumsum([len(v.images) for v in videos])[:-1]
+        return [(f, None if regions is None else r) for f, r in zip(
+            np.split(frames, bounds), np.split(regions, bounds) if regions is not None else [None] * len(videos))]
+
+
+class _OnnxInfer:
+    def __init__(self, part):
+        self.part = part
+
+    def infer(self, inputs):
+        return self.part.run(inputs)
+
+
+def manifest_summary(info: BackboneInfo) -> dict:
+    return {"version": info.version, "source": info.manifest["source"], "frame_dim": info.frame_dim,
+            "regions": info.manifest["regions"], "sampling": info.manifest.get("sampling", SAMPLING)}

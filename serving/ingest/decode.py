@@ -1,0 +1,175 @@
+"""Raw video files -> the sampled, preprocessed frames a frame backbone takes (PyAV; torch-free).
+
+Sampling rule (recorded in the frame backbone's manifest as :data:`SAMPLING`): every frame of the first video
+stream is decoded, in presentation order (the order the decoder emits them); a video of ``n`` frames keeps frames
+``round(linspace(0, n - 1, T))`` (NumPy's round, as HGR's reader samples its features) when ``n > T``, else all
+``n`` frames, which the tower pads with a mask. Two passes over the file (count, then keep the chosen frames) keep
+memory to ``T`` frames whatever the video's length.
+
+Preprocessing (:class:`ImageSpec`): RGB, shorter side resized to ``resize`` (FFmpeg's bilinear scaler), centre
+crop ``size`` x ``size``, scaled to [0, 1] and normalised with ImageNet's mean and standard deviation, CHW float32.
+
+Every failure to read a file is a :class:`VideoFileError` naming it: not a video, no video stream, a codec FFmpeg
+cannot decode, no decodable frame, an empty file.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from training.data.sampling import frame_indices
+from training.errors import DataError
+
+SAMPLING = ("every frame of the first video stream decoded in presentation order; n > T frames keep "
+            "round(linspace(0, n - 1, T)) (NumPy round), n <= T keep all n, zero-padded with a mask by the tower")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif", ".ts", ".flv")
+
+
+class VideoFileError(DataError):
+    """A video file that cannot be decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    size: int = 224
+    resize: int = 256
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ImageSpec":
+        return cls(int(data["size"]), int(data["resize"]), tuple(data["mean"]), tuple(data["std"]))
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    name: str
+    images: np.ndarray        # [kept frames, 3, size, size] float32, preprocessed
+    num_frames: int           # frames decoded
+    indices: np.ndarray       # which of them were kept
+    duration: float           # seconds (-1 when the container does not say)
+
+
+def _open(source: str | Path | bytes, name: str):
+    import av
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise VideoFileError(f"{name}: the file is empty (0 bytes)")
+        handle = io.BytesIO(bytes(source))
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise VideoFileError(f"{name}: no such file")
+        if path.stat().st_size == 0:
+            raise VideoFileError(f"{name}: the file is empty (0 bytes)")
+        handle = str(path)
+    try:
+        container = av.open(handle, mode="r")
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
+        raise VideoFileError(f"{name}: not a video FFmpeg can read ({err})") from None
+    if not container.streams.video:
+        container.close()
+        raise VideoFileError(f"{name}: the file has no video stream")
+    stream = container.streams.video[0]
+    if stream.codec_context is None or not stream.codec_context.name:
+        container.close()
+        raise VideoFileError(f"{name}: the video stream's codec is not supported by this FFmpeg build")
+    return container, stream
+
+
+def _frames(source, name: str):
+    """Decoded frames of the first video stream, in the order the decoder emits them (presentation order)."""
+    import av
+
+    container, stream = _open(source, name)
+    try:
+        try:
+            for frame in container.decode(stream):
+                yield frame
+        except av.FFmpegError as err:
+            raise VideoFileError(f"{name}: decoding failed ({err})") from None
+    finally:
+        container.close()
+
+
+def _duration(source, name: str) -> float:
+    container, stream = _open(source, name)
+    try:
+        if stream.duration is not None and stream.time_base is not None:
+            return float(stream.duration * stream.time_base)
+        if container.duration is not None:
+            return container.duration / 1e6
+        return -1.0
+    finally:
+        container.close()
+
+
+def preprocess(frame, spec: ImageSpec) -> np.ndarray:
+    """One decoded frame -> [3, size, size] float32 (see the module docstring)."""
+    width, height = frame.width, frame.height
+    scale = spec.resize / min(width, height)
+    new_w, new_h = max(spec.size, round(width * scale)), max(spec.size, round(height * scale))
+    rgb = frame.reformat(width=new_w, height=new_h, format="rgb24", interpolation="BILINEAR").to_ndarray()
+    top, left = (new_h - spec.size) // 2, (new_w - spec.size) // 2
+    crop = rgb[top:top + spec.size, left:left + spec.size].astype(np.float32) / 255.0
+    crop = (crop - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    return np.ascontiguousarray(crop.transpose(2, 0, 1))
+
+
+def decode_video(source: str | Path | bytes, max_frames: int, spec: ImageSpec = ImageSpec(),
+                 name: str | None = None) -> DecodedVideo:
+    """The sampled, preprocessed frames of a video file (a path or its bytes); ``name`` names it in errors."""
+    name = name or str(source)
+    count = sum(1 for _ in _frames(source, name))
+    if count == 0:
+        raise VideoFileError(f"{name}: no frame could be decoded")
+    indices = frame_indices(count, max_frames)
+    wanted, kept = set(indices.tolist()), []
+    for position, frame in enumerate(_frames(source, name)):
+        if position in wanted:
+            kept.append(preprocess(frame, spec))
+    if len(kept) != len(indices):
+        raise VideoFileError(f"{name}: decoded {count} frames, then {len(kept)} of the {len(indices)} sampled ones "
+                             f"on the second pass (the file changed, or decoding is not repeatable)")
+    return DecodedVideo(name, np.stack(kept), count, indices, _duration(source, name))
+
+
+def video_files(paths: list[str | Path]) -> list[Path]:
+    """Files named, and the files under folders named (recursively, with a video suffix), sorted; no duplicates."""
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw).expanduser()
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return list(dict.fromkeys(found))
+
+
+def video_id(path: Path, root: Path | None = None) -> str:
+    """A file's video id: its path below ``root`` (or its name), without the suffix, with '/' separators."""
+    relative = path.relative_to(root) if root is not None and path.is_relative_to(root) else Path(path.name)
+    return relative.with_suffix("").as_posix()
+
+
+def files_with_ids(paths: list[str | Path]) -> list[tuple[str, Path]]:
+    """(video id, file) for every file named or found under a folder named; two files with one id are refused."""
+    found = []
+    for raw in paths:
+        root = Path(raw).expanduser()
+        found += [(video_id(p, root if root.is_dir() else None), p) for p in video_files([raw])]
+    ids = [i for i, _ in found]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise DataError(f"two files give the same video id: {', '.join(repeated[:5])} (ids are file names without "
+                        f"their suffix, relative to the folder named)")
+    return found
