@@ -14,6 +14,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "parse": ("training.text.bench:run", "caption parsing throughput on the real MSR-VTT captions"),
     "zoo": ("training.models.bench:run", "parameter counts and forward time of every model of the zoo, fast and paper presets"),
     "towers": ("export.bench:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
+    "gateway": ("clients.query_bench:run", "end-to-end text query latency through the running gateway, by stage"),
     "store": ("serving.store.bench:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
 }
 

@@ -11,14 +11,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import time
 from collections import Counter
 from pathlib import Path
 
 from clients.conventions import add_command, setting_help, settings
 
-SAMPLE_CAPTIONS = Path(__file__).resolve().parent.parent / "training" / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
 DEMO_CONFIG = "demo"
 TEXT_QUERIES = 6     # held-out captions asked as text queries
 VIDEO_QUERIES = 2    # test videos asked for their captions
@@ -40,11 +38,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--gateway-port", type=int,
                         help=setting_help("gateway gRPC port (0: any free port)", "gateway_port"))
     parser.set_defaults(func=run)
-
-
-def read_sample_captions(path: Path = SAMPLE_CAPTIONS) -> list[str]:
-    with path.open(newline="") as handle:
-        return [row["sentence"] for row in csv.DictReader(handle, delimiter=";")]
 
 
 def parse_summary(captions: list[str]) -> str:
@@ -78,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     from clients.cli import main as strata
 
     print("== 1/5 parse the real MSR-VTT captions", flush=True)
-    print(parse_summary(read_sample_captions()), flush=True)
+    from training.text.bench import load_msrvtt_captions
+
+    print(parse_summary(load_msrvtt_captions()), flush=True)
     if args.parse_only:
         return 0
 
