@@ -33,8 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--text-backbone", action="store_true",
                    help="export only the MiniLM text backbone (model text_backbone), as --version (default 1)")
     p.add_argument("--no-text-backbone", action="store_true",
-                   help="never export the text backbone here (by default it is exported once, before the first MiniLM "
-                        "model; a MiniLM model records the backbone version it reads)")
+                   help="do not export the text backbone here (by default it is exported once, before the first MiniLM "
+                        "model, and a MiniLM model records the backbone version it reads)")
     p.add_argument("--frame-backbone", metavar="SOURCE",
                    help="export only a frame backbone for raw video (model frame_backbone), as --version (default: one "
                         "more than the latest): resnet152 (with --weights, else random weights) or a user ONNX file "
@@ -115,12 +115,9 @@ def run(args: argparse.Namespace) -> int:
         from export.exporter import export_text_backbone_version
         from serving.triton.repository import TEXT_BACKBONE
 
-        if not versions(repo, TEXT_BACKBONE):
-            if args.no_text_backbone:
-                raise ConfigError(f"{base} reads MiniLM word features and {repo} has no text_backbone; "
-                                  f"drop --no-text-backbone or export it first (strata export --text-backbone)")
+        if not versions(repo, TEXT_BACKBONE) and not args.no_text_backbone:
             export_text_backbone_version(repo, 1, _backbone_options(options))
-        backbone = versions(repo, TEXT_BACKBONE)[-1]
+        backbone = max(versions(repo, TEXT_BACKBONE), default=None)   # None: the gateway then takes the latest and says so
     manifest = export_version(model, source, repo, version, options,
                               ParityData(data=data, split=args.split, seed=args.seed), limits,
                               text_backbone_version=backbone)

@@ -9,8 +9,9 @@ the layout's dynamic axes (batch, words, frames, ...). Model tests use it too::
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
 import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -58,6 +59,22 @@ def torch_outputs(model: nn.Module, part: str, inputs: Arrays) -> dict[str, np.n
     return {name: t.numpy() for name, t in zip(module.tower.output_names, out)}
 
 
+@contextmanager
+def parity_checked_warnings() -> Iterator[None]:
+    """Silence the exporter's warnings that the parity check answers (every export is compared with PyTorch on
+    batches of several sizes before it is written), so they do not reach the user as if something were wrong."""
+    with warnings.catch_warnings():
+        # A GRU traced at batch > 1 "may fail at other batch sizes": parity runs every graph at several.
+        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
+        # Advanced indexing (x[rows, cols]) exports as Reshape/Transpose/Concat/Gather, and the exporter warns that
+        # negative indices would then give wrong results. The graphs index only with non-negative positions they
+        # compute themselves (arange, lengths, argmax), and parity checks the result.
+        warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing")
+        # The legacy TorchScript exporter (dynamo=False) is the chosen one; its deprecation notices are not news.
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        yield
+
+
 def export_part(model: nn.Module, part: str, inputs: Arrays, path: str | Path) -> Path:
     """Trace ``part`` on the sample ``inputs`` (give every dynamic axis a size > 1) and write it to ``path``."""
     path = Path(path)
@@ -65,17 +82,7 @@ def export_part(model: nn.Module, part: str, inputs: Arrays, path: str | Path) -
     module = PartModule(model, part).eval()
     tower = module.tower
     dynamic_axes = {t.name: t.dynamic_axes for t in tower.inputs + tower.outputs if t.dynamic_axes}
-    with torch.no_grad(), warnings.catch_warnings():
-        # The exporter warns that a GRU traced at batch > 1 may fail at other batch sizes; the export's parity
-        # check runs every graph at several batch sizes, so the warning is checked rather than shown.
-        warnings.filterwarnings("ignore", message="Exporting a model to ONNX with a batch_size other than 1")
-        # Advanced indexing (x[rows, cols]) exports as Reshape/Transpose/Concat/Gather, and the exporter warns that
-        # negative indices would then give wrong results. The towers index only with non-negative positions they
-        # compute themselves (arange, lengths, argmax), and every export is checked against PyTorch on batches
-        # before it is written, so the warning is answered by the parity check rather than shown to the user.
-        warnings.filterwarnings("ignore", message=r"Exporting aten::index operator of advanced indexing")
-        # The legacy TorchScript exporter (dynamo=False) is the chosen one; its deprecation notices are not news.
-        warnings.filterwarnings("ignore", category=DeprecationWarning)
+    with torch.no_grad(), parity_checked_warnings():
         torch.onnx.export(
             module,
             _tensors(tower, inputs),

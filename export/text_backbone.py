@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
+from export.onnx import OPSET, parity_checked_warnings
 from training.text.features import MiniLMBackbone
 from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
 
-OPSET = 17
 ONNX_FILENAME = "text_backbone.onnx"
 
 # Two captions of different lengths, so that padding is part of the traced example.
@@ -30,7 +30,7 @@ def export_text_backbone(out_dir: str | Path, filename: str = ONNX_FILENAME,
     module = (backbone or MiniLMBackbone.pretrained()).eval()
     tokens = WordTokenizer(TokenizerConfig())(_EXAMPLE).backbone_inputs()
     args = tuple(torch.from_numpy(tokens[name]) for name in BACKBONE_LAYOUT.input_names)
-    with torch.inference_mode(), warnings.catch_warnings():
+    with torch.inference_mode(), parity_checked_warnings():
         # transformers' mask code branches on shapes; for this encoder both traced branches are fixed
         # (a mask is always given, its length is the sequence length), as the ONNX parity test checks.
         warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
