@@ -14,6 +14,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "parse": ("training.text.bench:run", "caption parsing throughput on the real MSR-VTT captions"),
     "zoo": ("training.models.bench:run", "parameter counts and forward time of every model of the zoo, fast and paper presets"),
     "towers": ("export.bench:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
+    "rerank": ("serving.gateway.rerank_bench:run", "two-stage agreement@10 with exhaustive scoring and latency against "
+                                                   "first-stage depth, per model and strategy"),
 }
 
 
