@@ -405,8 +405,9 @@ class MilvusIndex:
 
 class LevelIndex:
     """Collections of id -> several named vectors (one per score level), searched together with Milvus's
-    multi-vector ``hybrid_search`` and a ``WeightedRanker`` (raw inner products, not normalised), on the
-    connection of a :class:`MilvusIndex`. The description records the fields: ``strata:levels:NAME=DIM,...``.
+    multi-vector ``hybrid_search`` and a ``WeightedRanker``, on the connection of a :class:`MilvusIndex`. The ranker is
+    asked not to normalise, but Milvus Lite 2.5.1 still maps each inner product x to 0.5 + arctan(x)/pi (seen here);
+    for unit vectors (x in [-1, 1]) that is nearly linear, so the weighted sum still follows the fusion's. The description records the fields: ``strata:levels:NAME=DIM,...``.
     A Milvus collection holds at most four vector fields by default, so a model offers at most four levels."""
 
     MAX_FIELDS = 4
