@@ -16,6 +16,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "towers": ("export.bench:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
     "gateway": ("clients.query_bench:run", "end-to-end text query latency through the running gateway, by stage"),
     "store": ("serving.store.bench:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
+    "rerank": ("serving.gateway.rerank_bench:run", "two-stage agreement@10 with exhaustive scoring and latency against "
+                                                   "first-stage depth, per model and strategy"),
 }
 
 

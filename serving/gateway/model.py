@@ -24,7 +24,7 @@ from serving.triton.client import TritonModel, TritonTowers
 from serving.triton.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.sampling import pad_rows
-from training.models.layout import LEVEL_SCORES, SCORE, TEXT_INDEX, VIDEO_INDEX, empty_levels
+from training.models.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
 
 log = logging.getLogger("strata.gateway")
 
@@ -149,10 +149,6 @@ class ServedModel:
 
     def close(self) -> None:
         self.towers.close()
-
-
-def index_vector(item: Mapping[str, np.ndarray], kind: str) -> np.ndarray:
-    return np.asarray(item[TEXT_INDEX if kind == "text" else VIDEO_INDEX], np.float32)
 
 
 @contextmanager

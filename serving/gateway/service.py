@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
-from serving.gateway.model import ServedModel, index_vector, stage
+from serving.gateway.first_stage import FirstStage
+from serving.gateway.model import ServedModel, stage
 from serving.gateway.writer import Item, Writer
 from serving.triton.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
 from training.errors import StrataError
@@ -108,8 +109,11 @@ class Version:
         self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
         for kind, name in self.collections.items():
             index.ensure_collection(name, model.index_dim, kind)
-        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch)
-                        for kind in self.collections}
+        # First stage: the model's strategy (recorded in its manifest) and the extra collections it needs.
+        self.first_stage = FirstStage(index, model.manifest, model.layout, self.collections)
+        self.first_stage.ensure()
+        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch,
+                                     self.first_stage, kind) for kind in self.collections}
         self.users = 0
         self.retired = False
 
@@ -293,9 +297,9 @@ class RetrievalService:
         return (True, "") if ready else (False, f"Triton does not have {version.key[0]} version {version.key[1]} ready")
 
     # -- queries -----------------------------------------------------------------------------------------------
-    def _limits(self, top_k: int, depth: int) -> tuple[int, int]:
+    def _limits(self, top_k: int, depth: int, default_depth: int = 0) -> tuple[int, int]:
         top_k = top_k or self.settings.top_k
-        depth = depth or max(self.settings.candidate_depth, top_k)
+        depth = depth or min(max(default_depth or self.settings.candidate_depth, top_k), self.settings.max_candidate_depth)
         if not 1 <= top_k <= self.settings.max_top_k:
             raise InvalidArgument(f"top_k must be in 1..{self.settings.max_top_k}, got {top_k}")
         if not top_k <= depth <= self.settings.max_candidate_depth:
@@ -305,11 +309,11 @@ class RetrievalService:
 
     @on_active_version
     def search_videos(self, version: Version, text: str, top_k: int = 0, depth: int = 0) -> Answer:
-        top_k, depth = self._limits(top_k, depth)
+        top_k, depth = self._limits(top_k, depth, version.first_stage.depth(VIDEOS))
         timings: dict[str, float] = {}
         embedded = version.model.embed_texts([text], timings)
         query = embedded.items[0]
-        candidates = self._candidates(version, VIDEOS, index_vector(query, "text"), depth, timings)
+        candidates = self._candidates(version, VIDEOS, query, depth, timings)
         with stage(timings, "fetch"):
             records = self._fetch(version, VIDEOS, candidates)
         with stage(timings, "rerank"):
@@ -321,7 +325,7 @@ class RetrievalService:
     @on_active_version
     def search_captions(self, version: Version, video_id: str = "", frames: np.ndarray | None = None,
                         regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0) -> Answer:
-        top_k, depth = self._limits(top_k, depth)
+        top_k, depth = self._limits(top_k, depth, version.first_stage.depth(CAPTIONS))
         timings: dict[str, float] = {}
         if video_id:
             with stage(timings, "fetch"):
@@ -331,7 +335,7 @@ class RetrievalService:
                 raise InvalidArgument("give an indexed video's id or uploaded video features")
             version.model.check_video("uploaded video", frames, regions)
             query = version.model.embed_videos([frames], [regions], timings)[0]
-        candidates = self._candidates(version, CAPTIONS, index_vector(query, "video"), depth, timings)
+        candidates = self._candidates(version, CAPTIONS, query, depth, timings)
         with stage(timings, "fetch"):
             records = self._fetch(version, CAPTIONS, candidates)
         with stage(timings, "rerank"):
@@ -358,14 +362,14 @@ class RetrievalService:
         hits = self._hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(ids))
         return Answer(hits, *version.key, len(ids), timings)
 
-    def _candidates(self, version: Version, kind: str, vector: np.ndarray, depth: int, timings) -> list[str]:
+    def _candidates(self, version: Version, kind: str, query: dict[str, np.ndarray], depth: int, timings) -> list[str]:
         with stage(timings, "search"):
-            found = self.index.search(version.collections[kind], vector[None].astype(np.float32), depth)[0]
+            found = version.first_stage.candidates(kind, query, depth)
         if not found:
             what = "videos" if kind == VIDEOS else "captions"
             raise FailedPrecondition(f"no {what} are indexed for {version.key[0]} version {version.key[1]}: "
                                      f"strata index DIR (or the Index{what.capitalize()} call) first")
-        return [item_id for item_id, _ in found]
+        return found
 
     def _fetch(self, version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
         records = version.stores[kind].get(list(ids))
@@ -415,10 +419,11 @@ class RetrievalService:
             **version.model.describe(),
             "videos": version.count(VIDEOS),
             "captions": version.count(CAPTIONS),
-            "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT)",
+            "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT); first stage: "
+                          f"{version.first_stage.describe()}",
             "triton_url": self.settings.triton_url, "milvus_uri": self.settings.milvus,
             "tensor_store": self.settings.tensor_store_root, "store_dtype": self.settings.store_dtype,
-            "default_top_k": self.settings.top_k, "default_candidate_depth": self.settings.candidate_depth,
+            "default_top_k": self.settings.top_k, "default_candidate_depth": version.first_stage.depth(VIDEOS),
         }
 
     def close(self) -> None:

@@ -2,7 +2,9 @@
 
 Commit order makes a Milvus row the mark of a committed item: an item's tensors go to the tensor store first and
 its Milvus row last, so every row found by a search has its tensors; a delete removes the row first. Both writes
-are upserts by id, so an interrupted ingest that is run again leaves every item exactly once.
+are upserts by id, so an interrupted ingest that is run again leaves every item exactly once. A first stage
+that keeps its own rows (:mod:`serving.gateway.first_stage`) writes them between the two, and deletes them after
+the main row.
 """
 from __future__ import annotations
 
@@ -39,8 +41,9 @@ class Item:
 
 
 class Writer:
-    def __init__(self, index, store, collection: str, batch: int = 256):
+    def __init__(self, index, store, collection: str, batch: int = 256, first_stage=None, kind: str = ""):
         self.index, self.store, self.collection, self.batch = index, store, collection, batch
+        self.first_stage, self.kind = first_stage, kind
 
     def commit(self, items: Sequence[Item]) -> int:
         """Write ``items`` in batches (tensors, then rows); returns how many were written."""
@@ -48,6 +51,8 @@ class Writer:
             chunk = items[start:start + self.batch]
             self.store.put([(item.id, item.record) for item in chunk])
             crash_point("after_store")
+            if self.first_stage is not None:
+                self.first_stage.write(self.kind, [(item.id, item.record) for item in chunk])
             self.index.upsert(self.collection, [{"id": item.id, "vector": np.asarray(item.vector, np.float32),
                                                  **item.metadata} for item in chunk])
             crash_point("mid_batch")
@@ -56,5 +61,7 @@ class Writer:
     def delete(self, ids: Sequence[str]) -> int:
         """Remove rows, then tensors; returns how many of ``ids`` had a row."""
         deleted = self.index.delete(self.collection, list(ids))
+        if self.first_stage is not None:
+            self.first_stage.delete(self.kind, list(ids))
         self.store.delete(list(ids))
         return deleted

@@ -410,3 +410,80 @@ class MilvusIndex:
         self._ensure_state()
         self._call(f"delete state {key}", lambda c, **kw: c.delete(STATE_COLLECTION, ids=[key], **kw))
 
+
+
+class LevelIndex:
+    """Collections of id -> several named vectors (one per score level), searched together with Milvus's
+    multi-vector ``hybrid_search`` and a ``WeightedRanker``, on the connection of a :class:`MilvusIndex`. The ranker is
+    asked not to normalise, but Milvus Lite 2.5.1 still maps each inner product x to 0.5 + arctan(x)/pi (seen here);
+    for unit vectors (x in [-1, 1]) that is nearly linear, so the weighted sum still follows the fusion's. The description records the fields: ``strata:levels:NAME=DIM,...``.
+    A Milvus collection holds at most four vector fields by default, so a model offers at most four levels."""
+
+    MAX_FIELDS = 4
+
+    def __init__(self, index: MilvusIndex):
+        self.index = index
+        self._fields: dict[str, dict[str, int]] = {}
+
+    def ensure(self, name: str, fields: Mapping[str, int]) -> None:
+        if not 1 <= len(fields) <= self.MAX_FIELDS:
+            raise ConfigError(f"collection {name}: 1..{self.MAX_FIELDS} level vectors, got {len(fields)}")
+        wanted = {str(k): int(v) for k, v in fields.items()}
+        description = "strata:levels:" + ",".join(f"{k}={v}" for k, v in wanted.items())
+        if self.index.has(name):
+            info = self.index._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
+            if info.get("description", "") != description:
+                raise ConfigError(f"collection {name} on {self.index.uri} is {info.get('description')!r}, not "
+                                  f"{description!r}: use another name, or drop it first")
+        else:
+            from pymilvus import DataType, MilvusClient
+
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+            schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
+            params = MilvusClient.prepare_index_params()
+            for field, dim in wanted.items():
+                schema.add_field(field, DataType.FLOAT_VECTOR, dim=dim)
+                params.add_index(field, index_type="FLAT", metric_type=METRIC)
+            self.index._create(name, schema, params)
+        self.index._call(f"load_collection {name}", lambda c, **kw: c.load_collection(name, **kw))
+        self._fields[name] = wanted
+
+    def upsert(self, name: str, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Insert or replace rows ``{id, <field>: vector, ...}`` (every field of the collection)."""
+        fields = self._fields[name]
+        clean = []
+        for row in rows:
+            item: dict[str, Any] = {"id": row["id"]}
+            for field, dim in fields.items():
+                vector = np.asarray(row[field], np.float32)
+                if vector.shape != (dim,) or not np.isfinite(vector).all():
+                    raise DataError(f"{name}: row {row['id']!r} field {field} must be {dim} finite floats, "
+                                    f"got shape {vector.shape}")
+                item[field] = vector.tolist()
+            clean.append(item)
+        per_call = max(1, min(MAX_BATCH_ROWS, MAX_BATCH_BYTES // (4 * sum(fields.values()) + 64)))
+        for chunk in _chunks(clean, per_call):
+            self.index._call(f"upsert into {name}", lambda c, b=list(chunk), **kw: c.upsert(name, b, **kw))
+        return len(clean)
+
+    def delete(self, name: str, ids: Iterable[str]) -> None:
+        for chunk in _chunks(sorted(set(ids)), ID_CHUNK):
+            self.index._call(f"delete from {name}", lambda c, b=list(chunk), **kw: c.delete(name, ids=b, **kw))
+
+    def search(self, name: str, query: Mapping[str, np.ndarray], weights: Mapping[str, float], limit: int
+               ) -> list[tuple[str, float]]:
+        """One query's best ``limit`` ids by the weighted sum of its per-field inner products. Each field
+        contributes its own top ``limit`` (Milvus's hybrid search): an item outside a field's list scores 0 there."""
+        from pymilvus import AnnSearchRequest, WeightedRanker
+
+        if not 1 <= limit <= MAX_TOPK:
+            raise ConfigError(f"search limit must be in 1..{MAX_TOPK}, got {limit}")
+        fields = list(self._fields[name])
+        fetch = min(limit + self.index.tie_margin, MAX_TOPK)
+        requests = [AnnSearchRequest([np.asarray(query[f], np.float32).tolist()], f, {"metric_type": METRIC}, fetch)
+                    for f in fields]
+        ranker = WeightedRanker(*[float(weights[f]) for f in fields], norm_score=False)
+        results = self.index._call(f"hybrid_search {name}", lambda c, **kw: c.hybrid_search(
+            name, requests, ranker, limit=fetch, output_fields=[], **kw))
+        pairs = sorted(((hit["id"], float(hit["distance"])) for hit in results[0]), key=lambda p: (-p[1], p[0]))
+        return pairs[:limit]

@@ -64,11 +64,11 @@ def test_a_caption_without_verb_or_noun_marks_its_empty_levels(client):
     assert not any(l.empty for l in answer.hits[0].levels)
 
 
-def test_depth_limits_candidates_and_defaults_come_from_settings(client):
+def test_depth_limits_candidates_and_the_default_is_the_models_first_stage_depth(client):
     answer = client.search_videos(QUERIES[0], top_k=5, candidate_depth=20)
     assert (answer.candidates, len(answer.hits)) == (20, 5)
     default = client.search_videos(QUERIES[0])
-    assert (default.candidates, len(default.hits)) == (40, 10)   # the candidate_depth setting the stack started with
+    assert (default.candidates, len(default.hits)) == (client.describe().default_candidate_depth, 10)
     assert {t.stage for t in default.timings} == {"parse", "backbone", "tower", "search", "fetch", "rerank"}
 
 

@@ -1,0 +1,182 @@
+"""First-stage candidates: which indexed items a query's scorer gets to see (torch-free).
+
+Two strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table):
+
+``index``   one inner-product search of the index view (``text_index`` / ``video_index``) in the kind's main
+            collection. Exact, up to the ANN index's recall, where the fused score is that inner product
+            (VSE++, ViSERN, VSR-Net); for the other models the index view is one level of several.
+``levels``  every level of the fused score gets a vector (a level's per-frame or per-node matrix is mean-pooled,
+            then L2-normalised), stored in a second collection ``<collection>_levels`` with one vector field per
+            level, and searched together with Milvus's multi-vector hybrid search, weighted as the fusion weights
+            the levels. Candidates ranked high by any level reach the re-rank.
+
+Both directions work alike: text -> video searches the video collections with the text's vectors, video -> text the
+caption collections with the video's. A model whose first stage cannot work is refused with the reason
+(:func:`refusal`), before anything is indexed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from serving.gateway.errors import FailedPrecondition
+from serving.index.milvus_index import LevelIndex
+from training.models.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
+
+STRATEGIES = ("index", "levels")
+VIDEOS, CAPTIONS = "videos", "captions"
+
+
+@dataclass(frozen=True)
+class Level:
+    """One vector field of the levels collection: the tower outputs that make it on each side (pooled, then
+    concatenated when several) and its weight in the fused score."""
+    name: str
+    text: tuple[str, ...]
+    video: tuple[str, ...]
+    weight: float
+
+
+def _level(name: str, text: str | tuple[str, ...], video: str | tuple[str, ...], weight: float) -> Level:
+    as_tuple = lambda x: (x,) if isinstance(x, str) else tuple(x)  # noqa: E731
+    return Level(name, as_tuple(text), as_tuple(video), weight)
+
+
+# The levels each multi-level model's fused score is made of (at most four: Milvus's vector fields per collection).
+# HGR: mean of three levels. HANet: (mean of five alignment levels + mean of two Jaccard levels) / 2; its two local
+# levels are left to the re-rank (the individual ones see the same nodes and frames), and the two concept levels
+# share one field. MCSAN: mean of four levels.
+LEVELS: dict[str, tuple[Level, ...]] = {
+    "hgr": (_level("event", "text_event", "video_event", 1 / 3),
+            _level("action", "text_verbs", "video_actions", 1 / 3),
+            _level("entity", "text_nouns", "video_entities", 1 / 3)),
+    "hanet": (_level("global", "text_global", "video_global", 0.1),
+              _level("individual_action", "text_verb_words", "video_actions", 0.1),
+              _level("individual_entity", "text_noun_words", "video_entities", 0.1),
+              _level("concept", ("text_verb_concepts", "text_noun_concepts"),
+                     ("video_verb_concepts", "video_noun_concepts"), 0.5)),
+    "mcsan": tuple(_level(name, f"text_{name}", f"video_{name}", 0.25)
+                   for name in ("global", "entity", "action", "relationship")),
+}
+
+
+@dataclass(frozen=True)
+class Choice:
+    strategy: str
+    depth: int          # default candidates per query, measured on a corpus of `measured_on` items
+
+
+# Produced by `strata bench rerank` (9,960 SynthVTR videos, briefly trained checkpoints; the README's table): per model
+# and kind searched, the least-latency (strategy, depth) reaching agreement@10 >= 0.99, else the best agreement seen
+# (HGR both ways, HANet both ways: none reached 0.99 within 2% of the corpus; see the README).
+MEASURED_ON = 9_960
+CHOICES: dict[str, dict[str, Choice]] = {
+    "vsepp": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
+    "visern": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
+    "vsrnet": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
+    "mcsan": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 200)},
+    "hgr": {VIDEOS: Choice("levels", 200), CAPTIONS: Choice("levels", 200)},
+    "hanet": {VIDEOS: Choice("levels", 200), CAPTIONS: Choice("index", 200)},
+}
+FALLBACK = Choice("index", 200)
+
+
+def refusal(base: str, manifest: Mapping, layout: ModelLayout, strategy: str) -> str:
+    """Why ``strategy`` cannot find this model's answers ("" when it can)."""
+    if strategy not in STRATEGIES:
+        return f"unknown first-stage strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
+    config = manifest.get("config", {})
+    if base == "hanet" and config.get("global_alignment", True) is False:
+        return ("HANet with global_alignment=false: its index view (the global vector) is never trained, so a first "
+                "stage over it would rank candidates at random")
+    if strategy == "levels":
+        if base not in LEVELS:
+            return f"{base} has no per-level first stage (its index view is its whole fused score: use 'index')"
+        outputs = set(layout.text.output_names) | set(layout.video.output_names)
+        missing = sorted({name for level in LEVELS[base] for name in level.text + level.video} - outputs)
+        if missing:
+            return f"{base}'s per-level first stage needs tower outputs this version lacks: {', '.join(missing)}"
+    return ""
+
+
+def pooled(record: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    """The level vector of one item: each output mean-pooled over its rows when it is a matrix (records keep only
+    the valid rows), then L2-normalised, concatenated, and normalised again (zero when the item has no rows)."""
+    parts = []
+    for name in names:
+        value = np.asarray(record[name], np.float32)
+        if value.ndim == 2:
+            value = value.mean(axis=0) if len(value) else np.zeros(value.shape[1], np.float32)
+        parts.append(_unit(value))
+    return _unit(np.concatenate(parts))
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+def level_dims(base: str, layout: ModelLayout) -> dict[str, int]:
+    """Each level field's size, from the video tower's output shapes."""
+    return {level.name: sum(int(layout.video.spec(name).shape[-1]) for name in level.video) for level in LEVELS[base]}
+
+
+def level_row(base: str, item_id: str, record: Mapping[str, np.ndarray], side: str) -> dict:
+    """The levels-collection row of an item: ``side`` is "video" for videos, "text" for captions."""
+    return {"id": item_id, **{level.name: pooled(record, getattr(level, side)) for level in LEVELS[base]}}
+
+
+class FirstStage:
+    """The first stage of one model version: its choice per kind, the extra collections that choice needs, the
+    rows written to them at ingest, and the candidates of a query."""
+
+    def __init__(self, index, manifest: Mapping, layout: ModelLayout, collections: Mapping[str, str],
+                 choices: Mapping[str, Choice] | None = None):
+        base = layout.model     # the zoo's name (hgr, ...), whatever the Triton model is called
+        self.index, self.base, self.layout = index, base, layout
+        self.collections = dict(collections)
+        self.choices = dict(choices or CHOICES.get(base, {VIDEOS: FALLBACK, CAPTIONS: FALLBACK}))
+        for kind, choice in self.choices.items():
+            problem = refusal(base, manifest, layout, choice.strategy)
+            if problem:
+                raise FailedPrecondition(f"{base} cannot be indexed for {kind} search: {problem}")
+        self.levels = LevelIndex(index) if "levels" in {c.strategy for c in self.choices.values()} else None
+        self.level_collections = {kind: f"{name}_levels" for kind, name in self.collections.items()
+                                  if self.choices[kind].strategy == "levels"}
+
+    def ensure(self) -> None:
+        """Create (or check) the extra collections."""
+        for name in self.level_collections.values():
+            self.levels.ensure(name, level_dims(self.base, self.layout))
+
+    def describe(self) -> str:
+        return ", ".join(f"{kind} {c.strategy} (depth {c.depth})" for kind, c in self.choices.items())
+
+    def depth(self, kind: str) -> int:
+        return self.choices[kind].depth
+
+    # -- ingest (before the main row, which marks an item committed) ------------------------------------------------
+    def write(self, kind: str, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
+        if kind in self.level_collections:
+            side = "video" if kind == VIDEOS else "text"
+            self.levels.upsert(self.level_collections[kind],
+                               [level_row(self.base, item_id, record, side) for item_id, record in items])
+
+    def delete(self, kind: str, ids: Sequence[str]) -> None:
+        if kind in self.level_collections:
+            self.levels.delete(self.level_collections[kind], ids)
+
+    # -- queries --------------------------------------------------------------------------------------------------
+    def candidates(self, kind: str, query: Mapping[str, np.ndarray], depth: int) -> list[str]:
+        """Up to ``depth`` ids of ``kind`` for a query record (a text's outputs for videos, a video's for captions)."""
+        side = "text" if kind == VIDEOS else "video"
+        if kind in self.level_collections:
+            vectors = {level.name: pooled(query, getattr(level, side)) for level in LEVELS[self.base]}
+            weights = {level.name: level.weight for level in LEVELS[self.base]}
+            found = self.levels.search(self.level_collections[kind], vectors, weights, depth)
+        else:
+            vector = np.asarray(query[TEXT_INDEX if side == "text" else VIDEO_INDEX], np.float32)
+            found = self.index.search(self.collections[kind], vector[None], depth)[0]
+        return [item_id for item_id, _ in found]
