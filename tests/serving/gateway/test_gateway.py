@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from clients.client import StrataCallError, StrataClient
+from serving.gateway.first_stage import CHOICES
 from tests.serving.gateway.corpus import BASE, VIDEOS, corpus_videos, sample_captions
 from tests.serving.gateway.offline import Offline, rounded
 
@@ -64,11 +65,12 @@ def test_a_caption_without_verb_or_noun_marks_its_empty_levels(client):
     assert not any(l.empty for l in answer.hits[0].levels)
 
 
-def test_depth_limits_candidates_and_defaults_come_from_settings(client):
+def test_depth_limits_candidates_and_the_default_comes_from_the_first_stage(client):
     answer = client.search_videos(QUERIES[0], top_k=5, candidate_depth=20)
     assert (answer.candidates, len(answer.hits)) == (20, 5)
     default = client.search_videos(QUERIES[0])
-    assert (default.candidates, len(default.hits)) == (40, 10)   # the candidate_depth setting the stack started with
+    depth = CHOICES["hgr"]["videos"].depth         # measured by strata bench rerank (serving.gateway.first_stage)
+    assert (default.candidates, len(default.hits)) == (min(depth, VIDEOS), 10)
     assert {t.stage for t in default.timings} == {"parse", "backbone", "tower", "search", "fetch", "rerank"}
 
 
