@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from training.data.concepts import ConceptConfig, ConceptVocab
+from training.data.concepts import KINDS as CONCEPT_KINDS, ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.hgr_format import HGRSplit
 from training.data.sampling import pad_rows
@@ -47,7 +47,13 @@ def model_needs(model: str, preset: str, overrides: Sequence[str] = ()) -> Model
 
 
 def cache_dir(dataset: Path) -> Path:
-    digest = hashlib.sha256(str(dataset.resolve()).encode()).hexdigest()[:10]
+    """Caches of a dataset folder; a SynthVTR folder's caches are also keyed by its generator version and config,
+    so a regenerated folder never reads the vocabularies of the data it replaced."""
+    identity = str(dataset.resolve())
+    marker = dataset / SYNTH_CONFIG
+    if marker.is_file():
+        identity += "\n" + hashlib.sha256(marker.read_bytes()).hexdigest()
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     folder = strata_home() / "cache" / f"{dataset.name}-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -69,6 +75,8 @@ def check_dataset(config: DataConfig, splits: Sequence[str] = ()) -> Path:
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path}. Give an existing folder (--set data.path=DIR; "
                         f"relative to the current folder), or make a SynthVTR one: strata synth --out {path}")
+    if config.synth is None:
+        check_synth_version(path)
     dataset = open_dataset(path)
     if not dataset.path(dataset.files.captions).is_file():
         raise DataError(f"{path} holds no dataset: neither {SYNTH_CONFIG} (a folder made by `strata synth`) nor "
@@ -83,10 +91,24 @@ def _check_splits(path: Path, wanted: Sequence[str], available: Sequence[str]) -
         raise DataError(f"{path} has no split {', '.join(map(repr, unknown))}; it has {', '.join(available) or 'none'}")
 
 
+def check_synth_version(path: Path) -> None:
+    """A SynthVTR folder written by another generator version is refused (never silently reused)."""
+    from training.synth.generator import read_config
+    from training.synth.config import VERSION
+
+    existing = read_config(path)
+    if existing is not None and existing.get("version") != VERSION:
+        raise DataError(f"{path} holds SynthVTR {existing.get('version')}, but this code generates {VERSION}; "
+                        f"regenerate it (strata synth --out {path} ...), or train with a config that has data.synth")
+
+
 def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
-    """The dataset folder; a SynthVTR config generates it on first use."""
+    """The dataset folder. A SynthVTR config generates it on first use, and regenerates a folder of another
+    generator version or config; a plain path holding SynthVTR of another version is refused."""
     path = config.resolved_path()
-    if config.synth is not None and not (path / SYNTH_CONFIG).is_file():
+    if config.synth is None and path.is_dir():
+        check_synth_version(path)
+    if config.synth is not None:
         from training.config import from_dict
         from training.synth.config import SynthConfig
         from training.synth.generator import generate
@@ -204,7 +226,7 @@ class PreparedData:
     @cached_property
     def concept_vocab(self) -> ConceptVocab:
         sizes = self.needs.concepts
-        path = self.cache / f"concepts-{sizes.num_verbs}-{sizes.num_nouns}-{sizes.num_triplets}.json"
+        path = self.cache / f"concepts-{'-'.join(str(sizes.limit(kind)) for kind in CONCEPT_KINDS)}.json"
         if path.is_file():
             return ConceptVocab.load(path)
         vocab = ConceptVocab.build((self.parsed[s] for s in self._train_sentences()), sizes)
@@ -222,7 +244,24 @@ class PreparedData:
             out.append(f"video.region_dim={trn.region_shape[1]}")
         if self.needs.text_kind == "vocab":
             out.append(f"text.vocab_size={len(self.vocabulary)}")
+        concepts = self.needs.concepts
+        if concepts is not None:  # "auto" concept heads: as many as the vocabulary has concepts
+            out += [f"concepts.num_{kind}={max(1, self.concept_vocab.size(kind))}"
+                    for kind in CONCEPT_KINDS if concepts.is_auto(kind)]
         return out
+
+    def concept_sizes(self) -> dict[str, int]:
+        """Heads per concept kind: the config's size, or the vocabulary's for ``auto``."""
+        concepts = self.needs.concepts
+        return {kind: max(1, self.concept_vocab.size(kind)) if concepts.is_auto(kind) else concepts.size(kind)
+                for kind in CONCEPT_KINDS}
+
+    @cached_property
+    def _video_concepts(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each training video's concept targets: the union over its captions (MCSAN's video labels)."""
+        trn = self.splits["trn"]
+        return {name: self.concept_vocab.targets([self.parsed[s] for s in caps])
+                for name, caps in zip(trn.names, trn.captions)}
 
     # -- items and batches -----------------------------------------------------------------------------------
     @cached_property
@@ -263,16 +302,18 @@ class PreparedData:
         return encode_video_batch([item.frames for item in items], regions, self.config.max_frames)
 
     def train_batch(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
-        """A training batch: text and video inputs, the video ids, and concept labels when the model has heads."""
+        """A training batch: text and video inputs, the video ids, and concept labels when the model has heads:
+        ``<kind>_labels`` the caption's own concepts, ``<kind>_video_labels`` the union over its video's captions
+        (kind: verb, noun, triplet)."""
         videos, sentences = zip(*pairs)
         batch = {**self.text_batch(sentences), **self.video_batch(videos)}
         batch["video_ids"] = np.asarray([self._video_index[v][1] for v in videos], np.int64)
         if self.needs.concepts is not None:
             labels = [self.concept_vocab.targets([self.parsed[s]]) for s in sentences]
-            sizes = {"verbs": self.needs.concepts.num_verbs, "nouns": self.needs.concepts.num_nouns,
-                     "triplets": self.needs.concepts.num_triplets}
-            for kind, size in sizes.items():  # a small dataset may have fewer concepts than the heads' size
+            video_labels = [self._video_concepts[v] for v in videos]
+            for kind, size in self.concept_sizes().items():  # a small dataset may have fewer concepts than heads
                 batch[f"{kind[:-1]}_labels"] = np.stack([pad_rows(l[kind], size) for l in labels])
+                batch[f"{kind[:-1]}_video_labels"] = np.stack([pad_rows(l[kind], size) for l in video_labels])
         return batch
 
     # -- HGR's binary selection ------------------------------------------------------------------------------
