@@ -60,22 +60,63 @@ def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bo
     test = evaluate_checkpoint(folder / BEST, data=data, splits=config.data.test_splits, log=log)
     test["train_seconds"] = train_seconds
     test["best_epoch"] = state["best_epoch"]
+    test["epochs_trained"] = state["epoch"]
+    if state.get("extensions"):  # raised optim.epochs: where each extension resumed
+        test["extensions"] = state["extensions"]
     write_json(folder / "test_metrics.json", test)
     log(f"report: {folder}")
     return folder
 
 
 def _check_same_run(folder: Path, config: TrainConfig) -> None:
-    """Rerunning a command resumes its run; a different config under the same run name is refused."""
+    """Rerunning a command resumes its run; a different config under the same run name is refused, except a
+    raised ``optim.epochs``, which extends the run (``extension_refusal`` says when it cannot)."""
     import yaml
 
     saved = folder / "config.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config))):
-        if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
-            shutil.rmtree(folder)
-            return
-        raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
-                          f"pass --fresh to replace it, or set run_name")
+    if not saved.is_file():
+        return
+    old, new = yaml.safe_load(saved.read_text()), json.loads(json.dumps(to_dict(config)))
+    if old == new:
+        return
+    if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
+        shutil.rmtree(folder)
+        return
+    if _without_epochs(old) == _without_epochs(new):
+        state = json.loads((folder / LAST / "state.json").read_text())
+        refusal = extension_refusal(config, old["optim"]["epochs"], state)
+        if refusal:
+            raise StrataError(f"run {config.run_name!r} in {folder} cannot be extended to optim.epochs="
+                              f"{config.optim.epochs}: {refusal}")
+        return
+    raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
+                      f"pass --fresh to replace it, or set run_name")
+
+
+def _without_epochs(config: dict) -> dict:
+    return {**config, "optim": {k: v for k, v in config.get("optim", {}).items() if k != "epochs"}}
+
+
+def extension_refusal(config: TrainConfig, old_epochs: int, state: dict) -> str | None:
+    """Why a run trained for ``old_epochs`` cannot continue to ``config.optim.epochs`` (None when it can).
+
+    Extending is resuming to a later end, so it is exact only when nothing that already happened depended on
+    the total: the schedules here (constant, plateau on validation rsum, step every ``step_epochs``) do not;
+    a run that early stopping ended would stop again at once.
+    """
+    epochs = config.optim.epochs
+    if epochs < state["epoch"]:
+        return f"it has already trained {state['epoch']} epochs; epochs can be raised, not lowered"
+    if state.get("stopped_early"):
+        return (f"early stopping (optim.early_stop_patience={config.optim.early_stop_patience}) ended it at epoch "
+                f"{state['epoch']}; its validation rsum stopped improving, so it would stop again")
+    if config.optim.schedule not in EPOCH_FREE_SCHEDULES:
+        return f"schedule {config.optim.schedule!r} depends on the total number of epochs (was {old_epochs})"
+    return None
+
+
+# Learning-rate schedules whose value at epoch e does not depend on optim.epochs (an extension is exact).
+EPOCH_FREE_SCHEDULES = ("constant", "plateau", "step")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,

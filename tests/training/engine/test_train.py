@@ -114,6 +114,32 @@ def test_resume_after_kill_ends_at_the_uninterrupted_metrics(strata_home, tmp_pa
     assert test_a["splits"]["tst"]["fused"] == test_b["splits"]["tst"]["fused"]
 
 
+def test_raising_epochs_extends_a_finished_run_to_the_uninterrupted_metrics(strata_home, tmp_path, capsys):
+    """A finished 2-epoch run, rerun with optim.epochs=3, resumes to epoch 3 and ends where a straight 3-epoch run
+    ends; the report records the extension. Lowering epochs, or extending an early-stopped run, is refused."""
+    from training.engine.config import load_train_config
+    from training.engine.session import extension_refusal
+
+    straight = write_config(tmp_path, "straight")
+    assert strata(["train", str(straight)]) == 0
+    extended = write_config(tmp_path, "extended", epochs=2)
+    assert strata(["train", str(extended)]) == 0
+    run = strata_home / "runs" / "extended-seed3"
+    assert len(history(run)) == 2
+    assert strata(["train", str(extended), "--set", "optim.epochs=3"]) == 0
+    a, b = history(strata_home / "runs" / "straight-seed3"), history(run)
+    assert [r["val"] for r in a] == [r["val"] for r in b]
+    report = json.loads((run / "test_metrics.json").read_text())
+    assert report["extensions"] == [{"from_epoch": 2, "to_epoch": 3}] and report["epochs_trained"] == 3
+    assert "extending extended-seed3 from epoch 2 to 3" in (run / "train.log").read_text()
+    capsys.readouterr()
+    assert strata(["train", str(extended), "--set", "optim.epochs=2"]) != 0
+    assert "epochs can be raised, not lowered" in capsys.readouterr().err
+    config = load_train_config(str(extended), ["optim.epochs=9", "optim.early_stop_patience=1"])
+    assert "early stopping" in extension_refusal(config, 3, {"epoch": 3, "stopped_early": True})
+    assert extension_refusal(config, 3, {"epoch": 3, "stopped_early": False}) is None
+
+
 def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
     """``ray start --head`` on (GCS, dashboard) ``ports``; PortInUse when one was taken meanwhile."""
     gcs, dashboard = ports
