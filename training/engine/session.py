@@ -124,12 +124,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
                         version: int | None = None, url: str | None = None, log=print) -> dict[str, Any]:
     """Metrics of a checkpoint on ``splits``; ``repo`` and ``url`` (onnx/triton backends) default to the settings."""
     from training.checkpoint import read_meta
-    from training.config import from_dict
 
     meta = read_meta(checkpoint)
-    if not meta.get("train_config"):
-        raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
-    config = from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
+    config = checkpoint_train_config(checkpoint, meta)
     splits = list(splits or config.data.test_splits)
     if isinstance(data, PreparedData):
         unknown = [s for s in splits if s not in data.splits]
@@ -152,6 +149,34 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
         results["splits"][split] = result
         log(format_result(result))
     return results
+
+
+def checkpoint_train_config(checkpoint: str | Path, meta: dict) -> TrainConfig:
+    """The training config a checkpoint recorded (which data, model and preset it expects)."""
+    from training.config import from_dict
+
+    if not meta.get("train_config"):
+        raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
+    return from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
+
+
+def diagnose_checkpoint(checkpoint: str | Path, data: str | None = None, split: str | None = None,
+                        videos: int = 200, log=print) -> dict[str, Any]:
+    """``training.engine.diagnose`` on a checkpoint and its data (or ``data``), on ``split`` (default: the
+    first test split)."""
+    from training.checkpoint import load_model_checkpoint, read_meta
+    from training.engine.diagnose import diagnose, format_diagnosis
+
+    config = checkpoint_train_config(checkpoint, read_meta(checkpoint))
+    split = split or config.data.test_splits[0]
+    data_config = config.data if data is None else replace(config.data, path=str(Path(data).resolve()), synth=None)
+    check_dataset(data_config, ("trn", split))
+    model = load_model_checkpoint(checkpoint)
+    prepared = prepare_data(data_config, config.model, config.preset, config.model_overrides)
+    result = diagnose(model, prepared, split, videos=videos, batch_size=config.optim.batch_size, seed=config.seed)
+    result["checkpoint"] = str(checkpoint)
+    log(format_diagnosis(result))
+    return result
 
 
 def _runner(checkpoint, backend: str, meta: dict, repo: str, version: int | None, url: str):

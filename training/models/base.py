@@ -52,6 +52,12 @@ class RetrievalModel(nn.Module):
         rank = hinge_triplet_loss(scores, self.config.loss, batch.get("video_ids"))
         return {"loss": rank, "rank": rank}
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        """Concept probabilities of the towers' outputs, for diagnostics: ``{"<side> <kind>": (kind, [B, K])}``
+        with kind one of ``verbs``, ``nouns``, ``triplets`` (the concept vocabulary's). Models without concept
+        heads have none."""
+        return {}
+
     def forward(self, batch: Tensors) -> dict[str, torch.Tensor]:
         """Training step: both towers, then ``loss``. (``forward`` so that DistributedDataParallel syncs it.)"""
         text = self.encode_text(self.text_inputs(batch))

@@ -140,6 +140,30 @@ def test_raising_epochs_extends_a_finished_run_to_the_uninterrupted_metrics(stra
     assert extension_refusal(config, 3, {"epoch": 3, "stopped_early": False}) is None
 
 
+def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section(strata_home, tmp_path, capsys):
+    """Concept heads sized from the tiny set's vocabulary (auto) end to end, then `strata diagnose` on the
+    checkpoint: level spread, concept precision, gradient norms per term and branch, role measurements."""
+    config = yaml.safe_load(write_config(tmp_path, "hanet").read_text())
+    config.update(model="hanet", model_overrides=["local_actions=2", "local_entities=2"])
+    config["optim"]["epochs"] = 1
+    path = tmp_path / "hanet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert strata(["train", str(path)]) == 0
+    best = strata_home / "runs" / "hanet-seed3" / "best"
+    saved = json.loads((best / "config.json").read_text())["config"]["concepts"]
+    assert all(isinstance(saved[k], int) for k in ("num_verbs", "num_nouns"))  # auto resolved from the data
+    out = tmp_path / "diagnosis.json"
+    assert strata(["diagnose", str(best), "--videos", "8", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "level spread" in printed and "gradient norm" in printed and "role-switched twin" in printed
+    d = json.loads(out.read_text())
+    assert set(d["levels"]) >= {"fused", "global", "local_action", "concept_entity"}
+    assert d["concepts"]["video verbs"]["heads"] == saved["num_verbs"]
+    assert {"rank", "concept_rank", "bce_video", "bce_text"} <= set(d["gradients"])
+    assert "text_encoder" in d["gradients"]["bce_text"] and "video_verb_classifier" not in d["gradients"]["bce_text"]
+    assert 0 < d["switch_roles_twin_cosine"]["mean"] <= 1 and set(d["agent_probe"]) == {"text", "video"}
+
+
 def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
     """``ray start --head`` on (GCS, dashboard) ``ports``; PortInUse when one was taken meanwhile."""
     gcs, dashboard = ports

@@ -209,6 +209,10 @@ class HANet(RetrievalModel):
         num_concept = len(CONCEPT_LEVELS)
         return level_scores[:-num_concept].mean(dim=0), level_scores[-num_concept:].mean(dim=0)
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        return {f"{side} {kind}s": (f"{kind}s", out[f"{side}_{kind}_concepts"])
+                for side, out in (("text", text), ("video", video)) for kind in ("verb", "noun")}
+
     # -- training -------------------------------------------------------------------------------------------
     def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         """Eq. 25: hinge(c_l) + eta * hinge(c_p) + mu * (BCE of the video and text concept probabilities),

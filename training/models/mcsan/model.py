@@ -201,6 +201,11 @@ class MCSAN(RetrievalModel):
         parts += [l2_normalize(text[f"text_{level}"]) for level in self.levels[1:]]
         return l2_normalize(torch.cat(parts, dim=-1))
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        """The shared attribute heads (training only) applied to each side's level vectors."""
+        return {f"{side} {LEVEL_KINDS[level]}": (LEVEL_KINDS[level], torch.sigmoid(head(out[f"{side}_{level}"])))
+                for level, head in self.attribute_heads.items() for side, out in (("text", text), ("video", video))}
+
     # -- training -------------------------------------------------------------------------------------------
     def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         c = self.config
