@@ -25,6 +25,7 @@ from training.errors import DataError, read_json_file
 from training.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
+from training.models.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 
 from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
@@ -159,7 +160,8 @@ class PreparedData:
                 for name in self.dataset.splits}
 
     @cached_property
-    def all_sentences(self) -> list[str]:
+    def dataset_sentences(self) -> list[str]:
+        """Every caption of the dataset and every hard negative."""
         sentences = dict.fromkeys(s for split in self.splits.values() for caps in split.captions for s in caps)
         for kinds in self.hard_negative_sets.values():
             for triples in kinds.values():
@@ -167,10 +169,33 @@ class PreparedData:
                     sentences.setdefault(perturbed)
         return list(sentences)
 
+    @property
+    def all_sentences(self) -> list[str]:
+        """The dataset's sentences and, with ``data.role_switch_negatives``, the training captions' twins."""
+        return list(dict.fromkeys(self.dataset_sentences + list(self.switched.values())))
+
+    @cached_property
+    def switched(self) -> dict[str, str]:
+        """{training caption: its role-switched twin} (``data.role_switch_negatives``; else empty)."""
+        if not self.config.role_switch_negatives:
+            return {}
+        from training.text.switch import switch_roles
+
+        parsed = self._parse(self.dataset_sentences)
+        twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in self._train_sentences()}
+        return {s: t for s, t in twins.items() if t is not None}
+
     @cached_property
     def parsed(self) -> dict[str, Any]:
+        parsed = self._parse(self.dataset_sentences)
+        if self.switched:
+            parsed.update(self._parse(list(self.switched.values()), twins=True))
+        return parsed
+
+    def _parse(self, sentences: Sequence[str], twins: bool = False) -> dict[str, Any]:
         """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
-        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words."""
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; role-switched twins, which no
+        file holds, are parsed by our parser."""
         from training.text.parser import ParsedCaption, parse_captions
         from training.text.rolegraph import load_sent2rolegraph
 
@@ -183,12 +208,13 @@ class PreparedData:
             for line in path.read_text().splitlines():
                 item = ParsedCaption.from_json(json.loads(line), where=str(path))
                 cached[item.text] = item
-        missing = [s for s in self.all_sentences if s not in cached]
+        missing = [s for s in sentences if s not in cached]
         if missing:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
+            mode = "parse" if user is None or twins else "error"
             with path.open("a") as handle:
-                for item in parse_captions(missing, rolegraphs=user, missing="parse" if user is None else "error"):
+                for item in parse_captions(missing, rolegraphs=user, missing=mode):
                     cached[item.text] = item
                     handle.write(json.dumps(item.to_json()) + "\n")
         return cached
@@ -314,6 +340,10 @@ class PreparedData:
             for kind, size in self.concept_sizes().items():  # a small dataset may have fewer concepts than heads
                 batch[f"{kind[:-1]}_labels"] = np.stack([pad_rows(l[kind], size) for l in labels])
                 batch[f"{kind[:-1]}_video_labels"] = np.stack([pad_rows(l[kind], size) for l in video_labels])
+        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if s in self.switched]
+        if twins:  # data.role_switch_negatives: the twins' text inputs, and which pair each belongs to
+            batch[SWITCHED_INDEX] = np.asarray([i for i, _ in twins], np.int64)
+            batch.update({SWITCHED_PREFIX + k: v for k, v in self.text_batch([t for _, t in twins]).items()})
         return batch
 
     # -- HGR's binary selection ------------------------------------------------------------------------------
