@@ -62,6 +62,11 @@ class ConceptConfig:
         """The size for a tensor layout: the number, or a named dimension while it is still ``auto``."""
         return f"{kind[:-1]}_concepts" if self.is_auto(kind) else self.size(kind)
 
+    def cap_overrides(self, prefix: str = "concepts") -> list[str]:
+        """Overrides that give every ``auto`` size its cap (the largest it can become), for a model built
+        without data whose cost is measured (``strata bench``)."""
+        return [f"{prefix}.num_{kind}={AUTO_CAP[kind]}" for kind in KINDS if self.is_auto(kind)]
+
     def limit(self, kind: str) -> int:
         """How many concepts of ``kind`` the vocabulary keeps: the size, or the paper's cap for ``auto``."""
         return AUTO_CAP[kind] if self.is_auto(kind) else self.size(kind)
