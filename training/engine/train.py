@@ -69,7 +69,7 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     if config.threads_per_worker:
         torch.set_num_threads(config.threads_per_worker)
     torch.manual_seed(config.seed)
-    data = load_prepared(config.data, config.model, config.preset)
+    data = load_prepared(config.data, config.model, config.preset, config.model_overrides)
     model = build_model(config, data).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = make_scheduler(config, optimizer)

@@ -152,6 +152,13 @@ def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section
     best = strata_home / "runs" / "hanet-seed3" / "best"
     saved = json.loads((best / "config.json").read_text())["config"]["concepts"]
     assert all(isinstance(saved[k], int) for k in ("num_verbs", "num_nouns"))  # auto resolved from the data
+    # an explicit size in the run's model_overrides wins over the data's (the worker reads the overrides too)
+    config["model_overrides"] = config["model_overrides"] + ["concepts.num_verbs=40"]
+    config["run_name"] = "hanet-explicit"
+    path.write_text(yaml.safe_dump(config))
+    assert strata(["train", str(path)]) == 0
+    explicit = json.loads((strata_home / "runs" / "hanet-explicit" / "best" / "config.json").read_text())
+    assert explicit["config"]["concepts"]["num_verbs"] == 40
     out = tmp_path / "diagnosis.json"
     assert strata(["diagnose", str(best), "--videos", "8", "--json", str(out)]) == 0
     printed = capsys.readouterr().out
