@@ -361,6 +361,23 @@ def seen_triples(ds: Dataset) -> dict[str, float]:
     return out
 
 
+def scene_probes(ds: Dataset) -> dict[str, dict[str, float]]:
+    """Which scene a video shows, read by a multinomial logistic probe from its mean region feature and from its
+    mean frame feature (trained on ``trn``): region-only models (ViSERN) see the scene only if regions carry it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scenes = {split: [ds.annotations[n]["scene"] for n in names] for split, names in ds.names.items()}
+    out: dict[str, dict[str, float]] = {}
+    for kind, features in (("region", ds.region_mean), ("frame", ds.frame_mean)):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=3000))
+        probe.fit(features["trn"], scenes["trn"])
+        out[kind] = {split: 100.0 * float(np.mean(probe.predict(features[split]) == np.array(scenes[split])))
+                     for split in TEST_SPLITS if split in ds.names}
+    return out
+
+
 def run_checks(root: str | Path) -> dict[str, Any]:
     ds = load(root)
     tests = [s for s in TEST_SPLITS if s in ds.names]
@@ -369,6 +386,7 @@ def run_checks(root: str | Path) -> dict[str, Any]:
                     "seed": ds.config["config"]["seed"]},
         "events_seen_in_training": seen_triples(ds),
         "switch_roles": switch_roles_probes(ds),
+        "scene": scene_probes(ds),
         "shortcuts": {s: shortcut_probes(ds, s) for s in tests},
         "parser": parser_accuracy(ds),
         "baseline": baseline_retrieval(ds),
@@ -390,6 +408,9 @@ def format_report(r: dict[str, Any]) -> str:
     for kind in ("bag_of_labels", "region", "frame"):
         if kind in sr:
             lines.append(f"  {kind:<14}" + "  ".join(f"{k} {v:5.1f}%" for k, v in sr[kind].items()))
+    if "scene" in r:
+        lines.append("scene probe accuracy: " + "; ".join(
+            f"{kind} " + " ".join(f"{k} {v:.1f}%" for k, v in by_split.items()) for kind, by_split in r["scene"].items()))
     for split, s in r["shortcuts"].items():
         lines.append(f"shortcuts ({split}): chance t2v R@1 {s['chance_t2v_r1']:.1f}; best single dimension "
                      f"{s['best_dimension']['name']} R@1 {s['best_dimension']['t2v_r1']:.1f}; best single token "
