@@ -234,9 +234,14 @@ class PreparedData:
         from training.text.features import ensure_text_feature_cache
         from training.text.tokenize import TokenizerConfig
 
-        words = {s: self.parsed[s].tokens for s in self.all_sentences}
-        return ensure_text_feature_cache(self.cache / "text_features.h5", words,
-                                         TokenizerConfig(max_words=self.config.max_words), progress=self.progress)
+        config = TokenizerConfig(max_words=self.config.max_words)
+        words = {s: self.parsed[s].tokens for s in self.dataset_sentences}
+        caches = [ensure_text_feature_cache(self.cache / "text_features.h5", words, config, progress=self.progress)]
+        if self.switched:  # the role-switched twins in a cache of their own: the dataset's cache stays as it is
+            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
+            caches.append(ensure_text_feature_cache(self.cache / "text_features-switched.h5", twins, config,
+                                                    progress=self.progress))
+        return {s: cache for cache in caches for s in cache.word_lists()}
 
     @cached_property
     def vocabulary(self):
@@ -311,7 +316,7 @@ class PreparedData:
             raise DataError(f"caption {unknown[0]!r} is not part of dataset {self.root}")
         graphs = [self.graphs[s] for s in sentences]
         if self.needs.text_kind == "minilm":
-            cached = [self.text_features[s] for s in sentences]
+            cached = [self.text_features[s][s] for s in sentences]
             feats = [pad_rows(c.word_feats, g.total_words) for c, g in zip(cached, graphs)]
             return encode_text_batch(graphs, word_feats=feats, sent_feats=np.stack([c.sent_feat for c in cached]))
         ids = [np.asarray(self.vocabulary.encode(self.parsed[s].tokens), np.int64) for s in sentences]
