@@ -1,7 +1,7 @@
 """Training losses, each one tested function. The scores they take come from a model's scorer."""
 from __future__ import annotations
 
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 import torch.nn.functional as F
@@ -32,14 +32,31 @@ def hinge_triplet_loss(scores: torch.Tensor, config: LossConfig, video_ids: Opti
     return (cost_t2v.sum(dim=1) + cost_v2t.sum(dim=0)).mean()
 
 
-def bce_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:
-    """Binary cross-entropy on probabilities (sigmoid already applied), mean over all entries."""
+Reduction = Literal["mean", "batch"]
+
+
+def _reduce(per_entry: torch.Tensor, weight: Optional[torch.Tensor], reduction: Reduction) -> torch.Tensor:
+    """``mean``: the mean over the entries that count (``weight`` 1; all without a weight). ``batch``: the sum over
+    the last dimension (the vocabulary), then the mean over the batch, as MCSAN's Eq. 35."""
+    if weight is not None:
+        per_entry = per_entry * weight
+    if reduction == "batch":
+        return per_entry.sum(dim=-1).mean()
+    if weight is None:
+        return per_entry.mean()
+    return per_entry.sum() / weight.sum().clamp(min=1)
+
+
+def bce_loss(probs: torch.Tensor, targets: torch.Tensor, eps: float = 1e-7, weight: Optional[torch.Tensor] = None,
+             reduction: Reduction = "mean") -> torch.Tensor:
+    """Binary cross-entropy on probabilities (sigmoid already applied); entries of ``weight`` 0 are ignored."""
     probs = probs.clamp(eps, 1 - eps)
-    return F.binary_cross_entropy(probs, targets)
+    return _reduce(F.binary_cross_entropy(probs, targets, reduction="none"), weight, reduction)
 
 
-def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
-    """Focal binary cross-entropy (Lin et al.): ``-a_t (1 - p_t)^gamma log(p_t)``, mean over all entries.
+def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0,
+                   reduction: Reduction = "mean") -> torch.Tensor:
+    """Focal binary cross-entropy (Lin et al.): ``-a_t (1 - p_t)^gamma log(p_t)``; ``reduction`` as ``_reduce``.
 
     ``a_t`` is ``alpha`` for positives and ``1 - alpha`` for negatives. MCSAN's Eq. 35 prints ``alpha (1 - p)^gamma``
     on the negative term as well, but defers to Lin et al. for alpha and gamma; this is Lin et al.'s form.
@@ -49,7 +66,7 @@ def focal_bce_loss(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0
     p = log_p.exp()
     positive = -alpha * (1 - p).pow(gamma) * log_p
     negative = -(1 - alpha) * p.pow(gamma) * log_not_p
-    return (targets * positive + (1 - targets) * negative).mean()
+    return _reduce(targets * positive + (1 - targets) * negative, None, reduction)
 
 
 def distribution_kl_loss(input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

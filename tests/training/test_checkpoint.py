@@ -12,7 +12,8 @@ from training.errors import StrataError
 from training.models.common.transformer import QueryKeyValue
 
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}
-SMALL = {"hanet": ("concepts.num_verbs=12", "concepts.num_nouns=16")}
+SMALL = {"hanet": ("concepts.num_verbs=12", "concepts.num_nouns=16"),  # the presets size concept heads from data
+         "mcsan": ("concepts.num_verbs=12", "concepts.num_nouns=16", "concepts.num_triplets=8")}
 
 
 class LegacyQueryKeyValue(nn.Linear):

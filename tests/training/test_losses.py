@@ -73,6 +73,21 @@ def test_bce_literal():
     assert loss.item() == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2, abs=1e-6)
 
 
+def test_bce_with_ignored_entries_and_batch_reduction_literal():
+    probs, targets = torch.tensor([[0.9, 0.2, 0.6]]), torch.tensor([[1.0, 0.0, 0.0]])
+    ignored = bce_loss(probs, targets, weight=torch.tensor([[1.0, 1.0, 0.0]]))  # the third entry is left out
+    assert ignored.item() == pytest.approx(-(math.log(0.9) + math.log(0.8)) / 2, abs=1e-6)
+    two_rows = bce_loss(probs.repeat(2, 1), targets.repeat(2, 1), reduction="batch")  # sum over columns, mean over rows
+    assert two_rows.item() == pytest.approx(-(math.log(0.9) + math.log(0.8) + math.log(0.4)), abs=1e-6)
+
+
+def test_focal_batch_reduction_is_vocabulary_times_the_mean():
+    """MCSAN's Eq. 35 averages over the batch only: |V| times the mean over batch x vocabulary."""
+    logits, targets = torch.randn(4, 7), (torch.rand(4, 7) < 0.3).float()
+    mean = focal_bce_loss(logits, targets)
+    assert focal_bce_loss(logits, targets, reduction="batch").item() == pytest.approx(7 * mean.item(), rel=1e-6)
+
+
 def test_focal_literal_at_zero_logit():
     # p = 0.5: positive -0.25 * 0.5^2 * log 0.5; negative -0.75 * 0.5^2 * log 0.5.
     pos = focal_bce_loss(torch.zeros(1), torch.ones(1)).item()

@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol, Union
 
 import numpy as np
 
-from training.errors import DataError, read_json_file
+from training.errors import ConfigError, DataError, read_json_file
 
 KINDS = ("verbs", "nouns", "triplets")
 Triplet = tuple[str, str, str]
@@ -30,16 +30,46 @@ class Concepts(Protocol):
     triplets: Sequence[Sequence[str]]
 
 
+AUTO = "auto"
+AUTO_CAP = {"verbs": 512, "nouns": 1024, "triplets": 1024}  # the paper sizes: an ``auto`` vocabulary's ceiling
+Size = Union[int, Literal["auto"]]
+
+
 @dataclass(frozen=True)
 class ConceptConfig:
-    num_verbs: int = 512       # HANet K_a
-    num_nouns: int = 1024      # HANet K_e
-    num_triplets: int = 1024   # MCSAN K_r (not given in the paper)
+    num_verbs: Size = 512       # HANet K_a; "auto": the training captions' verbs, at most 512
+    num_nouns: Size = 1024      # HANet K_e; "auto": at most 1024
+    num_triplets: Size = 1024   # MCSAN K_r (not given in the paper); "auto": at most 1024
 
     def __post_init__(self) -> None:
-        for key in ("num_verbs", "num_nouns", "num_triplets"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        for kind in KINDS:
+            value = getattr(self, f"num_{kind}")
+            if value != AUTO and value < 1:
+                raise ValueError(f"num_{kind} must be >= 1 or 'auto', got {value}")
+
+    def is_auto(self, kind: str) -> bool:
+        return getattr(self, f"num_{kind}") == AUTO
+
+    def size(self, kind: str) -> int:
+        """The number of heads of ``kind``; an ``auto`` size is known only from data."""
+        value = getattr(self, f"num_{kind}")
+        if value == AUTO:
+            raise ConfigError(f"concepts.num_{kind} is 'auto' (sized from the training captions): a model built "
+                              f"without data needs an explicit size, e.g. --set concepts.num_{kind}=64")
+        return value
+
+    def dim(self, kind: str) -> int | str:
+        """The size for a tensor layout: the number, or a named dimension while it is still ``auto``."""
+        return f"{kind[:-1]}_concepts" if self.is_auto(kind) else self.size(kind)
+
+    def cap_overrides(self, prefix: str = "concepts") -> list[str]:
+        """Overrides that give every ``auto`` size its cap (the largest it can become), for a model built
+        without data whose cost is measured (``strata bench``)."""
+        return [f"{prefix}.num_{kind}={AUTO_CAP[kind]}" for kind in KINDS if self.is_auto(kind)]
+
+    def limit(self, kind: str) -> int:
+        """How many concepts of ``kind`` the vocabulary keeps: the size, or the paper's cap for ``auto``."""
+        return AUTO_CAP[kind] if self.is_auto(kind) else self.size(kind)
 
 
 class ConceptVocab:
@@ -65,8 +95,7 @@ class ConceptVocab:
         for i, cap in enumerate(captions):
             for kind, items in _caption_concepts(cap, f"caption {i}").items():
                 counts[kind].update(items)
-        sizes = {"verbs": config.num_verbs, "nouns": config.num_nouns, "triplets": config.num_triplets}
-        top = {kind: [e for e, _ in sorted(counts[kind].items(), key=lambda kv: (-kv[1], kv[0]))[:sizes[kind]]]
+        top = {kind: [e for e, _ in sorted(counts[kind].items(), key=lambda kv: (-kv[1], kv[0]))[:config.limit(kind)]]
                for kind in KINDS}
         return cls(**top)
 

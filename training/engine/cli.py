@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from clients.conventions import (add_command, add_json_flag, add_set_flag, emit_json, non_negative_int, positive_int,
-                                 repo_help, say, setting_help)
+from clients.conventions import (add_command, add_json_flag, add_set_flag, emit_json, int_range, non_negative_int,
+                                 positive_int, repo_help, say, setting_help)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(evaluate, "the metrics")
     evaluate.set_defaults(func=_evaluate)
 
+    diagnose = add_command(
+        subparsers, "diagnose", help="what a checkpoint's failures need: level spread, concept heads, gradients, roles",
+        description="From a checkpoint: per level the scores of true and false pairs and their spread; concept-head "
+                    "precision against the caption's words (HANet, MCSAN); the gradient norm of each loss term on each "
+                    "branch (one training batch); on SynthVTR, the cosine between a caption and its role-switched "
+                    "twin and linear agent/patient probes on the trained text and video outputs.",
+        examples=["strata diagnose $STRATA_HOME/runs/hanet_synthvtr-seed0/best",
+                  "strata diagnose $STRATA_HOME/runs/mcsan_synthvtr-seed0/best --split tst_unseen --videos 100 --json d.json"])
+    diagnose.add_argument("checkpoint", help="a checkpoint folder (e.g. $STRATA_HOME/runs/NAME/best)")
+    diagnose.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
+    diagnose.add_argument("--split", help="split to diagnose (default: the config's first test split)")
+    diagnose.add_argument("--videos", type=int_range(2, 100_000), default=200,
+                          help="videos of the split to score, with their captions")
+    add_json_flag(diagnose, "the diagnosis")
+    diagnose.set_defaults(func=_diagnose)
+
     results = add_command(subparsers, "results", help="rebuild the results table from report folders",
                           examples=["strata results", "strata results --out RESULTS.md"])
     results.add_argument("--runs", help="folder of run reports (default: $STRATA_HOME/runs)")
@@ -91,6 +107,14 @@ def _evaluate_through_gateway(args: argparse.Namespace) -> int:
                                                      args.split, args.depth or 0, log)
     for split in result["splits"].values():
         log(format_result(split))
+    emit_json(args, result)
+    return 0
+
+
+def _diagnose(args: argparse.Namespace) -> int:
+    from training.engine.session import diagnose_checkpoint
+
+    result = diagnose_checkpoint(args.checkpoint, data=args.data, split=args.split, videos=args.videos, log=say(args))
     emit_json(args, result)
     return 0
 

@@ -28,6 +28,9 @@ class DataConfig:
     val_split: str = "val"
     test_splits: tuple[str, ...] = ("tst",)
     min_word_count: int = 2                    # vocabulary threshold for the learned word-embedding input
+    # Beyond the papers: each training caption's role-switched twin (agent and patient spans of its parse
+    # swapped, training.text.switch) goes into the batch as an extra negative of the caption's video.
+    role_switch_negatives: bool = False
 
     def __post_init__(self) -> None:
         for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count"):

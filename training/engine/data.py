@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from training.data.concepts import ConceptConfig, ConceptVocab
+from training.data.concepts import KINDS as CONCEPT_KINDS, ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.hgr_format import HGRSplit
 from training.data.sampling import pad_rows
@@ -25,6 +25,7 @@ from training.errors import DataError, read_json_file
 from training.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
+from training.models.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 
 from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
@@ -47,7 +48,13 @@ def model_needs(model: str, preset: str, overrides: Sequence[str] = ()) -> Model
 
 
 def cache_dir(dataset: Path) -> Path:
-    digest = hashlib.sha256(str(dataset.resolve()).encode()).hexdigest()[:10]
+    """Caches of a dataset folder; a SynthVTR folder's caches are also keyed by its generator version and config,
+    so a regenerated folder never reads the vocabularies of the data it replaced."""
+    identity = str(dataset.resolve())
+    marker = dataset / SYNTH_CONFIG
+    if marker.is_file():
+        identity += "\n" + hashlib.sha256(marker.read_bytes()).hexdigest()
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:10]
     folder = strata_home() / "cache" / f"{dataset.name}-{digest}"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -69,6 +76,8 @@ def check_dataset(config: DataConfig, splits: Sequence[str] = ()) -> Path:
     if not path.is_dir():
         raise DataError(f"dataset folder not found: {path}. Give an existing folder (--set data.path=DIR; "
                         f"relative to the current folder), or make a SynthVTR one: strata synth --out {path}")
+    if config.synth is None:
+        check_synth_version(path)
     dataset = open_dataset(path)
     if not dataset.path(dataset.files.captions).is_file():
         raise DataError(f"{path} holds no dataset: neither {SYNTH_CONFIG} (a folder made by `strata synth`) nor "
@@ -83,10 +92,24 @@ def _check_splits(path: Path, wanted: Sequence[str], available: Sequence[str]) -
         raise DataError(f"{path} has no split {', '.join(map(repr, unknown))}; it has {', '.join(available) or 'none'}")
 
 
+def check_synth_version(path: Path) -> None:
+    """A SynthVTR folder written by another generator version is refused (never silently reused)."""
+    from training.synth.generator import read_config
+    from training.synth.config import VERSION
+
+    existing = read_config(path)
+    if existing is not None and existing.get("version") != VERSION:
+        raise DataError(f"{path} holds SynthVTR {existing.get('version')}, but this code generates {VERSION}; "
+                        f"regenerate it (strata synth --out {path} ...), or train with a config that has data.synth")
+
+
 def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
-    """The dataset folder; a SynthVTR config generates it on first use."""
+    """The dataset folder. A SynthVTR config generates it on first use, and regenerates a folder of another
+    generator version or config; a plain path holding SynthVTR of another version is refused."""
     path = config.resolved_path()
-    if config.synth is not None and not (path / SYNTH_CONFIG).is_file():
+    if config.synth is None and path.is_dir():
+        check_synth_version(path)
+    if config.synth is not None:
         from training.config import from_dict
         from training.synth.config import SynthConfig
         from training.synth.generator import generate
@@ -137,7 +160,8 @@ class PreparedData:
                 for name in self.dataset.splits}
 
     @cached_property
-    def all_sentences(self) -> list[str]:
+    def dataset_sentences(self) -> list[str]:
+        """Every caption of the dataset and every hard negative."""
         sentences = dict.fromkeys(s for split in self.splits.values() for caps in split.captions for s in caps)
         for kinds in self.hard_negative_sets.values():
             for triples in kinds.values():
@@ -145,10 +169,33 @@ class PreparedData:
                     sentences.setdefault(perturbed)
         return list(sentences)
 
+    @property
+    def all_sentences(self) -> list[str]:
+        """The dataset's sentences and, with ``data.role_switch_negatives``, the training captions' twins."""
+        return list(dict.fromkeys(self.dataset_sentences + list(self.switched.values())))
+
+    @cached_property
+    def switched(self) -> dict[str, str]:
+        """{training caption: its role-switched twin} (``data.role_switch_negatives``; else empty)."""
+        if not self.config.role_switch_negatives:
+            return {}
+        from training.text.switch import switch_roles
+
+        parsed = self._parse(self.dataset_sentences)
+        twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in self._train_sentences()}
+        return {s: t for s, t in twins.items() if t is not None}
+
     @cached_property
     def parsed(self) -> dict[str, Any]:
+        parsed = self._parse(self.dataset_sentences)
+        if self.switched:
+            parsed.update(self._parse(list(self.switched.values()), twins=True))
+        return parsed
+
+    def _parse(self, sentences: Sequence[str], twins: bool = False) -> dict[str, Any]:
         """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
-        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words."""
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; role-switched twins, which no
+        file holds, are parsed by our parser."""
         from training.text.parser import ParsedCaption, parse_captions
         from training.text.rolegraph import load_sent2rolegraph
 
@@ -161,12 +208,13 @@ class PreparedData:
             for line in path.read_text().splitlines():
                 item = ParsedCaption.from_json(json.loads(line), where=str(path))
                 cached[item.text] = item
-        missing = [s for s in self.all_sentences if s not in cached]
+        missing = [s for s in sentences if s not in cached]
         if missing:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
+            mode = "parse" if user is None or twins else "error"
             with path.open("a") as handle:
-                for item in parse_captions(missing, rolegraphs=user, missing="parse" if user is None else "error"):
+                for item in parse_captions(missing, rolegraphs=user, missing=mode):
                     cached[item.text] = item
                     handle.write(json.dumps(item.to_json()) + "\n")
         return cached
@@ -186,9 +234,14 @@ class PreparedData:
         from training.text.features import ensure_text_feature_cache
         from training.text.tokenize import TokenizerConfig
 
-        words = {s: self.parsed[s].tokens for s in self.all_sentences}
-        return ensure_text_feature_cache(self.cache / "text_features.h5", words,
-                                         TokenizerConfig(max_words=self.config.max_words), progress=self.progress)
+        config = TokenizerConfig(max_words=self.config.max_words)
+        words = {s: self.parsed[s].tokens for s in self.dataset_sentences}
+        caches = [ensure_text_feature_cache(self.cache / "text_features.h5", words, config, progress=self.progress)]
+        if self.switched:  # the role-switched twins in a cache of their own: the dataset's cache stays as it is
+            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
+            caches.append(ensure_text_feature_cache(self.cache / "text_features-switched.h5", twins, config,
+                                                    progress=self.progress))
+        return {s: cache for cache in caches for s in cache.word_lists()}
 
     @cached_property
     def vocabulary(self):
@@ -204,7 +257,7 @@ class PreparedData:
     @cached_property
     def concept_vocab(self) -> ConceptVocab:
         sizes = self.needs.concepts
-        path = self.cache / f"concepts-{sizes.num_verbs}-{sizes.num_nouns}-{sizes.num_triplets}.json"
+        path = self.cache / f"concepts-{'-'.join(str(sizes.limit(kind)) for kind in CONCEPT_KINDS)}.json"
         if path.is_file():
             return ConceptVocab.load(path)
         vocab = ConceptVocab.build((self.parsed[s] for s in self._train_sentences()), sizes)
@@ -222,7 +275,24 @@ class PreparedData:
             out.append(f"video.region_dim={trn.region_shape[1]}")
         if self.needs.text_kind == "vocab":
             out.append(f"text.vocab_size={len(self.vocabulary)}")
+        concepts = self.needs.concepts
+        if concepts is not None:  # "auto" concept heads: as many as the vocabulary has concepts
+            out += [f"concepts.num_{kind}={max(1, self.concept_vocab.size(kind))}"
+                    for kind in CONCEPT_KINDS if concepts.is_auto(kind)]
         return out
+
+    def concept_sizes(self) -> dict[str, int]:
+        """Heads per concept kind: the config's size, or the vocabulary's for ``auto``."""
+        concepts = self.needs.concepts
+        return {kind: max(1, self.concept_vocab.size(kind)) if concepts.is_auto(kind) else concepts.size(kind)
+                for kind in CONCEPT_KINDS}
+
+    @cached_property
+    def _video_concepts(self) -> dict[str, dict[str, np.ndarray]]:
+        """Each training video's concept targets: the union over its captions (MCSAN's video labels)."""
+        trn = self.splits["trn"]
+        return {name: self.concept_vocab.targets([self.parsed[s] for s in caps])
+                for name, caps in zip(trn.names, trn.captions)}
 
     # -- items and batches -----------------------------------------------------------------------------------
     @cached_property
@@ -246,7 +316,7 @@ class PreparedData:
             raise DataError(f"caption {unknown[0]!r} is not part of dataset {self.root}")
         graphs = [self.graphs[s] for s in sentences]
         if self.needs.text_kind == "minilm":
-            cached = [self.text_features[s] for s in sentences]
+            cached = [self.text_features[s][s] for s in sentences]
             feats = [pad_rows(c.word_feats, g.total_words) for c, g in zip(cached, graphs)]
             return encode_text_batch(graphs, word_feats=feats, sent_feats=np.stack([c.sent_feat for c in cached]))
         ids = [np.asarray(self.vocabulary.encode(self.parsed[s].tokens), np.int64) for s in sentences]
@@ -263,16 +333,22 @@ class PreparedData:
         return encode_video_batch([item.frames for item in items], regions, self.config.max_frames)
 
     def train_batch(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
-        """A training batch: text and video inputs, the video ids, and concept labels when the model has heads."""
+        """A training batch: text and video inputs, the video ids, and concept labels when the model has heads:
+        ``<kind>_labels`` the caption's own concepts, ``<kind>_video_labels`` the union over its video's captions
+        (kind: verb, noun, triplet)."""
         videos, sentences = zip(*pairs)
         batch = {**self.text_batch(sentences), **self.video_batch(videos)}
         batch["video_ids"] = np.asarray([self._video_index[v][1] for v in videos], np.int64)
         if self.needs.concepts is not None:
             labels = [self.concept_vocab.targets([self.parsed[s]]) for s in sentences]
-            sizes = {"verbs": self.needs.concepts.num_verbs, "nouns": self.needs.concepts.num_nouns,
-                     "triplets": self.needs.concepts.num_triplets}
-            for kind, size in sizes.items():  # a small dataset may have fewer concepts than the heads' size
+            video_labels = [self._video_concepts[v] for v in videos]
+            for kind, size in self.concept_sizes().items():  # a small dataset may have fewer concepts than heads
                 batch[f"{kind[:-1]}_labels"] = np.stack([pad_rows(l[kind], size) for l in labels])
+                batch[f"{kind[:-1]}_video_labels"] = np.stack([pad_rows(l[kind], size) for l in video_labels])
+        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if s in self.switched]
+        if twins:  # data.role_switch_negatives: the twins' text inputs, and which pair each belongs to
+            batch[SWITCHED_INDEX] = np.asarray([i for i, _ in twins], np.int64)
+            batch.update({SWITCHED_PREFIX + k: v for k, v in self.text_batch([t for _, t in twins]).items()})
         return batch
 
     # -- HGR's binary selection ------------------------------------------------------------------------------

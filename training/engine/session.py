@@ -60,22 +60,63 @@ def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bo
     test = evaluate_checkpoint(folder / BEST, data=data, splits=config.data.test_splits, log=log)
     test["train_seconds"] = train_seconds
     test["best_epoch"] = state["best_epoch"]
+    test["epochs_trained"] = state["epoch"]
+    if state.get("extensions"):  # raised optim.epochs: where each extension resumed
+        test["extensions"] = state["extensions"]
     write_json(folder / "test_metrics.json", test)
     log(f"report: {folder}")
     return folder
 
 
 def _check_same_run(folder: Path, config: TrainConfig) -> None:
-    """Rerunning a command resumes its run; a different config under the same run name is refused."""
+    """Rerunning a command resumes its run; a different config under the same run name is refused, except a
+    raised ``optim.epochs``, which extends the run (``extension_refusal`` says when it cannot)."""
     import yaml
 
     saved = folder / "config.yaml"
-    if saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config))):
-        if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
-            shutil.rmtree(folder)
-            return
-        raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
-                          f"pass --fresh to replace it, or set run_name")
+    if not saved.is_file():
+        return
+    old, new = yaml.safe_load(saved.read_text()), json.loads(json.dumps(to_dict(config)))
+    if old == new:
+        return
+    if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
+        shutil.rmtree(folder)
+        return
+    if _without_epochs(old) == _without_epochs(new):
+        state = json.loads((folder / LAST / "state.json").read_text())
+        refusal = extension_refusal(config, old["optim"]["epochs"], state)
+        if refusal:
+            raise StrataError(f"run {config.run_name!r} in {folder} cannot be extended to optim.epochs="
+                              f"{config.optim.epochs}: {refusal}")
+        return
+    raise StrataError(f"run {config.run_name!r} exists in {folder} with a different config; "
+                      f"pass --fresh to replace it, or set run_name")
+
+
+def _without_epochs(config: dict) -> dict:
+    return {**config, "optim": {k: v for k, v in config.get("optim", {}).items() if k != "epochs"}}
+
+
+def extension_refusal(config: TrainConfig, old_epochs: int, state: dict) -> str | None:
+    """Why a run trained for ``old_epochs`` cannot continue to ``config.optim.epochs`` (None when it can).
+
+    Extending is resuming to a later end, so it is exact only when nothing that already happened depended on
+    the total: the schedules here (constant, plateau on validation rsum, step every ``step_epochs``) do not;
+    a run that early stopping ended would stop again at once.
+    """
+    epochs = config.optim.epochs
+    if epochs < state["epoch"]:
+        return f"it has already trained {state['epoch']} epochs; epochs can be raised, not lowered"
+    if state.get("stopped_early"):
+        return (f"early stopping (optim.early_stop_patience={config.optim.early_stop_patience}) ended it at epoch "
+                f"{state['epoch']}; its validation rsum stopped improving, so it would stop again")
+    if config.optim.schedule not in EPOCH_FREE_SCHEDULES:
+        return f"schedule {config.optim.schedule!r} depends on the total number of epochs (was {old_epochs})"
+    return None
+
+
+# Learning-rate schedules whose value at epoch e does not depend on optim.epochs (an extension is exact).
+EPOCH_FREE_SCHEDULES = ("constant", "plateau", "step")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,
@@ -83,12 +124,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
                         version: int | None = None, url: str | None = None, log=print) -> dict[str, Any]:
     """Metrics of a checkpoint on ``splits``; ``repo`` and ``url`` (onnx/triton backends) default to the settings."""
     from training.checkpoint import read_meta
-    from training.config import from_dict
 
     meta = read_meta(checkpoint)
-    if not meta.get("train_config"):
-        raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
-    config = from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
+    config = checkpoint_train_config(checkpoint, meta)
     splits = list(splits or config.data.test_splits)
     if isinstance(data, PreparedData):
         unknown = [s for s in splits if s not in data.splits]
@@ -111,6 +149,34 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
         results["splits"][split] = result
         log(format_result(result))
     return results
+
+
+def checkpoint_train_config(checkpoint: str | Path, meta: dict) -> TrainConfig:
+    """The training config a checkpoint recorded (which data, model and preset it expects)."""
+    from training.config import from_dict
+
+    if not meta.get("train_config"):
+        raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
+    return from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/config.json")
+
+
+def diagnose_checkpoint(checkpoint: str | Path, data: str | None = None, split: str | None = None,
+                        videos: int = 200, log=print) -> dict[str, Any]:
+    """``training.engine.diagnose`` on a checkpoint and its data (or ``data``), on ``split`` (default: the
+    first test split)."""
+    from training.checkpoint import load_model_checkpoint, read_meta
+    from training.engine.diagnose import diagnose, format_diagnosis
+
+    config = checkpoint_train_config(checkpoint, read_meta(checkpoint))
+    split = split or config.data.test_splits[0]
+    data_config = config.data if data is None else replace(config.data, path=str(Path(data).resolve()), synth=None)
+    check_dataset(data_config, ("trn", split))
+    model = load_model_checkpoint(checkpoint)
+    prepared = prepare_data(data_config, config.model, config.preset, config.model_overrides)
+    result = diagnose(model, prepared, split, videos=videos, batch_size=config.optim.batch_size, seed=config.seed)
+    result["checkpoint"] = str(checkpoint)
+    log(format_diagnosis(result))
+    return result
 
 
 def _runner(checkpoint, backend: str, meta: dict, repo: str, version: int | None, url: str):

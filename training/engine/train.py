@@ -69,7 +69,7 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     if config.threads_per_worker:
         torch.set_num_threads(config.threads_per_worker)
     torch.manual_seed(config.seed)
-    data = load_prepared(config.data, config.model, config.preset)
+    data = load_prepared(config.data, config.model, config.preset, config.model_overrides)
     model = build_model(config, data).to(ctx.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
     scheduler = make_scheduler(config, optimizer)
@@ -78,6 +78,11 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     if (folder / LAST).is_dir():
         state = load_training_state(folder / LAST, model, optimizer, scheduler)
         log(f"resuming {config.run_name} after epoch {state['epoch']} (best rsum {state['best_rsum']:.2f})")
+        if state["finished"] and state["epoch"] < config.optim.epochs and not state.get("stopped_early"):
+            # optim.epochs was raised (the session checked that the schedule allows it): train on to the new end
+            state["finished"] = False
+            state.setdefault("extensions", []).append({"from_epoch": state["epoch"], "to_epoch": config.optim.epochs})
+            log(f"extending {config.run_name} from epoch {state['epoch']} to {config.optim.epochs}")
     if ctx.broadcast_parameters is not None:
         ctx.broadcast_parameters(model)
     pairs = data.pairs("trn")
@@ -134,7 +139,8 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
         if improved:
             state["best_rsum"], state["best_epoch"] = rsum, epoch + 1
         patience = config.optim.early_stop_patience
-        state["finished"] = state["epoch"] >= config.optim.epochs or bool(patience and stale >= patience)
+        state["stopped_early"] = state["epoch"] < config.optim.epochs and bool(patience and stale >= patience)
+        state["finished"] = state["epoch"] >= config.optim.epochs or state["stopped_early"]
         if ctx.rank == 0:
             train_dict = to_dict(config)
             save_checkpoint(folder / LAST, model, train_config=train_dict, optimizer=optimizer,

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from training.losses import hinge_triplet_loss
-from training.models.layout import LEVEL_SCORES, SCORE, ModelLayout
+from training.models.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
 
 Tensors = Mapping[str, torch.Tensor]
 
@@ -52,11 +52,32 @@ class RetrievalModel(nn.Module):
         rank = hinge_triplet_loss(scores, self.config.loss, batch.get("video_ids"))
         return {"loss": rank, "rank": rank}
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        """Concept probabilities of the towers' outputs, for diagnostics: ``{"<side> <kind>": (kind, [B, K])}``
+        with kind one of ``verbs``, ``nouns``, ``triplets`` (the concept vocabulary's). Models without concept
+        heads have none."""
+        return {}
+
     def forward(self, batch: Tensors) -> dict[str, torch.Tensor]:
         """Training step: both towers, then ``loss``. (``forward`` so that DistributedDataParallel syncs it.)"""
         text = self.encode_text(self.text_inputs(batch))
         video = self.encode_video(self.video_inputs(batch))
-        return self.loss(text, video, batch)
+        out = self.loss(text, video, batch)
+        if SWITCHED_INDEX in batch:
+            twins = self.encode_text({n: batch[SWITCHED_PREFIX + n] for n in self.layout.text.input_names})
+            switch = self.switched_twin_loss(text, twins, video, batch[SWITCHED_INDEX])
+            out = {**out, "loss": out["loss"] + switch, "switch_rank": switch}
+        return out
+
+    def switched_twin_loss(self, text: Tensors, twins: Tensors, video: Tensors, index: torch.Tensor) -> torch.Tensor:
+        """Role-switched twins as extra negatives (beyond the papers): the hinge ``margin + s(twin, v) - s(c, v)``
+        on the fused score, for each pair (caption c, video v) of the batch that has a twin, averaged.
+        Every tower output is batch-first, so the pairs' rows are selected by ``index``."""
+        pick = lambda outputs: {k: v.index_select(0, index) for k, v in outputs.items()}  # noqa: E731
+        videos = pick(video)
+        positive = self.score(pick(text), videos)[SCORE].diagonal()
+        negative = self.score(twins, videos)[SCORE].diagonal()
+        return (self.config.loss.margin + negative - positive).clamp(min=0).mean()
 
     # -- helpers shared by every model ----------------------------------------------------------------------
     def text_inputs(self, batch: Tensors) -> dict[str, torch.Tensor]:

@@ -86,10 +86,12 @@ def _is_oom(err: BaseException) -> bool:
 def bench_model(name: str, preset: str, batches: list[int], repeats: int, device) -> dict:
     import torch
 
-    from training.models.factory import create_model
+    from training.models.factory import create_model, resolve_config
 
     torch.manual_seed(0)
-    model = create_model(name, preset).eval().to(device)
+    concepts = getattr(resolve_config(name, preset), "concepts", None)
+    overrides = concepts.cap_overrides() if concepts is not None else []  # "auto" heads: measured at their cap
+    model = create_model(name, preset, overrides=overrides).eval().to(device)
     row = {"params": model.num_parameters(), "batch": None, "ms": None, "skipped_batches": []}
     vocab = max(model.config.text.vocab_size, 2)
     for batch in batches:

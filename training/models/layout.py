@@ -31,6 +31,10 @@ TEXT_INDEX = "text_index"
 VIDEO_INDEX = "video_index"
 SCORE = "score"
 LEVEL_SCORES = "level_scores"
+# Training batches only (data.role_switch_negatives): the role-switched twins' text inputs carry this prefix,
+# and SWITCHED_INDEX [S] says which pair of the batch each twin belongs to.
+SWITCHED_PREFIX = "switched_"
+SWITCHED_INDEX = "switched_index"
 
 
 @dataclass(frozen=True)

@@ -121,10 +121,6 @@ def switch_roles_probes(ds: Dataset) -> dict[str, Any]:
     """Two multinomial logistic probes per representation, "which entity is the agent" and "which is the
     patient", trained on every transitive event of the training videos (features pooled over the event's
     frames); a test event counts as right when its true roles score higher than the switched ones."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     world = ds.world
     tests = [s for s in TEST_SPLITS if s in ds.events]
     test_events = {s: [e for e in ds.events[s] if world.swappable(e.event)] for s in tests}
@@ -135,24 +131,38 @@ def switch_roles_probes(ds: Dataset) -> dict[str, Any]:
         result["skipped"] = "no transitive training events or no role-switchable test events"
         return result
     for kind in ("bag_of_labels", "region", "frame"):
-        x = np.stack([_representation(world, e, kind) for e in ds.events["trn"]])
-        probes = {}
+        probe = RoleProbe(np.stack([_representation(world, e, kind) for e in ds.events["trn"]]),
+                          [e.event for e in ds.events["trn"]])
+        result[kind] = {split: probe.accuracy(np.stack([_representation(world, e, kind) for e in test_events[split]]),
+                                              [e.event for e in test_events[split]])
+                        for split in tests}
+    return result
+
+
+class RoleProbe:
+    """"Which entity is the agent" and "which is the patient": two multinomial logistic probes on a
+    representation of transitive events ``(action, agent, patient)``. ``accuracy`` is the % of events whose true
+    roles score higher than the switched ones (ties count half; 50 is chance)."""
+
+    def __init__(self, x: np.ndarray, events: list[tuple[str, str, str]]):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        self.probes = {}
         for role in (1, 2):  # agent, patient
             probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=3000))
-            probes[role] = probe.fit(x, [e.event[role] for e in ds.events["trn"]])
-        result[kind] = {}
-        for split in tests:
-            xt = np.stack([_representation(world, e, kind) for e in test_events[split]])
-            logp = {role: probes[role].predict_log_proba(xt) for role in (1, 2)}
-            col = {role: {c: i for i, c in enumerate(probes[role].classes_)} for role in (1, 2)}
+            self.probes[role] = probe.fit(x, [e[role] for e in events])
 
-            def score(i: int, agent: str, patient: str) -> float:  # a role never seen in training: log(1e-12)
-                return sum(logp[r][i, col[r][e]] if e in col[r] else UNSEEN_LOGP for r, e in ((1, agent), (2, patient)))
+    def accuracy(self, x: np.ndarray, events: list[tuple[str, str, str]]) -> float:
+        logp = {role: probe.predict_log_proba(x) for role, probe in self.probes.items()}
+        col = {role: {c: i for i, c in enumerate(probe.classes_)} for role, probe in self.probes.items()}
 
-            right = [np.sign(score(i, e.event[1], e.event[2]) - score(i, e.event[2], e.event[1]))
-                     for i, e in enumerate(test_events[split])]
-            result[kind][split] = 100.0 * float(np.mean((np.array(right) + 1) / 2))
-    return result
+        def score(i: int, agent: str, patient: str) -> float:  # a role never seen in training: log(1e-12)
+            return sum(logp[r][i, col[r][e]] if e in col[r] else UNSEEN_LOGP for r, e in ((1, agent), (2, patient)))
+
+        right = [np.sign(score(i, e[1], e[2]) - score(i, e[2], e[1])) for i, e in enumerate(events)]
+        return 100.0 * float(np.mean((np.array(right) + 1) / 2))
 
 
 # ---- shared text side --------------------------------------------------------------------------------
@@ -351,6 +361,23 @@ def seen_triples(ds: Dataset) -> dict[str, float]:
     return out
 
 
+def scene_probes(ds: Dataset) -> dict[str, dict[str, float]]:
+    """Which scene a video shows, read by a multinomial logistic probe from its mean region feature and from its
+    mean frame feature (trained on ``trn``): region-only models (ViSERN) see the scene only if regions carry it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    scenes = {split: [ds.annotations[n]["scene"] for n in names] for split, names in ds.names.items()}
+    out: dict[str, dict[str, float]] = {}
+    for kind, features in (("region", ds.region_mean), ("frame", ds.frame_mean)):
+        probe = make_pipeline(StandardScaler(), LogisticRegression(C=PROBE_C, max_iter=3000))
+        probe.fit(features["trn"], scenes["trn"])
+        out[kind] = {split: 100.0 * float(np.mean(probe.predict(features[split]) == np.array(scenes[split])))
+                     for split in TEST_SPLITS if split in ds.names}
+    return out
+
+
 def run_checks(root: str | Path) -> dict[str, Any]:
     ds = load(root)
     tests = [s for s in TEST_SPLITS if s in ds.names]
@@ -359,6 +386,7 @@ def run_checks(root: str | Path) -> dict[str, Any]:
                     "seed": ds.config["config"]["seed"]},
         "events_seen_in_training": seen_triples(ds),
         "switch_roles": switch_roles_probes(ds),
+        "scene": scene_probes(ds),
         "shortcuts": {s: shortcut_probes(ds, s) for s in tests},
         "parser": parser_accuracy(ds),
         "baseline": baseline_retrieval(ds),
@@ -380,6 +408,9 @@ def format_report(r: dict[str, Any]) -> str:
     for kind in ("bag_of_labels", "region", "frame"):
         if kind in sr:
             lines.append(f"  {kind:<14}" + "  ".join(f"{k} {v:5.1f}%" for k, v in sr[kind].items()))
+    if "scene" in r:
+        lines.append("scene probe accuracy: " + "; ".join(
+            f"{kind} " + " ".join(f"{k} {v:.1f}%" for k, v in by_split.items()) for kind, by_split in r["scene"].items()))
     for split, s in r["shortcuts"].items():
         lines.append(f"shortcuts ({split}): chance t2v R@1 {s['chance_t2v_r1']:.1f}; best single dimension "
                      f"{s['best_dimension']['name']} R@1 {s['best_dimension']['t2v_r1']:.1f}; best single token "

@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--miss-rate", type=float, default=_DEFAULTS.miss_rate, help="detector miss probability")
     p.add_argument("--distractors", type=non_negative_int, default=_DEFAULTS.distractors, help="min distractor regions/frame")
     p.add_argument("--regions-per-frame", type=positive_int, default=_DEFAULTS.regions_per_frame,
-                   help="regions per frame (the two entities of an event plus distractors)")
+                   help="regions per frame (the two entities of an event, the whole-frame region, distractors)")
+    p.add_argument("--no-scene-region", dest="scene_region", action="store_false",
+                   help="no whole-frame region (the scene then shows only in frame features, as SynthVTR 2)")
     p.add_argument("--events", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.events_per_video,
                    help="events per video (1-3)")
     p.add_argument("--frames", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.frames,
@@ -65,6 +67,7 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         "miss_rate": args.miss_rate,
         "distractors": args.distractors,
         "regions_per_frame": args.regions_per_frame,
+        "scene_region": args.scene_region,
         "events_per_video": list(args.events),
         "frames": list(args.frames),
         "frame_dim": args.frame_dim,

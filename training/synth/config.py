@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # Bumped whenever the same config would generate different data.
-VERSION = "synthvtr-2"
+VERSION = "synthvtr-3"  # 3: a whole-frame region carries the scene (scene_region)
 
 
 @dataclass(frozen=True)
@@ -16,6 +16,7 @@ class SynthConfig:
     miss_rate: float = 0.05                  # probability that the detector misses an entity in a frame
     distractors: int = 2                     # at least this many distractor regions per frame
     regions_per_frame: int = 8               # fixed; visible entities first, the rest distractors (shuffled)
+    scene_region: bool = True                # one region per frame is the whole frame, which shows the scene
     events_per_video: tuple[int, int] = (1, 3)
     frames: tuple[int, int] = (8, 40)        # inclusive range of frames per video
     frame_dim: int = 256                     # 2048 for ResNet-like sizes
@@ -36,10 +37,10 @@ class SynthConfig:
             raise ValueError(f"captions_per_video must be >= 1, got {self.captions_per_video}")
         if self.noise < 0 or not 0 <= self.miss_rate < 1:
             raise ValueError(f"noise must be >= 0 and miss_rate in [0, 1), got {self.noise}, {self.miss_rate}")
-        if self.distractors < 0 or self.regions_per_frame < self.distractors + 2:
+        if self.distractors < 0 or self.regions_per_frame < self.distractors + 2 + int(self.scene_region):
             raise ValueError(
                 f"regions_per_frame ({self.regions_per_frame}) must hold the two entities of an event plus "
-                f"distractors ({self.distractors})"
+                f"distractors ({self.distractors})" + (" and the whole-frame region" if self.scene_region else "")
             )
         if self.frame_dim < 1 or self.region_dim < 1:
             raise ValueError(f"frame_dim and region_dim must be >= 1, got {self.frame_dim}, {self.region_dim}")

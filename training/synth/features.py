@@ -9,6 +9,8 @@ The renderer is a fixed random network drawn from the seed (nothing is learned):
   binds them, so "a dog chases a cat" and "a cat chases a dog" give different regions, not a reshuffled sum;
 * distractor regions (scene furniture, never mentioned in captions) go through the same network;
   regions are shuffled in every frame, and the detector misses an entity with ``miss_rate``;
+* with ``scene_region`` one region of every frame is the whole frame (as detectors propose one): its input is
+  the video's instance of the scene's look, so region-only models see the background as a detector's do;
 * the **frame** feature is ``tanh(F [mean_r relu(U r), max_r relu(U r), scene])``: a non-linear pooling of
   the regions (each of which already binds identity, role and motion) plus the scene.
 
@@ -70,6 +72,8 @@ class Renderer:
         self.u = _linear(rng, config.region_dim, HIDDEN)
         self.c = 0.5 * rng.standard_normal(HIDDEN)
         self.f = 1.2 * _linear(rng, 2 * HIDDEN + SCENE_DIM, config.frame_dim)
+        # drawn last, so that every weight above is the one of the generator without a whole-frame region
+        self.scene_look = rng.standard_normal((n_scene, ENTITY_DIM))
         self.entity_index = {name: i for i, name in enumerate(world.entity_names)}
         self.action_index = {name: i for i, name in enumerate(world.action_names)}
         self.scene_index = {name: i for i, name in enumerate(world.scene_names)}
@@ -98,6 +102,12 @@ class Renderer:
         distractors = self.distractor_proto[distractor_ids]
         distractors = distractors + INSTANCE_JITTER * rng.standard_normal(distractors.shape)
         distractor_pos = rng.uniform(0, 1, size=(cfg.regions_per_frame, 2))
+        whole_frame = None
+        if cfg.scene_region:  # the whole frame: the scene's look, centred, still, taking part in nothing
+            look = self.scene_look[scene] + INSTANCE_JITTER * rng.standard_normal(ENTITY_DIM)
+            whole_frame = np.concatenate([look, self.role_emb[IDLE], np.zeros(ACTION_DIM),
+                                          np.array([0.0, 0.0, 0.0, 1.0, 0.0, 0.0])])
+        entity_slots = cfg.regions_per_frame - cfg.distractors - int(whole_frame is not None)
 
         region_in = np.zeros((num_frames, cfg.regions_per_frame, self.w1.shape[0]))
         for k, (start, end) in enumerate(segments):
@@ -122,7 +132,9 @@ class Renderer:
                     look = instances[i] + (self.role_pose[role] @ instances[i] if role != IDLE else 0.0)
                     rows.append((role == IDLE, np.concatenate([look, self.role_emb[role], act, motion])))
                 # idle entities beyond the distractor budget are dropped first
-                rows = [row for _, row in sorted(rows, key=lambda r: r[0])][:cfg.regions_per_frame - cfg.distractors]
+                rows = [row for _, row in sorted(rows, key=lambda r: r[0])][:entity_slots]
+                if whole_frame is not None:
+                    rows.append(whole_frame)
                 for j in range(cfg.regions_per_frame - len(rows)):
                     still = np.array([0.0, 0.0, 0.0, 1.0, distractor_pos[j, 0] - 0.5, distractor_pos[j, 1] - 0.5])
                     rows.append(np.concatenate([distractors[j], self.role_emb[IDLE], np.zeros(ACTION_DIM), still]))

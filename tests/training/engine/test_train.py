@@ -114,6 +114,63 @@ def test_resume_after_kill_ends_at_the_uninterrupted_metrics(strata_home, tmp_pa
     assert test_a["splits"]["tst"]["fused"] == test_b["splits"]["tst"]["fused"]
 
 
+def test_raising_epochs_extends_a_finished_run_to_the_uninterrupted_metrics(strata_home, tmp_path, capsys):
+    """A finished 2-epoch run, rerun with optim.epochs=3, resumes to epoch 3 and ends where a straight 3-epoch run
+    ends; the report records the extension. Lowering epochs, or extending an early-stopped run, is refused."""
+    from training.engine.config import load_train_config
+    from training.engine.session import extension_refusal
+
+    straight = write_config(tmp_path, "straight")
+    assert strata(["train", str(straight)]) == 0
+    extended = write_config(tmp_path, "extended", epochs=2)
+    assert strata(["train", str(extended)]) == 0
+    run = strata_home / "runs" / "extended-seed3"
+    assert len(history(run)) == 2
+    assert strata(["train", str(extended), "--set", "optim.epochs=3"]) == 0
+    a, b = history(strata_home / "runs" / "straight-seed3"), history(run)
+    assert [r["val"] for r in a] == [r["val"] for r in b]
+    report = json.loads((run / "test_metrics.json").read_text())
+    assert report["extensions"] == [{"from_epoch": 2, "to_epoch": 3}] and report["epochs_trained"] == 3
+    assert "extending extended-seed3 from epoch 2 to 3" in (run / "train.log").read_text()
+    capsys.readouterr()
+    assert strata(["train", str(extended), "--set", "optim.epochs=2"]) != 0
+    assert "epochs can be raised, not lowered" in capsys.readouterr().err
+    config = load_train_config(str(extended), ["optim.epochs=9", "optim.early_stop_patience=1"])
+    assert "early stopping" in extension_refusal(config, 3, {"epoch": 3, "stopped_early": True})
+    assert extension_refusal(config, 3, {"epoch": 3, "stopped_early": False}) is None
+
+
+def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section(strata_home, tmp_path, capsys):
+    """Concept heads sized from the tiny set's vocabulary (auto) end to end, then `strata diagnose` on the
+    checkpoint: level spread, concept precision, gradient norms per term and branch, role measurements."""
+    config = yaml.safe_load(write_config(tmp_path, "hanet").read_text())
+    config.update(model="hanet", model_overrides=["local_actions=2", "local_entities=2"])
+    config["optim"]["epochs"] = 1
+    path = tmp_path / "hanet.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert strata(["train", str(path)]) == 0
+    best = strata_home / "runs" / "hanet-seed3" / "best"
+    saved = json.loads((best / "config.json").read_text())["config"]["concepts"]
+    assert all(isinstance(saved[k], int) for k in ("num_verbs", "num_nouns"))  # auto resolved from the data
+    # an explicit size in the run's model_overrides wins over the data's (the worker reads the overrides too)
+    config["model_overrides"] = config["model_overrides"] + ["concepts.num_verbs=40"]
+    config["run_name"] = "hanet-explicit"
+    path.write_text(yaml.safe_dump(config))
+    assert strata(["train", str(path)]) == 0
+    explicit = json.loads((strata_home / "runs" / "hanet-explicit" / "best" / "config.json").read_text())
+    assert explicit["config"]["concepts"]["num_verbs"] == 40
+    out = tmp_path / "diagnosis.json"
+    assert strata(["diagnose", str(best), "--videos", "8", "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "level spread" in printed and "gradient norm" in printed and "role-switched twin" in printed
+    d = json.loads(out.read_text())
+    assert set(d["levels"]) >= {"fused", "global", "local_action", "concept_entity"}
+    assert d["concepts"]["video verbs"]["heads"] == saved["num_verbs"]
+    assert {"rank", "concept_rank", "bce_video", "bce_text"} <= set(d["gradients"])
+    assert "text_encoder" in d["gradients"]["bce_text"] and "video_verb_classifier" not in d["gradients"]["bce_text"]
+    assert 0 < d["switch_roles_twin_cosine"]["mean"] <= 1 and set(d["agent_probe"]) == {"text", "video"}
+
+
 def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
     """``ray start --head`` on (GCS, dashboard) ``ports``; PortInUse when one was taken meanwhile."""
     gcs, dashboard = ports

@@ -36,14 +36,17 @@ def _model(preset="fast", overrides=SMALL):
 
 def _labels(config, batch, seed=0):
     rng = np.random.default_rng(seed)
-    return {"verb_labels": torch.from_numpy((rng.random((batch, config.concepts.num_verbs)) < 0.2).astype(np.float32)),
+    labels = {"verb_labels": torch.from_numpy((rng.random((batch, config.concepts.num_verbs)) < 0.2).astype(np.float32)),
             "noun_labels": torch.from_numpy((rng.random((batch, config.concepts.num_nouns)) < 0.2).astype(np.float32)),
             "video_ids": torch.arange(batch)}
+    labels["verb_video_labels"], labels["noun_video_labels"] = labels["verb_labels"], labels["noun_labels"]
+    return labels
 
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
 def test_builds_and_scores_both_presets(preset):
-    model = _model(preset, overrides=())
+    # The presets size their concept heads from data ("auto"); built without data, a model takes sizes.
+    model = _model(preset, overrides=("concepts.num_verbs=40", "concepts.num_nouns=50"))
     text, video = _batch(model.config, batch=2)
     out = scores(model, text, video)
     assert out["score"].shape == (2, 2) and out["level_scores"].shape == (7, 2, 2)
@@ -235,3 +238,45 @@ def test_towers_and_scorer_trace_to_onnx(tmp_path):
     model = _model()
     check_onnx_parity(model, _arrays(model.config, batch=3, frames=7),
                       _arrays(model.config, batch=5, seed=1, words=11, frames=10), tmp_path)
+
+
+@pytest.mark.parametrize("name", ["hanet", "mcsan"])
+def test_auto_concept_heads_need_data_but_the_layout_builds(name):
+    """Presets say ``auto``: the torch-free layout still builds (a named concept dimension), and a model built
+    without data is refused with the override that gives it sizes."""
+    config = resolve_config(name, "fast")
+    assert config.concepts.is_auto("verbs") and config.concepts.is_auto("nouns")
+    layout = config.layout()
+    if name == "hanet":
+        spec = {s.name: s for s in layout.video.outputs}["video_verb_concepts"]
+        assert spec.shape == ("batch", "verb_concepts")
+    with pytest.raises(ConfigError, match=r"concepts.num_\w+ is 'auto'.*--set concepts"):
+        build(name, "fast", ())
+
+
+def test_concept_bce_ignores_concepts_only_other_captions_mention():
+    """The reference's concept loss: a concept of the video's other captions (in ``*_video_labels`` but not the
+    caption's own labels) is left out of the BCE; ``concept_targets: caption`` counts it as a negative."""
+    model = _model()
+    text, video = _batch(model.config, batch=4)
+    batch = {**text, **video, **_labels(model.config, 4)}
+    gen = torch.Generator().manual_seed(1)
+    extra = {f"{k}_video_labels": (batch[f"{k}_labels"] + (torch.rand(batch[f"{k}_labels"].shape, generator=gen) < 0.3)
+                                   .float()).clamp(max=1) for k in ("verb", "noun")}
+    with torch.no_grad():
+        ignoring, own_only = model(batch | extra), model(batch)
+        t = model.encode_text(model.text_inputs(batch))
+    expected = 0.0
+    for kind in ("verb", "noun"):
+        p = t[f"text_{kind}_concepts"].clamp(1e-7, 1 - 1e-7).double().numpy()
+        y = batch[f"{kind}_labels"].numpy()
+        keep = 1 - (extra[f"{kind}_video_labels"].numpy() - y)
+        assert keep.min() == 0
+        expected += (keep * -(y * np.log(p) + (1 - y) * np.log(1 - p))).sum() / keep.sum()
+    assert ignoring["bce_text"].item() == pytest.approx(expected, rel=1e-5)
+    assert ignoring["bce_text"].item() != pytest.approx(own_only["bce_text"].item(), rel=1e-3)
+    caption_model = _model(overrides=SMALL + ("concept_targets=caption",))
+    caption_model.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        counted = caption_model(batch | extra)
+    assert counted["bce_text"].item() == pytest.approx(own_only["bce_text"].item(), rel=1e-6)

@@ -13,7 +13,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
                                               np64, np_layer_norm, np_query_key_value, random_arrays, random_batch,
                                               scores)
-from training.losses import focal_bce_loss
+from training.losses import focal_bce_loss, hinge_triplet_loss
 from training.models.mcsan.model import ActionConvs, RelationshipEncoder, circulant
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,6 +33,9 @@ def _batch(config, labels=False, **kw):
         batch["video_ids"] = torch.arange(size)
         for key, field in LABELS.items():
             batch[key] = (torch.rand(size, getattr(config.concepts, field), generator=gen) < 0.3).float()
+            # the video's labels: the caption's own and the concepts of its other captions
+            other = (torch.rand(batch[key].shape, generator=gen) < 0.3).float()
+            batch[key.replace("_labels", "_video_labels")] = (batch[key] + other).clamp(max=1)
     return batch
 
 
@@ -42,7 +45,7 @@ def _model(preset="fast", overrides=SMALL):
 
 @pytest.mark.parametrize("preset", ["fast", "paper"])
 def test_builds_and_scores_both_presets(preset):
-    model = _model(preset, overrides=())
+    model = _model(preset, overrides=SMALL)
     assert model.config.loss.margin == 0.25
     assert (model.config.attribute_weight, model.config.kl_weight) == (0.1, 0.001)
     batch = _batch(model.config, batch=2)
@@ -58,19 +61,38 @@ def test_forward_backward_updates_every_parameter():
     assert all(out[k].item() > 0 for k in out)
 
 
-def test_loss_is_rank_plus_weighted_focal_and_kl():
-    model = _model()
+@pytest.mark.parametrize("targets", ["video", "caption"])
+def test_loss_is_rank_plus_weighted_focal_and_kl(targets):
+    """Eq. 35: the focal BCE sums over the vocabulary and averages over the batch; the caption's features take its
+    own concepts, the video's the union over the video's captions (or the caption's, as an option)."""
+    model = _model(overrides=SMALL + (f"video_attribute_targets={targets}",))
     batch = _batch(model.config, labels=True)
     with torch.no_grad():
         text, video = encode(model, batch, batch)
         out = model.loss(text, video, batch)
-        attribute = sum(
-            focal_bce_loss(model.attribute_heads[level](side[f"{prefix}_{level}"]), batch[key], 0.25, 2.0)
-            for level, key in (("entity", "noun_labels"), ("action", "verb_labels"), ("relationship", "triplet_labels"))
-            for prefix, side in (("text", text), ("video", video)))
+        attribute = 0.0
+        for level, key in (("entity", "noun_labels"), ("action", "verb_labels"), ("relationship", "triplet_labels")):
+            video_key = key.replace("_labels", "_video_labels") if targets == "video" else key
+            for side, prefix, labels in ((text, "text", key), (video, "video", video_key)):
+                per_entry = focal_bce_loss(model.attribute_heads[level](side[f"{prefix}_{level}"]), batch[labels],
+                                           0.25, 2.0) * batch[labels].numel()
+                attribute = attribute + per_entry / batch[labels].shape[0]
     assert out["attribute"].item() == pytest.approx(attribute.item(), rel=1e-5)
     expected = out["rank"] + 0.1 * out["attribute"] + 0.001 * out["kl"]
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_level_rank_adds_a_hinge_per_level():
+    model = _model(overrides=SMALL + ("level_rank_weight=0.5",))
+    batch = _batch(model.config, labels=True)
+    with torch.no_grad():
+        text, video = encode(model, batch, batch)
+        out = model.loss(text, video, batch)
+        levels = scores(model, batch, batch)["level_scores"]
+    expected = sum(hinge_triplet_loss(s, model.config.loss, batch["video_ids"]) for s in levels)
+    assert out["level_rank"].item() == pytest.approx(expected.item(), rel=1e-6)
+    plain = out["rank"] + 0.1 * out["attribute"] + 0.001 * out["kl"]
+    assert out["loss"].item() == pytest.approx((plain + 0.5 * expected).item(), rel=1e-6)
 
 
 def test_scorer_batched_equals_one_pair_at_a_time():

@@ -16,7 +16,7 @@ from training.models.visern.model import RegionGraphReasoning
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-REASONING = ("random_walk", "symmetric", "row", "none")
+REASONING = ("random_walk", "random_walk_relu", "symmetric", "row", "none")
 SIZES = {"words": 9, "frames": 6, "regions": 5}
 _arrays = partial(random_arrays, **SIZES)
 _batch = partial(random_batch, **SIZES)
@@ -30,6 +30,10 @@ def _np_reasoning(regions, graph, mode):
     relation = phi @ theta.T + theta @ phi.T
     if mode == "row":
         transition = relation / relation.shape[0]
+    elif mode == "random_walk_relu":
+        edges = np.maximum(relation, 0)
+        degree = edges.sum(axis=1)
+        transition = edges / np.where(degree > 0, degree, 1.0)[:, None]
     else:
         edges = np.exp(relation / math.sqrt(graph.graph_dim))
         degree = edges.sum(axis=1)
@@ -116,6 +120,11 @@ def test_relation_and_normalisations_literal_values():
     d0, d1 = e ** 4 + e ** 5, e ** 5 + e ** -6
     np.testing.assert_allclose(sym, [[e ** 4 / d0, e ** 5 / math.sqrt(d0 * d1)], [e ** 5 / math.sqrt(d0 * d1), e ** -6 / d1]], atol=1e-6)
     np.testing.assert_allclose(row, [[2, 2.5], [2.5, -3]], atol=1e-6)
+    with torch.no_grad():  # the literal random walk: ReLU(R) = [[4, 5], [5, 0]], rows divided by 9 and 5
+        literal = _tiny_graph("random_walk_relu").transition(relation).numpy()
+        lonely = _tiny_graph("random_walk_relu").transition(-relation.abs()).numpy()
+    np.testing.assert_allclose(literal, [[4 / 9, 5 / 9], [1, 0]], atol=1e-6)
+    np.testing.assert_allclose(lonely, 0.0)  # no positive edge: degree 0, the region gathers nothing
     np.testing.assert_allclose(z, walk @ regions.numpy() + regions.numpy(), atol=1e-5)   # Z = P V + V with W = I
 
 

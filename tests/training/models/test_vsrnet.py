@@ -84,6 +84,34 @@ def test_paper_preset_follows_the_paper():
     assert (config.video.frame_dim, config.video.region_dim) == (2560, 2048)
 
 
+def test_loss_is_the_public_trainers_per_space_hinge_over_all_negatives():
+    """0.5 L_global + 0.5 L_relation, each the hinge summed over every in-batch negative (margin 0.2) on its own
+    space's cosine; objective=fused keeps Strata's former hinge on the fused score as a named option."""
+    model = _model()
+    assert (model.config.objective, model.config.loss.max_violation, model.config.loss.margin) == ("per_space", False, 0.2)
+    text, video = _batch(model.config, batch=5)
+    batch = training_batch(text, video)
+    with torch.no_grad():
+        t, v = encode(model, text, video)
+        out = model.loss(t, v, batch)
+        levels = model.score(t, v)["level_scores"].double().numpy()
+    expected = []
+    for s in levels:
+        pos = np.diag(s)
+        cost_t2v = np.maximum(0.2 + s - pos[:, None], 0)
+        cost_v2t = np.maximum(0.2 + s - pos[None, :], 0)
+        np.fill_diagonal(cost_t2v, 0)
+        np.fill_diagonal(cost_v2t, 0)
+        expected.append((cost_t2v.sum(axis=1) + cost_v2t.sum(axis=0)).mean())
+    assert out["rank_relation"].item() == pytest.approx(expected[0], rel=1e-5)
+    assert out["rank_global"].item() == pytest.approx(expected[1], rel=1e-5)
+    assert out["loss"].item() == pytest.approx(0.5 * expected[0] + 0.5 * expected[1], rel=1e-5)
+    fused = _model(overrides=("objective=fused", "loss.max_violation=true"))
+    fused.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert set(fused.loss(t, v, batch)) == {"loss", "rank"}
+
+
 def test_forward_backward_updates_every_parameter():
     model = _model().train()
     check_gradients(model, training_batch(*_batch(model.config, batch=6)))

@@ -59,3 +59,33 @@ def test_forward_backward_and_pairwise_scores(batches, model_name, ablation):
                 np.testing.assert_allclose(pair["level_scores"][:, 0, 0].numpy(), full["level_scores"][:, i, j].numpy(),
                                            atol=1e-5)
     assert full["level_scores"].shape[0] == len(model.layout.levels)
+
+
+@pytest.mark.parametrize("model_name", list_models())
+def test_role_switched_twins_are_extra_negatives(tiny_data_config, model_name):
+    """data.role_switch_negatives: training batches carry each caption's twin (parsed from its role graph), and
+    the loss adds the hinge margin + s(twin, v) - s(caption, v) on the fused score."""
+    from dataclasses import replace
+
+    from training.models.layout import SWITCHED_INDEX
+
+    data = load_prepared(replace(tiny_data_config, role_switch_negatives=True), model_name, "fast")
+    assert data.switched and all(data.parsed[t] for t in data.switched.values())
+    batch = data.train_batch(data.pairs("trn")[:8])
+    assert len(batch[SWITCHED_INDEX]) > 0
+    torch.manual_seed(0)
+    model = create_model(model_name, "fast", overrides=data.model_overrides()).eval()
+    tensors = to_tensors(batch, batch.keys())
+    with torch.no_grad():
+        out = model(tensors)
+        plain = model({k: v for k, v in tensors.items() if not k.startswith("switched_")})
+        text = model.encode_text(model.text_inputs(tensors))
+        video = model.encode_video(model.video_inputs(tensors))
+        twins = data.text_batch([data.switched[s] for _, s in (data.pairs("trn")[i] for i in batch[SWITCHED_INDEX])])
+        twin_scores = model.score(model.encode_text(to_tensors(twins, model.layout.text.input_names)), video)["score"]
+        scores = model.score(text, video)["score"]
+    index = batch[SWITCHED_INDEX]
+    expected = np.maximum(model.config.loss.margin + twin_scores.numpy()[np.arange(len(index)), index]
+                          - np.diagonal(scores.numpy())[index], 0).mean()
+    assert out["switch_rank"].item() == pytest.approx(expected, rel=1e-4, abs=1e-6)
+    assert out["loss"].item() == pytest.approx(plain["loss"].item() + expected, rel=1e-4, abs=1e-6)

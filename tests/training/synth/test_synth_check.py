@@ -33,6 +33,8 @@ def test_synth_check_prints_every_figure_and_the_probes_behave(small, capsys, tm
     assert 25 <= sr["bag_of_labels"]["tst_unseen"] <= 75
     assert report["events_seen_in_training"]["tst"] > report["events_seen_in_training"]["tst_unseen"]
     assert report["parser"]["available"] and report["parser"]["accuracy"] > 80
+    assert "scene probe accuracy" in text
+    assert min(report["scene"]["region"].values()) >= 40  # the whole-frame region carries the scene (chance 11%)
     for split in ("tst", "tst_unseen"):
         base, ceiling = report["baseline"][split], report["ceiling"][split]
         chance = report["shortcuts"][split]["chance_t2v_r1"]

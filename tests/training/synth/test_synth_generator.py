@@ -126,6 +126,50 @@ def test_an_existing_synth_folder_is_skipped_when_identical_and_rewritten_otherw
     assert wrote and summary["config"]["videos"] == 45 and len(_json(out / CAPTIONS)) == 45
 
 
+def test_another_generator_version_is_regenerated_with_data_synth_and_refused_without(dataset, tmp_path):
+    """A folder of another SynthVTR version is never silently reused: a config with data.synth regenerates it,
+    a plain data.path refuses it; its caches are keyed by the folder's generator config too."""
+    from training.engine.config import DataConfig
+    from training.engine.data import cache_dir, check_dataset, ensure_dataset
+
+    out = tmp_path / "old"
+    generate(SMALL, out, progress=False)
+    summary = _json(out / CONFIG)
+    before = cache_dir(out)
+    (out / CONFIG).write_text(json.dumps({**summary, "version": "synthvtr-2"}))
+    assert cache_dir(out) != before
+    plain = DataConfig(path=str(out))
+    with pytest.raises(DataError, match="synthvtr-2.*regenerate"):
+        check_dataset(plain, ("trn",))
+    with pytest.raises(DataError, match="synthvtr-2"):
+        ensure_dataset(plain, progress=False)
+    ensure_dataset(DataConfig(path=str(out), synth=dataclasses.asdict(SMALL)), progress=False)
+    assert _json(out / CONFIG)["version"] == summary["version"] and cache_dir(out) == before
+
+
+def test_the_whole_frame_region_shows_the_scene(monkeypatch):
+    """SynthVTR 3: one region of every frame is the whole frame, the network applied to the scene's look (still,
+    idle, no action). Without jitter and noise it is exactly that in every frame; without ``scene_region`` no
+    region is."""
+    from training.synth import features
+    from training.synth.world import World
+
+    monkeypatch.setattr(features, "INSTANCE_JITTER", 0.0)
+    config = dataclasses.replace(SMALL, noise=0.0, miss_rate=0.0)
+    world = World(config.seed, config.heldout_triples)
+    renderer = features.Renderer(world, config)
+    plan = world.sample_plan(np.random.default_rng(0), 1, unseen=False)
+    look = renderer.scene_look[renderer.scene_index[plan.scene]]
+    x = np.concatenate([look, renderer.role_emb[features.IDLE], np.zeros(features.ACTION_DIM), [0, 0, 0, 1, 0, 0]])
+    whole_frame = np.tanh(np.maximum(x @ renderer.w1 + renderer.b1, 0) @ renderer.w2)
+    gap = lambda regions: np.abs(regions - whole_frame).max(axis=-1).min(axis=-1)  # noqa: E731 - per frame
+    assert gap(renderer.render(plan, np.random.default_rng(1)).regions).max() < 1e-5
+    plain = features.Renderer(world, dataclasses.replace(config, scene_region=False))
+    assert gap(plain.render(plan, np.random.default_rng(1)).regions).min() > 1e-3
+    with pytest.raises(ValueError, match="whole-frame region"):
+        SynthConfig(regions_per_frame=4, distractors=2)
+
+
 def test_a_foreign_non_empty_folder_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(DataError, match="not empty"):

@@ -50,15 +50,16 @@ class GraphLayer(nn.Module):
 
     legacy_inert_keys = (InertLegacyKey("key.bias"),)
 
-    def __init__(self, dim: int, attention: bool = True, dropout: float = 0.0):
+    def __init__(self, dim: int, attention: bool = True, dropout: float = 0.0, attention_dim: int = 0):
         super().__init__()
         # W_t has no bias: a node without neighbours then keeps exactly LayerNorm(h).
         self.context = nn.Linear(dim, dim, bias=False)
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        self.query = nn.Linear(dim, dim) if attention else None
-        self.key = nn.Linear(dim, dim, bias=False) if attention else None
-        self.scale = 1.0 / math.sqrt(dim)
+        width = attention_dim or dim  # the query / key space; the reference code uses dim / 2
+        self.query = nn.Linear(dim, width) if attention else None
+        self.key = nn.Linear(dim, width, bias=False) if attention else None
+        self.scale = 1.0 / math.sqrt(width)
 
     def forward(self, nodes: torch.Tensor, adjacency: torch.Tensor) -> torch.Tensor:
         """nodes [B, K, D], adjacency [B, K, K] (row-normalised) -> [B, K, D]."""
@@ -80,12 +81,12 @@ class RoleGraphEncoder(nn.Module):
     """
 
     def __init__(self, dim: int, num_layers: int = 1, attention: bool = True, use_roles: bool = True,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, attention_dim: int = 0):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
         self.role_embedding = nn.Embedding(NUM_ROLES, dim) if use_roles else None
-        self.layers = nn.ModuleList([GraphLayer(dim, attention, dropout) for _ in range(num_layers)])
+        self.layers = nn.ModuleList([GraphLayer(dim, attention, dropout, attention_dim) for _ in range(num_layers)])
 
     def forward(self, word_states: torch.Tensor, word_mask: torch.Tensor, event: torch.Tensor,
                 verb_spans: torch.Tensor, verb_mask: torch.Tensor, noun_spans: torch.Tensor, noun_mask: torch.Tensor,

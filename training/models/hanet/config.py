@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from training.data.concepts import ConceptConfig
 from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
@@ -32,6 +33,11 @@ class HANetConfig:
     se_reduction: int = 16               # Squeeze-and-Excitation channel reduction of the SeMe module
     gcn_layers: int = 1                  # HANet uses one GCN layer
     gcn_dropout: float = 0.5
+    gcn_attention_dim: int = 0           # graph attention query/key width; 0 = embed_dim (the reference: D / 2)
+    input_dropout: float = 0.2           # dropout on the word and frame inputs (the reference code: 0.2)
+    # The concept BCE's targets: "ignore_other_captions" (the reference) leaves out the concepts that only the
+    # video's other captions mention; "caption" counts them as negatives.
+    concept_targets: Literal["ignore_other_captions", "caption"] = "ignore_other_captions"
     concept_rank_weight: float = 0.1     # eta: weight of the hinge loss on the concept (Jaccard) score
     concept_bce_weight: float = 0.01     # mu: weight of each concept BCE (video, text)
     individual_alignment: bool = True    # Table 3 switches: which alignment levels enter c_l
@@ -45,8 +51,13 @@ class HANetConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.action_kernel % 2 == 0:
             raise ValueError(f"action_kernel must be odd (a clip centred on a frame), got {self.action_kernel}")
-        if self.local_actions > self.concepts.num_verbs or self.local_entities > self.concepts.num_nouns:
-            raise ValueError("local_actions / local_entities cannot exceed concepts.num_verbs / concepts.num_nouns")
+        for count, kind in ((self.local_actions, "verbs"), (self.local_entities, "nouns")):
+            if not self.concepts.is_auto(kind) and count > self.concepts.size(kind):
+                raise ValueError(f"local_{'actions' if kind == 'verbs' else 'entities'} ({count}) cannot exceed "
+                                 f"concepts.num_{kind} ({self.concepts.size(kind)})")
+        if not 0.0 <= self.input_dropout < 1.0 or self.gcn_attention_dim < 0:
+            raise ValueError(f"input_dropout must be in [0, 1) and gcn_attention_dim >= 0, got {self.input_dropout}, "
+                             f"{self.gcn_attention_dim}")
         if not (self.individual_alignment or self.local_alignment or self.global_alignment):
             raise ValueError("at least one of individual_alignment, local_alignment, global_alignment must be true")
 
@@ -56,7 +67,7 @@ class HANetConfig:
         return tuple(level for switch, levels in ALIGNMENT_LEVELS.items() if on[switch] for level in levels)
 
     def layout(self) -> ModelLayout:
-        d, ka, ke = self.embed_dim, self.concepts.num_verbs, self.concepts.num_nouns
+        d, ka, ke = self.embed_dim, self.concepts.dim("verbs"), self.concepts.dim("nouns")
 
         def spec(name: str, shape: tuple, doc: str) -> TensorSpec:
             return TensorSpec(name, "float32", shape, doc)

@@ -103,18 +103,19 @@ class HANet(RetrievalModel):
     def __init__(self, config: HANetConfig):
         super().__init__(config)
         d = config.embed_dim
-        self.text_encoder = HGRTextEncoder(config.text, d, config.gcn_layers, graph_attention=True,
-                                           role_awareness=True, gcn_dropout=config.gcn_dropout)
+        num_verbs, num_nouns = config.concepts.size("verbs"), config.concepts.size("nouns")
+        self.text_encoder = HGRTextEncoder.from_config(config)
+        self.input_dropout = nn.Dropout(config.input_dropout)  # on the frame features (the reference code: 0.2)
         # Text concept classifiers: Conv1d(k=1) over the word states (Eq. 3-4).
-        self.text_verb_classifier = ConceptClassifier(d, config.concepts.num_verbs, 1)
-        self.text_noun_classifier = ConceptClassifier(d, config.concepts.num_nouns, 1)
+        self.text_verb_classifier = ConceptClassifier(d, num_verbs, 1)
+        self.text_noun_classifier = ConceptClassifier(d, num_nouns, 1)
         # Video: FC per level (Eq. 5), concept classifiers Conv1d(k=5) verbs / Conv1d(k=1) nouns (Eq. 1-2).
         self.video_global_map = nn.Linear(config.video.frame_dim, d)
         self.video_action_map = nn.Linear(config.video.frame_dim, d)
         self.video_entity_map = nn.Linear(config.video.frame_dim, d)
         self.video_attention = AttentionPool(d)
-        self.video_verb_classifier = ConceptClassifier(d, config.concepts.num_verbs, config.action_kernel)
-        self.video_noun_classifier = ConceptClassifier(d, config.concepts.num_nouns, 1)
+        self.video_verb_classifier = ConceptClassifier(d, num_verbs, config.action_kernel)
+        self.video_noun_classifier = ConceptClassifier(d, num_nouns, 1)
         self.action_se = SqueezeExcitation(d, config.se_reduction)
         self.entity_se = SqueezeExcitation(d, config.se_reduction)
 
@@ -141,7 +142,7 @@ class HANet(RetrievalModel):
 
     def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:
         cfg = self.config
-        feats, mask = inputs["frame_feats"], inputs["frame_mask"]
+        feats, mask = self.input_dropout(inputs["frame_feats"]), inputs["frame_mask"]
         valid = mask.unsqueeze(-1)
         global_frames = self.video_global_map(feats) * valid
         actions = self.video_action_map(feats) * valid
@@ -208,23 +209,37 @@ class HANet(RetrievalModel):
         num_concept = len(CONCEPT_LEVELS)
         return level_scores[:-num_concept].mean(dim=0), level_scores[-num_concept:].mean(dim=0)
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        return {f"{side} {kind}s": (f"{kind}s", out[f"{side}_{kind}_concepts"])
+                for side, out in (("text", text), ("video", video)) for kind in ("verb", "noun")}
+
     # -- training -------------------------------------------------------------------------------------------
     def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         """Eq. 25: hinge(c_l) + eta * hinge(c_p) + mu * (BCE of the video and text concept probabilities),
-        with the caption's multi-hot ``verb_labels`` / ``noun_labels`` as targets for both modalities."""
+        with the caption's multi-hot ``verb_labels`` / ``noun_labels`` as targets for both modalities. With
+        ``concept_targets: ignore_other_captions`` (the reference) a concept that only the video's other
+        captions mention (``*_video_labels``) is neither a positive nor a negative: the BCE leaves it out."""
         cfg = self.config
-        for key, name, size in (("verb_labels", "concepts.num_verbs", cfg.concepts.num_verbs),
-                                ("noun_labels", "concepts.num_nouns", cfg.concepts.num_nouns)):
+        keys = [("verb_labels", "verbs"), ("noun_labels", "nouns")]
+        if cfg.concept_targets == "ignore_other_captions":
+            keys += [("verb_video_labels", "verbs"), ("noun_video_labels", "nouns")]
+        for key, kind in keys:
             if key not in batch:
                 raise ConfigError(f"hanet needs batch[{key!r}] (concept labels); the data pipeline did not provide it")
-            if batch[key].shape[-1] != size:
-                raise ConfigError(f"hanet: batch {key} has {batch[key].shape[-1]} concepts but the model's {name} is {size}")
+            if batch[key].shape[-1] != cfg.concepts.size(kind):
+                raise ConfigError(f"hanet: batch {key} has {batch[key].shape[-1]} concepts but the model's "
+                                  f"concepts.num_{kind} is {cfg.concepts.size(kind)}")
         alignment, concept = self._alignment_and_concept(self.score(text, video)["level_scores"])
         video_ids = batch.get("video_ids")
         rank = hinge_triplet_loss(alignment, cfg.loss, video_ids)
         concept_rank = hinge_triplet_loss(concept, cfg.loss, video_ids)
-        verbs, nouns = batch["verb_labels"], batch["noun_labels"]
-        bce_video = bce_loss(video["video_verb_concepts"], verbs) + bce_loss(video["video_noun_concepts"], nouns)
-        bce_text = bce_loss(text["text_verb_concepts"], verbs) + bce_loss(text["text_noun_concepts"], nouns)
+        bce_video, bce_text = rank.new_zeros(()), rank.new_zeros(())
+        for kind in ("verb", "noun"):
+            targets = batch[f"{kind}_labels"]
+            weight = None
+            if cfg.concept_targets == "ignore_other_captions":
+                weight = 1.0 - (batch[f"{kind}_video_labels"] - targets).clamp(min=0)
+            bce_video = bce_video + bce_loss(video[f"video_{kind}_concepts"], targets, weight=weight)
+            bce_text = bce_text + bce_loss(text[f"text_{kind}_concepts"], targets, weight=weight)
         total = rank + cfg.concept_rank_weight * concept_rank + cfg.concept_bce_weight * (bce_video + bce_text)
         return {"loss": total, "rank": rank, "concept_rank": concept_rank, "bce_video": bce_video, "bce_text": bce_text}

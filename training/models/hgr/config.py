@@ -18,6 +18,8 @@ class HGRConfig:
     embed_dim: int = 1024                # joint space of every level; also the BiGRU hidden size (text nodes live there)
     gcn_layers: int = 2                  # paper 2, reference code 1
     gcn_dropout: float = 0.5             # dropout on each GCN layer's context (reference code)
+    gcn_attention_dim: int = 0           # graph attention query/key width; 0 = embed_dim (the reference: D / 2)
+    input_dropout: float = 0.2           # dropout on the word and frame inputs (the reference code: 0.2)
     graph_attention: bool = True         # Table 4 "w/o graph attention": False = mean over neighbours
     role_awareness: bool = True          # Table 4 "w/o role awareness": False = no role embedding
     hierarchical_video: bool = True      # Table 4 "w/o hierarchical video": False = one video embedding for all levels
@@ -27,8 +29,11 @@ class HGRConfig:
             raise ValueError(f"embed_dim must be >= 1, got {self.embed_dim}")
         if self.gcn_layers < 1:
             raise ValueError(f"gcn_layers must be >= 1, got {self.gcn_layers}")
-        if not 0.0 <= self.gcn_dropout < 1.0:
-            raise ValueError(f"gcn_dropout must be in [0, 1), got {self.gcn_dropout}")
+        for key in ("gcn_dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, key) < 1.0:
+                raise ValueError(f"{key} must be in [0, 1), got {getattr(self, key)}")
+        if self.gcn_attention_dim < 0:
+            raise ValueError(f"gcn_attention_dim must be >= 0 (0 = embed_dim), got {self.gcn_attention_dim}")
 
     def layout(self) -> ModelLayout:
         d = self.embed_dim

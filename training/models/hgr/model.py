@@ -23,18 +23,25 @@ class HGRTextEncoder(nn.Module):
     """
 
     def __init__(self, text: TextInputConfig, embed_dim: int, gcn_layers: int, graph_attention: bool,
-                 role_awareness: bool, gcn_dropout: float):
+                 role_awareness: bool, gcn_dropout: float, gcn_attention_dim: int = 0, input_dropout: float = 0.0):
         super().__init__()
         self.words = WordInput(text)
+        self.input_dropout = nn.Dropout(input_dropout)
         self.rnn = MaskedBiGRU(text.word_dim, embed_dim, merge="mean")
         self.attention = AttentionPool(embed_dim)
         self.graph = RoleGraphEncoder(embed_dim, num_layers=gcn_layers, attention=graph_attention,
-                                      use_roles=role_awareness, dropout=gcn_dropout)
+                                      use_roles=role_awareness, dropout=gcn_dropout, attention_dim=gcn_attention_dim)
+
+    @classmethod
+    def from_config(cls, config, graph_attention: bool = True, role_awareness: bool = True) -> "HGRTextEncoder":
+        """The encoder of an HGR-family config (HGR, HANet): sizes, GCN and input dropout from it."""
+        return cls(config.text, config.embed_dim, config.gcn_layers, graph_attention, role_awareness,
+                   config.gcn_dropout, config.gcn_attention_dim, config.input_dropout)
 
     def forward(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (word states [B, W, D], event [B, D], verbs [B, V, D], nouns [B, N, D])."""
         mask = inputs["word_mask"]
-        states, _ = self.rnn(self.words(inputs), mask)
+        states, _ = self.rnn(self.input_dropout(self.words(inputs)), mask)
         event = self.attention(states, mask)
         event, verbs, nouns = self.graph(states, mask, event, inputs["verb_spans"], inputs["verb_mask"],
                                          inputs["noun_spans"], inputs["noun_mask"], inputs["noun_roles"],
@@ -48,8 +55,8 @@ class HGR(RetrievalModel):
     def __init__(self, config: HGRConfig):
         super().__init__(config)
         d = config.embed_dim
-        self.text_encoder = HGRTextEncoder(config.text, d, config.gcn_layers, config.graph_attention,
-                                           config.role_awareness, config.gcn_dropout)
+        self.text_encoder = HGRTextEncoder.from_config(config, config.graph_attention, config.role_awareness)
+        self.input_dropout = nn.Dropout(config.input_dropout)  # on the frame features (the reference code: 0.2)
         # Three independent linear maps of the frame features (Eq. 11), or one shared ("w/o hierarchical video").
         num_maps = 3 if config.hierarchical_video else 1
         self.video_maps = nn.ModuleList([nn.Linear(config.video.frame_dim, d) for _ in range(num_maps)])
@@ -64,7 +71,8 @@ class HGR(RetrievalModel):
     def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:
         mask = inputs["frame_mask"]
         valid = mask.unsqueeze(-1)
-        embeds = [m(inputs["frame_feats"]) * valid for m in self.video_maps]
+        frames = self.input_dropout(inputs["frame_feats"])
+        embeds = [m(frames) * valid for m in self.video_maps]
         event_frames, action_frames, entity_frames = embeds if len(embeds) == 3 else embeds * 3
         event = l2_normalize(self.video_attention(event_frames, mask))
         return {"video_event": event, "video_actions": action_frames, "video_entities": entity_frames,

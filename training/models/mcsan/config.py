@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from training.data.concepts import ConceptConfig
 from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
@@ -33,12 +34,22 @@ class MCSANConfig:
     relationship: bool = True               # False: MCSAN^-R, the relationship level removed
     distribution_constraints: bool = True   # False: MCSAN^-S, no KL constraints
     focal: bool = True                      # False: MCSAN^-L, plain BCE instead of focal BCE
+    # The video's attribute targets: "video" the union over the video's captions (the paper), "caption" the
+    # sampled caption's own (as Strata before). The caption's features always take the caption's own.
+    video_attribute_targets: Literal["video", "caption"] = "video"
+    # (F)BCE reduction: "batch" sums over the vocabulary and averages over the batch (Eq. 35); "mean" averages
+    # over batch x vocabulary too, which weighs the attribute loss about 1 / |V| of the paper's.
+    attribute_reduction: Literal["batch", "mean"] = "batch"
+    # Not in the paper (a diagnostic): weight of a hinge on each level's own score, added to the fused hinge.
+    level_rank_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if self.global_dim % 2:
             raise ValueError(f"global_dim is 2 x the BiGRU hidden size and must be even, got {self.global_dim}")
         if self.embed_dim % 2 or self.embed_dim % self.heads:
             raise ValueError(f"embed_dim {self.embed_dim} must be even and divisible by heads ({self.heads})")
+        if self.level_rank_weight < 0:
+            raise ValueError(f"level_rank_weight must be >= 0, got {self.level_rank_weight}")
         for key in ("relation_layers", "graph_layers"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")

@@ -27,7 +27,8 @@ from training.models.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.models.mcsan.config import ACTION_KERNELS, MCSANConfig
 
 # Which batch labels each level's shared attribute head predicts.
-LEVEL_LABELS = {"entity": "noun_labels", "action": "verb_labels", "relationship": "triplet_labels"}
+LEVEL_KINDS = {"entity": "nouns", "action": "verbs", "relationship": "triplets"}
+LEVEL_LABELS = {level: f"{kind[:-1]}_labels" for level, kind in LEVEL_KINDS.items()}  # the caption's own concepts
 # Slope of the sigmoid at 0: the index view linearises sigmoid(x) ~ 1/2 + x/4.
 SIGMOID_SLOPE = 0.25
 
@@ -125,7 +126,7 @@ class MCSAN(RetrievalModel):
         # -- scorer: FC of Eq. 23
         self.global_fc = nn.Linear(c.global_dim, 1)
         # -- training only: cross-modal shared attribute heads (Eq. 24-26)
-        sizes = {"entity": c.concepts.num_nouns, "action": c.concepts.num_verbs, "relationship": c.concepts.num_triplets}
+        sizes = {level: c.concepts.size(kind) for level, kind in LEVEL_KINDS.items()}
         self.attribute_heads = nn.ModuleDict({level: nn.Linear(c.embed_dim, sizes[level]) for level in local})
 
     # -- towers -----------------------------------------------------------------------------------------------
@@ -200,22 +201,35 @@ class MCSAN(RetrievalModel):
         parts += [l2_normalize(text[f"text_{level}"]) for level in self.levels[1:]]
         return l2_normalize(torch.cat(parts, dim=-1))
 
+    def concept_predictions(self, text: Tensors, video: Tensors) -> dict[str, tuple[str, torch.Tensor]]:
+        """The shared attribute heads (training only) applied to each side's level vectors."""
+        return {f"{side} {LEVEL_KINDS[level]}": (LEVEL_KINDS[level], torch.sigmoid(head(out[f"{side}_{level}"])))
+                for level, head in self.attribute_heads.items() for side, out in (("text", text), ("video", video))}
+
     # -- training -------------------------------------------------------------------------------------------
     def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
         c = self.config
-        rank = hinge_triplet_loss(self.score(text, video)[SCORE], c.loss, batch.get("video_ids"))
+        scores = self.score(text, video)
+        video_ids = batch.get("video_ids")
+        rank = hinge_triplet_loss(scores[SCORE], c.loss, video_ids)
         attribute = rank.new_zeros(())
         kl = rank.new_zeros(())
         for level, head in self.attribute_heads.items():
-            # The batch carries each caption's concepts; its video is annotated with the same targets
-            # (the paper's video labels are the union over all of the video's captions).
-            targets = batch[LEVEL_LABELS[level]]
-            for features in (text[f"text_{level}"], video[f"video_{level}"]):
-                attribute = attribute + self.attribute_loss(head(features), targets)
+            text_targets = batch[LEVEL_LABELS[level]]
+            # The paper's video labels are the union over all of the video's captions.
+            video_key = LEVEL_LABELS[level].replace("_labels", "_video_labels")
+            video_targets = batch[video_key] if c.video_attribute_targets == "video" else text_targets
+            attribute = attribute + self.attribute_loss(head(text[f"text_{level}"]), text_targets)
+            attribute = attribute + self.attribute_loss(head(video[f"video_{level}"]), video_targets)
             if c.distribution_constraints:
                 kl = kl + distribution_kl_loss(video[f"video_{level}"], text[f"text_{level}"])  # Eq. 38-40
         total = rank + c.attribute_weight * attribute + c.kl_weight * kl
-        return {"loss": total, "rank": rank, "attribute": attribute, "kl": kl}
+        parts = {"rank": rank, "attribute": attribute, "kl": kl}
+        if c.level_rank_weight > 0:
+            level_rank = sum(hinge_triplet_loss(level_scores, c.loss, video_ids) for level_scores in scores["level_scores"])
+            total = total + c.level_rank_weight * level_rank
+            parts["level_rank"] = level_rank
+        return {"loss": total, **parts}
 
     def attribute_loss(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Focal BCE (Eq. 35-37, alpha / gamma as in Lin et al.), or plain BCE for MCSAN^-L.
@@ -223,6 +237,7 @@ class MCSAN(RetrievalModel):
         Eq. 24 writes ReLU on the heads, but (F)BCE needs probabilities in (0, 1): the heads' outputs are
         logits and the probabilities their sigmoid.
         """
-        if self.config.focal:
-            return focal_bce_loss(logits, targets, self.config.focal_alpha, self.config.focal_gamma)
-        return bce_loss(torch.sigmoid(logits), targets)
+        c = self.config
+        if c.focal:
+            return focal_bce_loss(logits, targets, c.focal_alpha, c.focal_gamma, reduction=c.attribute_reduction)
+        return bce_loss(torch.sigmoid(logits), targets, reduction=c.attribute_reduction)

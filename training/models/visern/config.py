@@ -11,7 +11,10 @@ LEVELS = ("global",)
 
 # The paper's ablation table (Table 3): random-walk normalisation (ViSERN), symmetric normalisation
 # (sym-nor), row-wise normalisation (row-nor), and no reasoning (no-rea: the mean of the raw regions).
-Reasoning = Literal["random_walk", "symmetric", "row", "none"]
+# "random_walk" is D^-1 exp(R / sqrt(d)), a row softmax (the default; see RegionGraphReasoning.transition);
+# "random_walk_relu" is the literal random walk on non-negative weights, D^-1 ReLU(R), so that Table 3's
+# comparison can also be run without attention on both sides.
+Reasoning = Literal["random_walk", "random_walk_relu", "symmetric", "row", "none"]
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,15 @@ from training.models.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.visern.config import ViSERNConfig
 
 
+DEGREE_EPS = 1e-12  # D^-1 of the literal random walk: a zero degree leaves a zero row
+
+
 class RegionGraphReasoning(nn.Module):
     """Semantic correlation graph over the regions of each frame and one residual graph convolution."""
 
     def __init__(self, region_dim: int, graph_dim: int, normalization: str):
         super().__init__()
-        if normalization not in ("random_walk", "symmetric", "row"):
+        if normalization not in ("random_walk", "random_walk_relu", "symmetric", "row"):
             raise ValueError(f"unknown graph normalisation {normalization!r}")
         self.normalization = normalization
         self.graph_dim = graph_dim
@@ -52,9 +55,14 @@ class RegionGraphReasoning(nn.Module):
         Symmetric normalisation uses the same A: ``D^-1/2 A D^-1/2``, computed in the log domain
         (``exp(r_ij - (lse_i + lse_j) / 2)``, never above 1 because R is symmetric). Row-wise normalisation
         (the ablation) is the one of Li et al. 2019 (VSRN) that the paper refers to: ``R / n`` on the raw R.
+        ``random_walk_relu`` is the literal reading: ``A = ReLU(R)``, ``D^-1 A``; a region whose edges are all
+        non-positive has degree 0 and gathers nothing (its row is zero, the residual keeps it).
         """
         if self.normalization == "row":
             return relation / relation.shape[-1]
+        if self.normalization == "random_walk_relu":
+            weights = torch.relu(relation)
+            return weights / weights.sum(dim=-1, keepdim=True).clamp(min=DEGREE_EPS)
         logits = relation / math.sqrt(self.graph_dim)
         if self.normalization == "random_walk":
             return torch.softmax(logits, dim=-1)

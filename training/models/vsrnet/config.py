@@ -18,7 +18,7 @@ RelationEncoder = Literal["spatio_temporal", "spatial", "temporal", "mean"]
 class VSRNetConfig:
     text: TextInputConfig = field(default_factory=TextInputConfig)
     video: VideoInputConfig = field(default_factory=VideoInputConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
+    loss: LossConfig = field(default_factory=lambda: LossConfig(max_violation=False))  # public code: margin 0.2
     embed_dim: int = 256            # d*: width of every Transformer and of F_v, F_r, F_t (paper 1024)
     layers: int = 1                 # L: blocks in each of the three Transformers (paper 4 MSR-VTT, 2 MSVD)
     heads: int = 4                  # attention heads (paper silent)
@@ -29,6 +29,10 @@ class VSRNetConfig:
     relation_weight: float = 0.5    # lambda in S = lambda cos(F_r, F_t) + (1 - lambda) cos(F_v, F_t)
     branches: Branches = "both"
     relation_encoder: RelationEncoder = "spatio_temporal"
+    # The training objective. "per_space" (the public code): a hinge on each space's own cosine, weighted as in
+    # the score, lambda L_relation + (1 - lambda) L_global; with loss.max_violation false, summed over all
+    # in-batch negatives (Eq. 12). "fused": one hinge on the fused score (Strata before; a named option).
+    objective: Literal["per_space", "fused"] = "per_space"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.relation_weight <= 1.0:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from training.losses import hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import l2_normalize, masked_softmax
 from training.models.common.legacy import InertLegacyKey
@@ -115,3 +116,15 @@ class VSRNet(RetrievalModel):
         t = l2_normalize(text["text_embed"])
         levels = [t @ l2_normalize(video[name]).transpose(0, 1) for name in self._video_levels()]
         return self.scorer_output(levels, self._weighted_sum(levels))
+
+    # -- training -------------------------------------------------------------------------------------------
+    def loss(self, text: Tensors, video: Tensors, batch: Tensors) -> dict[str, torch.Tensor]:
+        """``per_space``: the public trainer's ``0.5 L_global + 0.5 L_relation`` (lambda and 1 - lambda), each a
+        hinge on its own space's cosine. The reference sums the hinge over the batch too; here it is averaged
+        over the batch like every other loss of the zoo (a constant factor, which Adam all but cancels)."""
+        if self.config.objective == "fused":
+            return super().loss(text, video, batch)
+        scores = self.score(text, video)["level_scores"]
+        per_space = [hinge_triplet_loss(s, self.config.loss, batch.get("video_ids")) for s in scores]
+        parts = {f"rank_{level}": value for level, value in zip(self.config.levels, per_space)}
+        return {"loss": self._weighted_sum(per_space), **parts}

@@ -1,0 +1,36 @@
+"""Role-switched twins of training captions, from the parser's role graph (torch-free).
+
+``switch_roles`` swaps the words of the agent (``ARG0``) and patient (``ARG1``) spans of the first verb that has
+both: *a dog chases a cat* -> *a cat chases a dog*; *a girl is pushed by the boy* -> *a boy is pushed by the
+girl* (articles and everything outside the two spans stay). It reads only the parse of the caption, as a
+model would at training time, never a dataset's own generator: SynthVTR's ``perturb.py`` makes the test's
+negatives, and this must not share its rules.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+from training.text.rolegraph import RoleGraph
+
+AGENT, PATIENT = "ARG0", "ARG1"
+
+
+def switch_roles(tokens: tuple[str, ...] | list[str], graph: RoleGraph) -> Optional[str]:
+    """The caption with its first verb's agent and patient spans swapped, or None when no verb has both (or
+    the spans are not two disjoint runs of words, or swapping changes nothing)."""
+    for verb in graph.verb_ids:
+        args = {role: graph.nodes[arg].spans for v, arg, role in graph.edges if v == verb and role in (AGENT, PATIENT)}
+        if len(args) < 2:
+            continue
+        first, second = sorted((args[AGENT], args[PATIENT]))
+        if not (_run(first) and _run(second)) or first[-1] >= second[0]:
+            return None
+        words = list(tokens)
+        swapped = (words[:first[0]] + words[second[0]:second[-1] + 1] + words[first[-1] + 1:second[0]]
+                   + words[first[0]:first[-1] + 1] + words[second[-1] + 1:])
+        return None if swapped == words else " ".join(swapped)
+    return None
+
+
+def _run(span: tuple[int, ...]) -> bool:
+    return bool(span) and list(span) == list(range(span[0], span[-1] + 1))
