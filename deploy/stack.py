@@ -64,6 +64,7 @@ def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, st
 
 def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from serving.gateway.service import active_record
+    from serving.swap import ensure_loaded
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer, uri
     from serving.triton.server import TritonServer
@@ -93,7 +94,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         models += [name for name in _RAW_VIDEO_MODELS if (settings.repository / name / "config.pbtxt").is_file()]
         ports = None if 0 in settings.triton_ports else settings.triton_ports
         tstate = triton.start(settings.repository, models, ports=ports, address=settings.address, timeout=timeout)
-    ensure_served(tstate.grpc_url, base, version)
+    ensure_loaded(tstate.grpc_url, base, version, None)   # the record wins over the repository's latest
     log(f"triton: {tstate.grpc_url} (pid {tstate.pid}), serving {base} version {version}")
 
     # 3. the gateway
@@ -130,21 +131,6 @@ def _gateway_serving(ready_file: Path, state: ProcessState) -> bool:
         return client.health() == "SERVING"
 
 
-def ensure_served(triton_url: str, base: str, version: int) -> None:
-    """Load ``version`` of ``base``'s three models beside whatever Triton serves (the record wins after a restart)."""
-    import tritonclient.grpc as grpcclient
-
-    from serving.triton.swap import swap
-
-    client = grpcclient.InferenceServerClient(triton_url)
-    try:
-        ready = all(client.is_model_ready(f"{base}_{part}", str(version)) for part in ("text", "video", "scorer"))
-    finally:
-        client.close()
-    if not ready:
-        swap(triton_url, base, version)
-
-
 def down(log=print) -> None:
     """Stop the gateway, then Triton, then Milvus (each only if running)."""
     from serving.index.milvus_server import MilvusLiteServer
@@ -153,9 +139,3 @@ def down(log=print) -> None:
     log(gateway_process().stop())
     log(TritonServer().stop())
     log(MilvusLiteServer().stop())
-
-
-def status() -> dict[str, ProcessState | None]:
-    from serving.index.milvus_server import MilvusLiteServer
-
-    return {"milvus": MilvusLiteServer().state(), "gateway": gateway_process().state()}
