@@ -5,7 +5,6 @@ a gateway restart and a Triton restart; a swap whose new version will not load l
 This module runs its own stack in its own STRATA_HOME, so the swap does not touch the other gateway tests."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -27,17 +26,11 @@ VIDEO_IDS = ["vid0005", "vid0077"]
 
 @pytest.fixture(scope="module")
 def swap_stack(tmp_path_factory):
-    saved = os.environ.get("STRATA_HOME")
-    os.environ["STRATA_HOME"] = str(tmp_path_factory.mktemp("swap_home"))
-    try:
+    with pytest.MonkeyPatch.context() as patch:   # restored however the set-up ends
+        patch.setenv("STRATA_HOME", str(tmp_path_factory.mktemp("swap_home")))
         settings = Settings(**FREE_PORTS)
         with running_stack(settings) as state:
             yield settings, state
-    finally:
-        if saved is None:
-            os.environ.pop("STRATA_HOME", None)
-        else:
-            os.environ["STRATA_HOME"] = saved
 
 
 def gateway(settings) -> StrataClient:

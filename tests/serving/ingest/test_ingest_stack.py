@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 PORTS = dict(gateway_port=0, gateway_metrics_port=0, milvus_port=0, triton_http_port=0, triton_grpc_port=0,
              triton_metrics_port=0)
 SYNTH = {"videos": 80, "captions_per_video": 2, "seed": 4, "frame_dim": FRAME_DIM, "region_dim": 24,
-         "regions_per_frame": 4, "frames": (6, 12)}
+         "regions_per_frame": 6, "frames": (6, 12)}   # two entities, two distractors, the whole frame
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +40,22 @@ def stack(tmp_path_factory):
     from training.synth.generator import generate
 
     home = tmp_path_factory.mktemp("ingest_home")
-    previous = os.environ.get("STRATA_HOME")
-    os.environ["STRATA_HOME"] = str(home)
-    settings = Settings(**PORTS)
-    videos = home / "videos"
-    write_good(videos / "good")
-    bad = write_bad(videos / "bad")
-    generate(SynthConfig(**SYNTH), home / "synth", progress=False)
-    assert main(["export", "--model", "vsepp", "--preset", "fast", "--random-init", "--seed", "2", "--set",
-                 f"video.frame_dim={FRAME_DIM}", "--repo", str(settings.repository)]) == 0
-    assert main(["export", "--frame-backbone", str(write_tiny_backbone(home / "tiny.onnx")),
-                 "--repo", str(settings.repository)]) == 0
-    try:
-        state = up(settings, log=lambda *_: None)
-        yield settings, state, home, videos, bad
-    finally:
-        down(log=lambda *_: None)
-        if previous is None:
-            os.environ.pop("STRATA_HOME", None)
-        else:
-            os.environ["STRATA_HOME"] = previous
+    with pytest.MonkeyPatch.context() as patch:   # restored however the set-up ends
+        patch.setenv("STRATA_HOME", str(home))
+        settings = Settings(**PORTS)
+        videos = home / "videos"
+        write_good(videos / "good")
+        bad = write_bad(videos / "bad")
+        generate(SynthConfig(**SYNTH), home / "synth", progress=False)
+        assert main(["export", "--model", "vsepp", "--preset", "fast", "--random-init", "--seed", "2", "--set",
+                     f"video.frame_dim={FRAME_DIM}", "--repo", str(settings.repository)]) == 0
+        assert main(["export", "--frame-backbone", str(write_tiny_backbone(home / "tiny.onnx")),
+                     "--repo", str(settings.repository)]) == 0
+        try:
+            state = up(settings, log=lambda *_: None)
+            yield settings, state, home, videos, bad
+        finally:
+            down(log=lambda *_: None)
 
 
 def offline_videos(settings, version, paths):

@@ -14,6 +14,9 @@ from training.models.factory import list_models
 pytestmark = pytest.mark.slow
 
 MODELS = list_models()
+# The fast presets size concept heads from the training captions ("auto"); a model built without data is given sizes.
+CONCEPT_SIZES = {"hanet": ("concepts.num_verbs=12", "concepts.num_nouns=16"),
+                 "mcsan": ("concepts.num_verbs=12", "concepts.num_nouns=16", "concepts.num_triplets=8")}
 PARITY = ParityData(random_queries=32, random_lengths=(
     {"batch": 1, "words": 4, "verbs": 1, "nouns": 1, "frames": 3, "regions": 3},
     {"batch": 6, "words": 12, "verbs": 3, "nouns": 4, "frames": 9, "regions": 4},
@@ -25,7 +28,7 @@ def zoo(tmp_path_factory):
     repo = tmp_path_factory.mktemp("zoo")
     manifests = {}
     for name in MODELS:
-        model, source = load_source(None, name, "fast", seed=0)
+        model, source = load_source(None, name, "fast", seed=0, overrides=CONCEPT_SIZES.get(name, ()))
         manifests[name] = export_version(model, source, repo, 1, parity=PARITY, log=lambda *_: None)
     server = TritonServer(tmp_path_factory.mktemp("run"))
     state = server.start(repo, ports=None)
