@@ -1,6 +1,6 @@
 """First-stage candidates: which indexed items a query's scorer gets to see (torch-free).
 
-Two strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table):
+Three strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table):
 
 ``index``   one inner-product search of the index view (``text_index`` / ``video_index``) in the kind's main
             collection. Exact, up to the ANN index's recall, where the fused score is that inner product
@@ -9,6 +9,14 @@ Two strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench 
             then L2-normalised), stored in a second collection ``<collection>_levels`` with one vector field per
             level, and searched together with Milvus's multi-vector hybrid search, weighted as the fusion weights
             the levels. Candidates ranked high by any level reach the re-rank.
+``fused``   one vector per item whose inner product with the query's vector approximates the whole fused score
+            (:data:`FUSED`), in a second collection ``<collection>_fused``, searched with one inner-product search.
+            A cosine level contributes the two unit vectors. HGR's local attentive matching (mean over the text's
+            nodes of the node's cosine with its attention-weighted frames) contributes the mean of the unit nodes
+            and the unit mean of the frames: with attention near uniform over frames that product is the level's
+            score. A Jaccard level contributes the two unit probability vectors (their cosine stands in for it).
+            The query side carries each level's weight in the fusion, so the one product sums the levels as the
+            scorer does.
 
 Both directions work alike: text -> video searches the video collections with the text's vectors, video -> text the
 caption collections with the video's. A model whose first stage cannot work is refused with the reason
@@ -25,7 +33,8 @@ from serving.gateway.errors import FailedPrecondition
 from serving.index.milvus_index import LevelIndex
 from training.models.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
 
-STRATEGIES = ("index", "levels")
+STRATEGIES = ("index", "levels", "fused")
+COSINE, ATTENTIVE, JACCARD = "cosine", "attentive", "jaccard"
 VIDEOS, CAPTIONS = "videos", "captions"
 
 
@@ -63,6 +72,39 @@ LEVELS: dict[str, tuple[Level, ...]] = {
 
 
 @dataclass(frozen=True)
+class Term:
+    """One level of the fused score as an inner product: how its text and video outputs become vectors
+    (``match``: :data:`COSINE`, :data:`ATTENTIVE` or :data:`JACCARD`), and its weight in the fusion."""
+    text: str
+    video: str
+    match: str
+    weight: float
+
+
+def fused_terms(base: str, config: Mapping) -> tuple[Term, ...]:
+    """The levels of a model's fused score, as the scorer fuses them (empty: the model has no fused first stage).
+    HGR: the mean of event, action and entity. HANet: (mean of its alignment levels on in ``config`` + mean of
+    the two concept Jaccards) / 2."""
+    if base == "hgr":
+        return (Term("text_event", "video_event", COSINE, 1 / 3),
+                Term("text_verbs", "video_actions", ATTENTIVE, 1 / 3),
+                Term("text_nouns", "video_entities", ATTENTIVE, 1 / 3))
+    if base == "hanet":
+        alignment = []
+        if config.get("individual_alignment", True):
+            alignment += [("text_verb_words", "video_actions", ATTENTIVE), ("text_noun_words", "video_entities", ATTENTIVE)]
+        if config.get("local_alignment", True):
+            alignment += [("text_verbs", "video_local_actions", ATTENTIVE),
+                          ("text_nouns", "video_local_entities", ATTENTIVE)]
+        if config.get("global_alignment", True):
+            alignment += [("text_global", "video_global", COSINE)]
+        return (tuple(Term(*a, 0.5 / len(alignment)) for a in alignment)
+                + (Term("text_verb_concepts", "video_verb_concepts", JACCARD, 0.25),
+                   Term("text_noun_concepts", "video_noun_concepts", JACCARD, 0.25)))
+    return ()
+
+
+@dataclass(frozen=True)
 class Choice:
     strategy: str
     depth: int          # default candidates per query, measured on a corpus of `measured_on` items
@@ -77,7 +119,7 @@ CHOICES: dict[str, dict[str, Choice]] = {
     "visern": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
     "vsrnet": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
     "mcsan": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 200)},
-    "hgr": {VIDEOS: Choice("levels", 200), CAPTIONS: Choice("levels", 200)},
+    "hgr": {VIDEOS: Choice("fused", 30), CAPTIONS: Choice("fused", 30)},
     "hanet": {VIDEOS: Choice("levels", 200), CAPTIONS: Choice("index", 200)},
 }
 FALLBACK = Choice("index", 200)
@@ -91,13 +133,20 @@ def refusal(base: str, manifest: Mapping, layout: ModelLayout, strategy: str) ->
     if base == "hanet" and config.get("global_alignment", True) is False:
         return ("HANet with global_alignment=false: its index view (the global vector) is never trained, so a first "
                 "stage over it would rank candidates at random")
+    if strategy == "index":
+        return ""
     if strategy == "levels":
         if base not in LEVELS:
             return f"{base} has no per-level first stage (its index view is its whole fused score: use 'index')"
-        outputs = set(layout.text.output_names) | set(layout.video.output_names)
-        missing = sorted({name for level in LEVELS[base] for name in level.text + level.video} - outputs)
-        if missing:
-            return f"{base}'s per-level first stage needs tower outputs this version lacks: {', '.join(missing)}"
+        needed = {name for level in LEVELS[base] for name in level.text + level.video}
+    else:
+        terms = fused_terms(base, config)
+        if not terms:
+            return f"{base} has no fused first stage (use 'index': its index view is, or approximates, its fused score)"
+        needed = {name for term in terms for name in (term.text, term.video)}
+    missing = sorted(needed - set(layout.text.output_names) - set(layout.video.output_names))
+    if missing:
+        return f"{base}'s {strategy} first stage needs tower outputs this version lacks: {', '.join(missing)}"
     return ""
 
 
@@ -116,6 +165,24 @@ def pooled(record: Mapping[str, np.ndarray], names: Sequence[str]) -> np.ndarray
 def _unit(vector: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(vector))
     return (vector / norm if norm > 0 else vector).astype(np.float32)
+
+
+def fused_vector(terms: Sequence[Term], record: Mapping[str, np.ndarray], side: str) -> np.ndarray:
+    """The fused-collection vector of an item (``side`` "video") or a query's vector (``side`` "text" carries the
+    weights): see the module docstring."""
+    parts = []
+    for term in terms:
+        value = np.asarray(record[getattr(term, side)], np.float32)
+        if term.match == ATTENTIVE and side == "text":
+            norms = np.linalg.norm(value, axis=1, keepdims=True)
+            units = value / np.maximum(norms, 1e-12)
+            vector = units.mean(axis=0) if len(value) else np.zeros(value.shape[1], np.float32)
+        elif value.ndim == 2:   # the video's frames or clips of an attentive level: their unit mean
+            vector = _unit(value.mean(axis=0)) if len(value) else np.zeros(value.shape[1], np.float32)
+        else:                   # a cosine or Jaccard level's vector
+            vector = _unit(value)
+        parts.append(vector * (term.weight if side == "text" else 1.0))
+    return np.concatenate(parts).astype(np.float32)
 
 
 def level_dims(base: str, layout: ModelLayout) -> dict[str, int]:
@@ -142,14 +209,27 @@ class FirstStage:
             problem = refusal(base, manifest, layout, choice.strategy)
             if problem:
                 raise FailedPrecondition(f"{base} cannot be indexed for {kind} search: {problem}")
-        self.levels = LevelIndex(index) if "levels" in {c.strategy for c in self.choices.values()} else None
-        self.level_collections = {kind: f"{name}_levels" for kind, name in self.collections.items()
-                                  if self.choices[kind].strategy == "levels"}
+        self.terms = fused_terms(base, manifest.get("config", {}))
+        # kind -> the collection of the kind's extra rows (strategies other than "index")
+        self.extra = {kind: f"{name}_{self.choices[kind].strategy}" for kind, name in self.collections.items()
+                      if self.choices[kind].strategy != "index"}
+        self.levels = LevelIndex(index) if self.extra else None
+
+    def _fields(self, kind: str) -> dict[str, int]:
+        if self.choices[kind].strategy == "levels":
+            return level_dims(self.base, self.layout)
+        return {"fused": sum(int(self.layout.video.spec(t.video).shape[-1]) for t in self.terms)}
+
+    def _row(self, kind: str, item_id: str, record: Mapping[str, np.ndarray]) -> dict:
+        side = "video" if kind == VIDEOS else "text"
+        if self.choices[kind].strategy == "levels":
+            return level_row(self.base, item_id, record, side)
+        return {"id": item_id, "fused": fused_vector(self.terms, record, side)}
 
     def ensure(self) -> None:
         """Create (or check) the extra collections."""
-        for name in self.level_collections.values():
-            self.levels.ensure(name, level_dims(self.base, self.layout))
+        for kind, name in self.extra.items():
+            self.levels.ensure(name, self._fields(kind))
 
     def describe(self) -> str:
         return ", ".join(f"{kind} {c.strategy} (depth {c.depth})" for kind, c in self.choices.items())
@@ -159,23 +239,25 @@ class FirstStage:
 
     # -- ingest (before the main row, which marks an item committed) ------------------------------------------------
     def write(self, kind: str, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
-        if kind in self.level_collections:
-            side = "video" if kind == VIDEOS else "text"
-            self.levels.upsert(self.level_collections[kind],
-                               [level_row(self.base, item_id, record, side) for item_id, record in items])
+        if kind in self.extra:
+            self.levels.upsert(self.extra[kind], [self._row(kind, item_id, record) for item_id, record in items])
 
     def delete(self, kind: str, ids: Sequence[str]) -> None:
-        if kind in self.level_collections:
-            self.levels.delete(self.level_collections[kind], ids)
+        if kind in self.extra:
+            self.levels.delete(self.extra[kind], ids)
 
     # -- queries --------------------------------------------------------------------------------------------------
     def candidates(self, kind: str, query: Mapping[str, np.ndarray], depth: int) -> list[str]:
         """Up to ``depth`` ids of ``kind`` for a query record (a text's outputs for videos, a video's for captions)."""
         side = "text" if kind == VIDEOS else "video"
-        if kind in self.level_collections:
+        strategy = self.choices[kind].strategy
+        if strategy == "levels":
             vectors = {level.name: pooled(query, getattr(level, side)) for level in LEVELS[self.base]}
             weights = {level.name: level.weight for level in LEVELS[self.base]}
-            found = self.levels.search(self.level_collections[kind], vectors, weights, depth)
+            found = self.levels.search(self.extra[kind], vectors, weights, depth)
+        elif strategy == "fused":
+            found = self.levels.search(self.extra[kind], {"fused": fused_vector(self.terms, query, side)},
+                                       {"fused": 1.0}, depth)
         else:
             vector = np.asarray(query[TEXT_INDEX if side == "text" else VIDEO_INDEX], np.float32)
             found = self.index.search(self.collections[kind], vector[None], depth)[0]

@@ -473,13 +473,20 @@ class LevelIndex:
     def search(self, name: str, query: Mapping[str, np.ndarray], weights: Mapping[str, float], limit: int
                ) -> list[tuple[str, float]]:
         """One query's best ``limit`` ids by the weighted sum of its per-field inner products. Each field
-        contributes its own top ``limit`` (Milvus's hybrid search): an item outside a field's list scores 0 there."""
+        contributes its own top ``limit`` (Milvus's hybrid search): an item outside a field's list scores 0 there.
+        A collection of one field is searched with a plain search (the weight does not change the order)."""
         from pymilvus import AnnSearchRequest, WeightedRanker
 
         if not 1 <= limit <= MAX_TOPK:
             raise ConfigError(f"search limit must be in 1..{MAX_TOPK}, got {limit}")
         fields = list(self._fields[name])
         fetch = min(limit + self.index.tie_margin, MAX_TOPK)
+        if len(fields) == 1:    # one field: a plain search, which keeps the inner product as it is
+            results = self.index._call(f"search {name}", lambda c, **kw: c.search(
+                name, data=[np.asarray(query[fields[0]], np.float32).tolist()], limit=fetch, output_fields=[],
+                anns_field=fields[0], search_params={"metric_type": METRIC}, consistency_level="Strong", **kw))
+            pairs = sorted(((hit["id"], float(hit["distance"])) for hit in results[0]), key=lambda p: (-p[1], p[0]))
+            return pairs[:limit]
         requests = [AnnSearchRequest([np.asarray(query[f], np.float32).tolist()], f, {"metric_type": METRIC}, fetch)
                     for f in fields]
         ranker = WeightedRanker(*[float(weights[f]) for f in fields], norm_score=False)
