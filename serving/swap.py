@@ -211,8 +211,14 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
                 load_versions(settings.triton_url, name, retire=retire)
     finally:
         client.close()
+    from serving.gateway.first_stage import STRATEGIES
+
+    existing = set(index.collections())
     for kind in (VIDEOS, CAPTIONS):
         name = collection_name(base, retire, kind)
+        for extra in (f"{name}_{strategy}" for strategy in STRATEGIES):   # the first stage's own collections
+            if extra in existing:
+                index.drop(extra)
         index.drop(name)
         open_store(f"{settings.tensor_store_root}/{name}").drop()
     log(f"retired {base} version {retire}: unloaded from Triton, its collections and tensor stores dropped")

@@ -105,8 +105,11 @@ def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
         return []
     data = prepare_data(DataConfig(path=str(args.data)), model, runner.manifest["preset"])
     names, captions, video_captions = data.eval_set(args.split)
-    names = names[:args.corpus]
-    captions = [captions[video_captions[v][0]] for v in range(len(names))]   # one caption per corpus video
+    keep = [v for v, name in enumerate(names) if name not in args.trained_names][:args.corpus]
+    if args.trained_names:
+        say(f"{model}: {len(names) - len(keep)} {args.split} videos left out (trained on, or beyond --corpus)")
+    names = [names[v] for v in keep]
+    captions = [captions[video_captions[v][0]] for v in keep]   # one caption per corpus video
     t0 = time.perf_counter()
     video_records, text_records = encode(runner, data, names, captions)
     say(f"{model}: encoded {len(names)} videos and captions in {time.perf_counter() - t0:.0f} s")
@@ -223,6 +226,9 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--split", default="tst", help="the split whose videos form the corpus (held out from training)")
     parser.add_argument("--repo", help="model repository holding the exported versions (default: the setting)")
     parser.add_argument("--models", nargs="+", help="Triton model bases, e.g. hgr_fast (default: every one exported)")
+    parser.add_argument("--trained-on", help="the dataset folder the checkpoints were trained on: videos of its "
+                        "training split are left out of the corpus (SynthVTR names a video by its index, so a larger "
+                        "set of the same seed repeats a smaller one's videos)")
     parser.add_argument("--corpus", type=positive_int, default=10000, help="corpus videos (and one caption each)")
     parser.add_argument("--queries", type=positive_int, default=200, help="held-out queries per direction")
     parser.add_argument("--depths", type=positive_int, nargs="+", help="first-stage depths "
@@ -237,6 +243,11 @@ def run(argv: list[str]) -> int:
     args.data = Path(args.data).expanduser().resolve()
     if not args.data.is_dir():
         raise ConfigError(f"--data {args.data}: no such folder")
+    args.trained_names = set()
+    if args.trained_on:
+        from training.data.hgr_format import HGRDataset
+
+        args.trained_names = set(HGRDataset(Path(args.trained_on).expanduser()).split("trn").names)
     repo = repo_path(args.repo)
     bases = args.models or sorted({parts[0] for n in model_names(repo) if n != TEXT_BACKBONE
                                    and (parts := split_model_name(n)) is not None})

@@ -103,7 +103,8 @@ def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
     assert (report.version, report.videos, report.captions, report.reembedded) == (2, VIDEOS, VIDEOS, 2 * VIDEOS)
     current = service_settings(settings)
     index = MilvusIndex(current.milvus)
-    assert not index.has(f"{BASE}_v1_videos") and not index.has(f"{BASE}_v1_captions")
+    assert not [name for name in index.collections() if name.startswith(f"{BASE}_v1_")], index.collections()
+    assert index.has(f"{BASE}_v2_videos_fused") and index.has(f"{BASE}_v2_captions_fused")   # HGR's first stage
     import tritonclient.grpc as grpcclient
 
     triton = grpcclient.InferenceServerClient(current.triton_url)
