@@ -51,5 +51,7 @@ def load_reports(root: Path) -> list[dict[str, Any]]:
     for test_file in sorted(root.glob("*/test_metrics.json")):
         folder = test_file.parent
         config = yaml.safe_load((folder / "config.yaml").read_text())
-        rows.append({"run": folder.name, "config": config, "test": json.loads(test_file.read_text())})
+        history = folder / "metrics.json"
+        rows.append({"run": folder.name, "config": config, "test": json.loads(test_file.read_text()),
+                     "history": json.loads(history.read_text()) if history.exists() else []})
     return rows
