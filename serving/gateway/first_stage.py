@@ -107,7 +107,7 @@ def fused_terms(base: str, config: Mapping) -> tuple[Term, ...]:
 @dataclass(frozen=True)
 class Choice:
     strategy: str
-    depth: int          # default candidates per query, measured on a corpus of `measured_on` items
+    depth: int          # default candidates per query (measured on a 10,000-item corpus)
 
 
 # Produced by `strata bench rerank` (10,000 held-out SynthVTR videos, the model-quality runs' seed-0 checkpoints,
