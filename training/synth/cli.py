@@ -41,6 +41,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="events per video (1-3)")
     p.add_argument("--frames", type=positive_int, nargs=2, metavar=("MIN", "MAX"), default=_DEFAULTS.frames,
                    help="frames per video")
+    p.add_argument("--split-fractions", type=float, nargs=3, metavar=("VAL", "TST", "TST_UNSEEN"),
+                   default=(_DEFAULTS.val_fraction, _DEFAULTS.test_fraction, _DEFAULTS.unseen_fraction),
+                   help="fractions of the videos in val, tst and tst_unseen (the rest: trn)")
     p.add_argument("--frame-dim", type=positive_int, default=_DEFAULTS.frame_dim, help="frame feature size")
     p.add_argument("--region-dim", type=positive_int, default=_DEFAULTS.region_dim, help="region feature size")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -72,6 +75,9 @@ def config_from_args(args: argparse.Namespace) -> SynthConfig:
         "frames": list(args.frames),
         "frame_dim": args.frame_dim,
         "region_dim": args.region_dim,
+        "val_fraction": args.split_fractions[0],
+        "test_fraction": args.split_fractions[1],
+        "unseen_fraction": args.split_fractions[2],
     }, where="strata synth")
 
 
