@@ -129,7 +129,7 @@ def refusal(base: str, manifest: Mapping, layout: ModelLayout, strategy: str) ->
     if strategy not in STRATEGIES:
         return f"unknown first-stage strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
     config = manifest.get("config", {})
-    if base == "hanet" and config.get("global_alignment", True) is False:
+    if base == "hanet" and config.get("global_alignment", True) is False and strategy != "fused":
         return ("HANet with global_alignment=false: its index view (the global vector) is never trained, so a first "
                 "stage over it would rank candidates at random")
     if strategy == "index":

@@ -7,16 +7,20 @@ import numpy as np
 import pytest
 
 from serving.gateway.errors import FailedPrecondition
-from serving.gateway.first_stage import Choice, FirstStage, pooled, refusal
+from serving.gateway.first_stage import Choice, FirstStage, fused_terms, pooled, refusal
 
-def test_hanet_without_global_alignment_is_refused():
+def test_hanet_without_global_alignment_is_refused_its_index_view_but_not_the_fused_vector():
     from training.models.hanet.config import HANetConfig
 
     layout = HANetConfig(global_alignment=False).layout()
     manifest = {"config": {"global_alignment": False}}
     assert "never trained" in refusal("hanet", manifest, layout, "index")
     with pytest.raises(FailedPrecondition, match="global_alignment=false"):
-        FirstStage(None, manifest, layout, {"videos": "v", "captions": "c"})
+        FirstStage(None, manifest, layout, {"videos": "v", "captions": "c"},
+                   {"videos": Choice("index", 10), "captions": Choice("index", 10)})
+    assert refusal("hanet", manifest, layout, "fused") == ""     # its other six levels
+    assert [t.video for t in fused_terms("hanet", manifest["config"])][-3:] == [
+        "video_local_entities", "video_verb_concepts", "video_noun_concepts"]
 
 
 def test_levels_are_refused_where_the_model_has_none():
