@@ -21,6 +21,7 @@ import numpy as np
 from export.batches import random_inputs
 from export.parity import ParityError, check_parity
 from export.triton_config import ServingOptions, config_pbtxt
+from serving.gateway.first_stage import export_record as first_stage_record
 from serving.triton.repository import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -194,6 +195,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
             "source": asdict(source),
             "serving": asdict(options),
             "text_backbone": {"version": text_backbone_version} if text_backbone_version is not None else None,
+            "first_stage": first_stage_record(source.name),
         }
         _write_manifests(staging, base, version, manifest)
         onnx_runner = OnnxRunner(staging, base, version)

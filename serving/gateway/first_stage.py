@@ -1,6 +1,7 @@
 """First-stage candidates: which indexed items a query's scorer gets to see (torch-free).
 
-Three strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table):
+Three strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table)
+and recorded in each exported version's manifest (``first_stage``), which the gateway follows:
 
 ``index``   one inner-product search of the index view (``text_index`` / ``video_index``) in the kind's main
             collection. Exact, up to the ANN index's recall, where the fused score is that inner product
@@ -25,7 +26,7 @@ caption collections with the video's. A model whose first stage cannot work is r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -124,6 +125,17 @@ CHOICES: dict[str, dict[str, Choice]] = {
 FALLBACK = Choice("index", 200)
 
 
+def export_record(base: str) -> dict[str, dict]:
+    """What an export writes into a version's manifest (``first_stage``): the measured choice for its model."""
+    return {kind: asdict(choice) for kind, choice in CHOICES.get(base, {VIDEOS: FALLBACK, CAPTIONS: FALLBACK}).items()}
+
+
+def recorded_choices(manifest: Mapping, base: str) -> dict[str, Choice]:
+    """A version's first stage: as its manifest records it, else (versions exported before the record) CHOICES."""
+    recorded = manifest.get("first_stage") or export_record(base)
+    return {kind: Choice(str(c["strategy"]), int(c["depth"])) for kind, c in recorded.items()}
+
+
 def refusal(base: str, manifest: Mapping, layout: ModelLayout, strategy: str) -> str:
     """Why ``strategy`` cannot find this model's answers ("" when it can)."""
     if strategy not in STRATEGIES:
@@ -203,7 +215,7 @@ class FirstStage:
         base = layout.model     # the zoo's name (hgr, ...), whatever the Triton model is called
         self.index, self.base, self.layout = index, base, layout
         self.collections = dict(collections)
-        self.choices = dict(choices or CHOICES.get(base, {VIDEOS: FALLBACK, CAPTIONS: FALLBACK}))
+        self.choices = dict(choices or recorded_choices(manifest, base))
         for kind, choice in self.choices.items():
             problem = refusal(base, manifest, layout, choice.strategy)
             if problem:

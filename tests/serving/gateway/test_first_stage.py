@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from serving.gateway.errors import FailedPrecondition
-from serving.gateway.first_stage import Choice, FirstStage, fused_terms, pooled, refusal
+from serving.gateway.first_stage import CHOICES, Choice, FirstStage, fused_terms, pooled, refusal
 
 def test_hanet_without_global_alignment_is_refused_its_index_view_but_not_the_fused_vector():
     from training.models.hanet.config import HANetConfig
@@ -21,6 +21,19 @@ def test_hanet_without_global_alignment_is_refused_its_index_view_but_not_the_fu
     assert refusal("hanet", manifest, layout, "fused") == ""     # its other six levels
     assert [t.video for t in fused_terms("hanet", manifest["config"])][-3:] == [
         "video_local_entities", "video_verb_concepts", "video_noun_concepts"]
+
+
+def test_the_version_follows_the_first_stage_its_manifest_records():
+    from training.models.hgr.config import HGRConfig
+
+    layout = HGRConfig().layout()
+    collections = {"videos": "v", "captions": "c"}
+    recorded = {"config": {}, "first_stage": {"videos": {"strategy": "index", "depth": 7},
+                                              "captions": {"strategy": "index", "depth": 9}}}
+    stage = FirstStage(None, recorded, layout, collections)
+    assert (stage.depth("videos"), stage.depth("captions"), stage.extra) == (7, 9, {})
+    older = FirstStage(None, {"config": {}}, layout, collections)     # exported before the record: the table
+    assert older.choices == CHOICES["hgr"] and set(older.extra) == {"videos", "captions"}
 
 
 def test_levels_are_refused_where_the_model_has_none():
