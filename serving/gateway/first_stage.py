@@ -11,7 +11,7 @@ and recorded in each exported version's manifest (``first_stage``), which the ga
             level, and searched together with Milvus's multi-vector hybrid search, weighted as the fusion weights
             the levels. Candidates ranked high by any level reach the re-rank.
 ``fused``   one vector per item whose inner product with the query's vector approximates the whole fused score
-            (:data:`FUSED`), in a second collection ``<collection>_fused``, searched with one inner-product search.
+            (:func:`fused_terms`), in a second collection ``<collection>_fused``, searched with one inner-product search.
             A cosine level contributes the two unit vectors. HGR's local attentive matching (mean over the text's
             nodes of the node's cosine with its attention-weighted frames) contributes the mean of the unit nodes
             and the unit mean of the frames: with attention near uniform over frames that product is the level's
