@@ -162,6 +162,7 @@ def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
     return rows
 
 
+COLORS = {"index": "tab:orange", "levels": "tab:green", "fused": "tab:blue"}   # one colour per strategy
 HEADER = f"{'model':8s} {'dir':4s} {'strategy':8s} {'depth':>6s} {'% corpus':>8s} {'agree@10':>9s} {'ms/query':>9s}"
 
 
@@ -200,7 +201,8 @@ def plot(rows: list[dict], path: Path) -> None:
                 mine = sorted((r for r in rows if (r["model"], r["direction"], r["strategy"]) == (model, direction, strategy)),
                               key=lambda r: r["depth"])
                 if mine:
-                    ax.plot([r["depth_pct"] for r in mine], [r["agreement"] for r in mine], marker="o", label=strategy)
+                    ax.plot([r["depth_pct"] for r in mine], [r["agreement"] for r in mine], marker="o", label=strategy,
+                            color=COLORS.get(strategy))
             ax.axhline(0.99, color="grey", lw=0.6, ls="--")
             ax.set_xscale("log")
             ax.set_ylim(0, 1.02)
