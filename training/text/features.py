@@ -250,30 +250,36 @@ def _write_cache(path: Path, captions: Mapping[str, Sequence[str]], extractor: T
     if not captions:
         raise DataError(f"{path}: no captions to cache")
     keys = sorted(captions, key=lambda c: (len(captions[c]), c))  # similar lengths share a batch: less padding
-    tmp = path.with_name(path.name + ".partial")
+    # One partial file per writer: two runs starting on one dataset both build the cache, and the atomic
+    # rename of identical files lets either finish first.
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.partial")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = h5py.string_dtype("utf-8")
-    with h5py.File(tmp, "w") as f:
-        f.attrs.update(_expected_attrs(extractor.config))
-        f.create_dataset("captions", data=keys, dtype=text)
-        f.create_dataset("words", data=[WORD_SEPARATOR.join(captions[k]) for k in keys], dtype=text)
-        word_ds = f.create_dataset("word_feats", (0, WORD_DIM), np.float32, maxshape=(None, WORD_DIM),
-                                   chunks=(256, WORD_DIM))
-        sent_ds = f.create_dataset("sent_feat", (len(keys), WORD_DIM), np.float32)
-        offsets = np.zeros(len(keys) + 1, np.int64)
-        batches = range(0, len(keys), batch_size)
-        for start in show_progress(batches, len(batches), "text features", "batch", enabled=progress):
-            batch = keys[start:start + batch_size]
-            try:
-                tokens = extractor.tokenizer([captions[k] for k in batch])
-            except DataError as err:
-                raise DataError(f"{path}: while caching captions {batch[0]!r}...: {err}") from None
-            feats = extractor.run(tokens)
-            word_feats = feats.word_feats.cpu().numpy()
-            rows = [word_feats[b, :n] for b, n in enumerate(tokens.num_words)]
-            offsets[start + 1:start + len(batch) + 1] = offsets[start] + np.cumsum(tokens.num_words)
-            word_ds.resize(int(offsets[start + len(batch)]), axis=0)
-            word_ds[int(offsets[start]):] = np.concatenate(rows)
-            sent_ds[start:start + len(batch)] = feats.sent_feat.cpu().numpy()
-        f.create_dataset("offsets", data=offsets)
-    tmp.replace(path)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs.update(_expected_attrs(extractor.config))
+            f.create_dataset("captions", data=keys, dtype=text)
+            f.create_dataset("words", data=[WORD_SEPARATOR.join(captions[k]) for k in keys], dtype=text)
+            word_ds = f.create_dataset("word_feats", (0, WORD_DIM), np.float32, maxshape=(None, WORD_DIM),
+                                       chunks=(256, WORD_DIM))
+            sent_ds = f.create_dataset("sent_feat", (len(keys), WORD_DIM), np.float32)
+            offsets = np.zeros(len(keys) + 1, np.int64)
+            batches = range(0, len(keys), batch_size)
+            for start in show_progress(batches, len(batches), "text features", "batch", enabled=progress):
+                batch = keys[start:start + batch_size]
+                try:
+                    tokens = extractor.tokenizer([captions[k] for k in batch])
+                except DataError as err:
+                    raise DataError(f"{path}: while caching captions {batch[0]!r}...: {err}") from None
+                feats = extractor.run(tokens)
+                word_feats = feats.word_feats.cpu().numpy()
+                rows = [word_feats[b, :n] for b, n in enumerate(tokens.num_words)]
+                offsets[start + 1:start + len(batch) + 1] = offsets[start] + np.cumsum(tokens.num_words)
+                word_ds.resize(int(offsets[start + len(batch)]), axis=0)
+                word_ds[int(offsets[start]):] = np.concatenate(rows)
+                sent_ds[start:start + len(batch)] = feats.sent_feat.cpu().numpy()
+            f.create_dataset("offsets", data=offsets)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

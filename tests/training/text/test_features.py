@@ -150,3 +150,31 @@ def test_cache_round_trip_and_stale_files(extractor, spacy_words, tmp_path):
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
     with pytest.raises(DataError, match="broken.h5: not a readable text-feature cache"):
         ensure_text_feature_cache(tmp_path / "broken.h5", captions, extractor=extractor)
+
+
+WRITE_CACHE = """
+import json, sys
+import torch
+torch.set_num_threads(1)
+from training.text.features import ensure_text_feature_cache
+captions = json.loads(sys.argv[2])
+ensure_text_feature_cache(sys.argv[1], captions, batch_size=4, progress=False).close()
+"""
+
+
+def test_two_runs_building_one_cache_at_once_both_succeed(tmp_path):
+    """Two trainings started on one dataset both find no cache and both write it; neither may fail."""
+    import json
+
+    captions = {s: s.split() for s in real_sentences(120)}
+    path = tmp_path / "text_features.h5"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[3])}
+    writers = [subprocess.Popen([sys.executable, "-c", WRITE_CACHE, str(path), json.dumps(captions)], env=env,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for writer in writers:
+        _, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+    cache = ensure_text_feature_cache(path, captions, progress=False)
+    assert set(cache) == set(captions)
+    cache.close()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no partial file left behind
