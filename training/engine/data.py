@@ -29,6 +29,7 @@ from training.models.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 
 from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
+PARSE_CHUNK = 256  # parsed captions appended to the parse cache per write
 
 @dataclass(frozen=True)
 class ModelNeeds:
@@ -213,10 +214,16 @@ class PreparedData:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
             mode = "parse" if user is None or twins else "error"
-            with path.open("a") as handle:
+            lines: list[str] = []
+            # Unbuffered appends of whole lines, one write per chunk: runs parsing at once never tear a line.
+            with path.open("ab", buffering=0) as handle:
                 for item in parse_captions(missing, rolegraphs=user, missing=mode):
                     cached[item.text] = item
-                    handle.write(json.dumps(item.to_json()) + "\n")
+                    lines.append(json.dumps(item.to_json()) + "\n")
+                    if len(lines) == PARSE_CHUNK:
+                        handle.write("".join(lines).encode())
+                        lines.clear()
+                handle.write("".join(lines).encode())
         return cached
 
     @cached_property
