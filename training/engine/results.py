@@ -23,7 +23,11 @@ CHANCE_SELECTION = 50.0     # a binary selection picks one of two sentences
 
 
 def variant(config: dict[str, Any]) -> str:
-    return ", ".join(config.get("model_overrides") or []) or "-"
+    """What sets a run apart from the full model on the same data: its model overrides and training options."""
+    parts = list(config.get("model_overrides") or [])
+    if config.get("data", {}).get("role_switch_negatives"):
+        parts.append("data.role_switch_negatives")
+    return ", ".join(parts) or "-"
 
 
 def results_table(runs: Path) -> str:

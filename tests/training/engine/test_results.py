@@ -22,10 +22,11 @@ def test_chance_rsum_matches_a_random_ranking():
     assert chance_rsum(2, 4) == pytest.approx(100 * (0.5 + 1 + 1 + 0.5 + 1 + 1))
 
 
-def _run(root, name, model, seed, rsum, switch):
+def _run(root, name, model, seed, rsum, switch, twins=False):
     folder = root / name
     folder.mkdir()
-    config = {"model": model, "preset": "fast", "optim": {"epochs": 10}, "data": {"path": "synthvtr"}, "seed": seed}
+    config = {"model": model, "preset": "fast", "optim": {"epochs": 10}, "seed": seed,
+              "data": {"path": "synthvtr", "role_switch_negatives": twins}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     split = {"videos": 200, "captions": 1000, "fused": {"rsum": rsum, **{m: 0.0 for m in (
         "t2v_r1", "t2v_r5", "t2v_r10", "t2v_medr", "t2v_mnr", "v2t_r1", "v2t_r5", "v2t_r10", "v2t_medr", "v2t_mnr")}},
@@ -46,3 +47,11 @@ def test_the_table_says_which_models_beat_the_baseline_by_more_than_the_seed_spr
     assert rows["hanet"].count("✗") == 2 and "✓" not in rows["hanet"]
     assert "tst (200 videos, 1000 captions) rsum" in table
     assert "| hgr-0 | tst | 520.0 | event 510.0 | 100 150 |" in table
+
+
+def test_a_run_with_role_switched_negatives_is_its_own_row_not_a_seed_of_the_full_model(tmp_path):
+    for seed in range(2):
+        _run(tmp_path, f"hgr-{seed}", "hgr", seed, 520.0, 80.0)
+    _run(tmp_path, "hgr-twins", "hgr", 0, 400.0, 90.0, twins=True)
+    rows = [line for line in results_table(tmp_path).splitlines() if line.startswith("| hgr | fast |")]
+    assert [row.split(" | ")[2:5] for row in rows] == [["-", "10", "2"], ["data.role_switch_negatives", "10", "1"]]
