@@ -22,10 +22,10 @@ def test_chance_rsum_matches_a_random_ranking():
     assert chance_rsum(2, 4) == pytest.approx(100 * (0.5 + 1 + 1 + 0.5 + 1 + 1))
 
 
-def _run(root, name, model, seed, rsum, switch, twins=False):
+def _run(root, name, model, seed, rsum, switch, twins=False, epochs=10):
     folder = root / name
     folder.mkdir()
-    config = {"model": model, "preset": "fast", "optim": {"epochs": 10}, "seed": seed,
+    config = {"model": model, "preset": "fast", "optim": {"epochs": epochs}, "seed": seed,
               "data": {"path": "synthvtr", "role_switch_negatives": twins}}
     (folder / "config.yaml").write_text(yaml.safe_dump(config))
     split = {"videos": 200, "captions": 1000, "fused": {"rsum": rsum, **{m: 0.0 for m in (
@@ -55,3 +55,15 @@ def test_a_run_with_role_switched_negatives_is_its_own_row_not_a_seed_of_the_ful
     _run(tmp_path, "hgr-twins", "hgr", 0, 400.0, 90.0, twins=True)
     rows = [line for line in results_table(tmp_path).splitlines() if line.startswith("| hgr | fast |")]
     assert [row.split(" | ")[2:5] for row in rows] == [["-", "10", "2"], ["data.role_switch_negatives", "10", "1"]]
+
+
+def test_a_baseline_trained_longer_is_compared_too_and_a_shorter_one_is_not(tmp_path):
+    for seed, (base10, base20, base5, model) in enumerate([(400, 500, 300, 520), (410, 505, 310, 530),
+                                                           (405, 510, 305, 525)]):
+        _run(tmp_path, f"vsepp-{seed}", "vsepp", seed, base10, 50.0)
+        _run(tmp_path, f"vsepp-long-{seed}", "vsepp", seed, base20, 50.0, epochs=20)
+        _run(tmp_path, f"vsepp-short-{seed}", "vsepp", seed, base5, 50.0, epochs=5)
+        _run(tmp_path, f"hgr-{seed}", "hgr", seed, model, 80.0)
+    rows = [line for line in results_table(tmp_path).splitlines() if line.startswith("| hgr | 10 / ")]
+    assert [row.split(" | ")[1:5] for row in rows] == [["10 / 10", "3 / 3", "tst", "+120.0 (8.2) ✓"],
+                                                       ["10 / 20", "3 / 3", "tst", "+20.0 (8.2) ✓"]]
