@@ -22,9 +22,12 @@ ABLATIONS: dict[str, dict[str, tuple[str, ...]]] = {
         "row_normalisation": ("reasoning=row",),
         "symmetric_normalisation": ("reasoning=symmetric",),
     },
-    "vsrnet": {  # VSR-Net's VG and VR variants
+    "vsrnet": {  # VSR-Net Table 1: VG alone, VR_st alone, and VG with the VR_m / VR_s / VR_t relation encoders
         "global_only": ("branches=global",),
         "relation_only": ("branches=relation",),
+        "relation_mean": ("relation_encoder=mean",),
+        "relation_spatial": ("relation_encoder=spatial",),
+        "relation_temporal": ("relation_encoder=temporal",),
     },
     "mcsan": {  # MCSAN's ablations
         "no_relationship": ("relationship=false",),
