@@ -3,7 +3,8 @@
 * **Level spread**: per level (and fused), the mean score of true and of false pairs, their gap, the spread
   of each caption's scores over the videos, and the level's rsum. A level at chance has a gap near 0.
 * **Concept heads** (HANet, MCSAN): precision of each side's most probable concepts against the caption's
-  words (a video's: the union over its captions; a caption's: its own), P@5 and R-precision.
+  words (a video's: the union over its captions; a caption's: its own), P@5 and R-precision; with more heads
+  than concepts (explicit sizes), the share of the model's own top 5 that falls on heads with no concept.
 * **Gradient norms**: on one training batch (training mode), the norm of the gradient of each loss term
   (unweighted, as the model reports it) on each branch (top-level submodule).
 * **Roles** (SynthVTR): the cosine between the index embeddings of a caption and its role-switched twin
@@ -94,7 +95,8 @@ def concept_precision(model, data, text, video, captions, split, names) -> dict[
     for name, (kind, probs) in model.concept_predictions(text, video).items():
         side = name.split()[0]
         size = vocab.size(kind)
-        probs = probs[:, :size].numpy()  # heads past the vocabulary (explicit sizes) never have a positive
+        all_heads = probs.numpy()
+        probs = all_heads[:, :size]  # heads past the vocabulary (explicit sizes) never have a positive
         true = np.stack([t[kind] for t in truth[side]])
         k = min(TOP_K, size)
         order = np.argsort(-probs, axis=1)
@@ -104,6 +106,10 @@ def concept_precision(model, data, text, video, captions, split, names) -> dict[
         out[name] = {"heads": int(probs.shape[1]), f"precision@{k}": 100.0 * float(at_k.mean()),
                      "r_precision": 100.0 * float(np.mean(r_prec)) if r_prec else math.nan,
                      "true_concepts_mean": float(counts.mean())}
+        if all_heads.shape[1] > size:  # would the model's own top-k pick heads that never saw a positive?
+            top = np.argsort(-all_heads, axis=1)[:, :TOP_K]
+            out[name]["heads_without_concept"] = int(all_heads.shape[1] - size)
+            out[name][f"without_concept@{TOP_K}"] = 100.0 * float((top >= size).mean())
     return out
 
 
@@ -184,8 +190,11 @@ def format_diagnosis(r: dict[str, Any]) -> str:
         lines.append("concept heads against the caption's words (video: all its captions):")
         for name, m in r["concepts"].items():
             at_k = next(k for k in m if k.startswith("precision@"))
-            lines.append(f"  {name:20s} heads {m['heads']:5d}  {at_k} {m[at_k]:5.1f}%  "
-                         f"R-precision {m['r_precision']:5.1f}%  true concepts/item {m['true_concepts_mean']:.1f}")
+            line = (f"  {name:20s} heads {m['heads']:5d}  {at_k} {m[at_k]:5.1f}%  "
+                    f"R-precision {m['r_precision']:5.1f}%  true concepts/item {m['true_concepts_mean']:.1f}")
+            if "heads_without_concept" in m:
+                line += f"  ({m['heads_without_concept']} more heads with no concept: {m[f'without_concept@{TOP_K}']:.1f}% of the top {TOP_K})"
+            lines.append(line)
     lines.append("gradient norm of each loss term on each branch (one training batch):")
     for term, branches in r["gradients"].items():
         lines.append(f"  {term}: " + ", ".join(f"{b} {n:.2e}" for b, n in branches.items()))

@@ -169,6 +169,13 @@ def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section
     assert {"rank", "concept_rank", "bce_video", "bce_text"} <= set(d["gradients"])
     assert "text_encoder" in d["gradients"]["bce_text"] and "video_verb_classifier" not in d["gradients"]["bce_text"]
     assert 0 < d["switch_roles_twin_cosine"]["mean"] <= 1 and set(d["agent_probe"]) == {"text", "video"}
+    assert "heads_without_concept" not in d["concepts"]["video verbs"]  # auto: one head per concept
+    # explicit sizes past the vocabulary: diagnose says how often the model's own top 5 lands on a head with no concept
+    assert strata(["diagnose", str(strata_home / "runs" / "hanet-explicit" / "best"), "--videos", "8",
+                   "--json", str(out)]) == 0
+    verbs = json.loads(out.read_text())["concepts"]["video verbs"]
+    assert verbs["heads"] == saved["num_verbs"] and verbs["heads_without_concept"] == 40 - saved["num_verbs"]
+    assert 0 <= verbs["without_concept@5"] <= 100 and "more heads with no concept" in capsys.readouterr().out
 
 
 def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
