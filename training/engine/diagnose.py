@@ -193,7 +193,8 @@ def format_diagnosis(r: dict[str, Any]) -> str:
             line = (f"  {name:20s} heads {m['heads']:5d}  {at_k} {m[at_k]:5.1f}%  "
                     f"R-precision {m['r_precision']:5.1f}%  true concepts/item {m['true_concepts_mean']:.1f}")
             if "heads_without_concept" in m:
-                line += f"  ({m['heads_without_concept']} more heads with no concept: {m[f'without_concept@{TOP_K}']:.1f}% of the top {TOP_K})"
+                share = m[f"without_concept@{TOP_K}"]
+                line += f"  ({m['heads_without_concept']} more heads with no concept: {share:.1f}% of the top {TOP_K})"
             lines.append(line)
     lines.append("gradient norm of each loss term on each branch (one training batch):")
     for term, branches in r["gradients"].items():
