@@ -7,8 +7,8 @@ from __future__ import annotations
 import argparse
 import importlib
 
-from clients.conventions import HelpFormatter
-from training.errors import ConfigError
+from common.conventions import HelpFormatter
+from common.errors import ConfigError
 
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "parse": ("training.text.bench:run", "caption parsing throughput on the real MSR-VTT captions"),

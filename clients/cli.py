@@ -9,7 +9,7 @@ import argparse
 import importlib
 import sys
 
-from training.errors import StrataError
+from common.errors import StrataError
 
 # Modules whose ``register(subparsers)`` adds subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (

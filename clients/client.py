@@ -12,7 +12,6 @@ Errors arrive as :class:`StrataCallError` with the server's status code and mess
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
@@ -20,20 +19,11 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common.connect import gateway_channel
+from common.errors import StrataError
 from serving.gateway.convert import features_to_pb
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
-from training.errors import StrataError
-
-SERVICE = "strata.v1.Strata"
-RETRIED = ("SearchVideos", "SearchCaptions", "ScoreVideos", "Describe", "IndexCaptions")
-RETRY_POLICY = {
-    "methodConfig": [{
-        "name": [{"service": SERVICE, "method": m} for m in RETRIED],
-        "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"]},
-    }]
-}
 
 
 class StrataCallError(StrataError):
@@ -75,9 +65,7 @@ def _file_chunks(video_id: str, path: str, chunk_bytes: int) -> Iterator[pb.Vide
 class StrataClient:
     def __init__(self, url: str, timeout_s: float = 30.0):
         self.url, self.timeout_s = url, timeout_s
-        self.channel = grpc.insecure_channel(url, options=[
-            ("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(RETRY_POLICY)),
-            ("grpc.max_receive_message_length", 64 << 20), ("grpc.max_send_message_length", 64 << 20)])
+        self.channel = gateway_channel(url)
         self.stub = pb_grpc.StrataStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from clients.conventions import add_command, setting_help, settings
+from common.conventions import add_command, setting_help, settings
 
 DEMO_CONFIG = "demo"
 TEXT_QUERIES = 6     # held-out captions asked as text queries
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
 
     from serving.repository import checkpoint_version
     from training.engine.config import BEST, load_train_config, run_dir
-    from training.errors import StrataError
+    from common.errors import StrataError
 
     print("\n== 2/5 SynthVTR + train HGR (resumes if interrupted)", flush=True)
     config = load_train_config(DEMO_CONFIG)

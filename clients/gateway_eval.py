@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 
 def evaluate_split_through_gateway(client, folder: Path, split: str, depth: int, expected: tuple[str, int],
@@ -54,9 +54,9 @@ def evaluate_checkpoint_through_gateway(checkpoint: str | Path, client, repo: Pa
                                         splits: list[str] | None = None, depth: int = 0, log=print) -> dict[str, Any]:
     """Every split's metrics through ``client``'s gateway, which must serve the checkpoint's exported version."""
     from serving.repository import CHECKPOINT_META, checkpoint_version
-    from training.config import from_dict
+    from common.config import from_dict
     from training.engine.config import TrainConfig
-    from training.errors import read_json_file
+    from common.errors import read_json_file
     from training.synth.generator import open_dataset
 
     meta = read_json_file(Path(checkpoint) / CHECKPOINT_META, "checkpoint metadata")

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from clients.conventions import positive_int, standalone_parser
+from common.conventions import positive_int, standalone_parser
 
 STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank")
 
@@ -27,8 +27,8 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
     args = parser.parse_args(argv)
     from clients.client import StrataClient, Video
-    from deploy.stack import gateway_url
-    from training.settings import load_settings
+    from common.connect import gateway_url
+    from common.settings import load_settings
     from training.text.bench import load_msrvtt_captions
 
     settings = load_settings()

@@ -10,7 +10,7 @@ import argparse
 import sys
 import time
 
-from clients.conventions import (
+from common.conventions import (
     add_command,
     add_json_flag,
     emit_json,
@@ -72,9 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _client(args: argparse.Namespace):
     from clients.client import StrataClient
-    from training.settings import load_settings
+    from common.settings import load_settings
 
-    from deploy.stack import gateway_url
+    from common.connect import gateway_url
 
     settings = load_settings()
     return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s)
@@ -101,7 +101,7 @@ def answer_json(answer) -> dict:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from training.errors import ConfigError
+    from common.errors import ConfigError
 
     if sum(x is not None for x in (args.text, args.video_id, args.clip)) != 1:
         raise ConfigError("give a sentence, --video-id ID or --clip FILE (one of them), e.g. strata search \"a dog runs\"")
@@ -119,7 +119,7 @@ def _search(args: argparse.Namespace) -> int:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from training.errors import ConfigError
+    from common.errors import ConfigError
 
     if (args.folder is None) == (args.videos is None):
         raise ConfigError("give a dataset folder or --videos PATH... (one of them)")
@@ -132,7 +132,7 @@ def _index(args: argparse.Namespace) -> int:
 
 def _bulk(args: argparse.Namespace) -> int:
     from serving.ingest.bulk import plan_dataset, plan_files, run_bulk, summary
-    from training.settings import load_settings
+    from common.settings import load_settings
 
     batch = min(args.batch, 64)
     units = (plan_files(args.videos, batch) if args.videos is not None else

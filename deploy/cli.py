@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-from clients.conventions import add_command, port, positive_float, repo_help, repo_path, setting_help
+from common.conventions import add_command, port, positive_float, repo_help, repo_path, setting_help
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     up = add_command(subparsers, "up", help="start Milvus Lite, Triton and the gateway (reusing any already running)",
@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _up(args: argparse.Namespace) -> int:
     from deploy.stack import up
-    from training.settings import load_settings
+    from common.settings import load_settings
 
     settings = load_settings({"model": args.model, "gateway_port": args.gateway_port,
                               "milvus_port": args.milvus_port,

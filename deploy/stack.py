@@ -4,7 +4,7 @@ own managed process with a record under ``$STRATA_HOME`` (torch-free).
 ``up`` starts what is not running and reuses what is: Milvus first (unless the ``milvus_uri`` setting names
 another Milvus), then Triton with the active version's models (the record in Milvus names it; a first start
 records the default), loaded at exactly that version, then the gateway. Ports come from the settings; ``0`` picks
-free ones, and every command finds them in the records (:func:`gateway_url`).
+free ones, and every command finds them in the records (:mod:`common.connect`).
 """
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from serving.process import ManagedProcess, ProcessState
-from training.errors import StrataError
-from training.home import strata_home
-from training.settings import Settings
+from common.errors import StrataError
+from common.home import strata_home
+from common.records import GATEWAY, ProcessState
+from common.settings import Settings
+from serving.process import ManagedProcess
 
-GATEWAY = "gateway"
-GATEWAY_MARKER = "serving.gateway"
 READY_FILE = "gateway.ready.json"
 _RAW_VIDEO_MODELS = ("frame_backbone",)   # loaded when exported: serving.ingest.backbone.FRAME_BACKBONE
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -40,18 +39,12 @@ class StackState:
 
 
 def gateway_process() -> ManagedProcess:
-    return ManagedProcess(GATEWAY, strata_home() / GATEWAY, GATEWAY_MARKER)
-
-
-def gateway_url(settings: Settings) -> str:
-    """The running local gateway's address (its record), else the settings'."""
-    state = gateway_process().state()
-    return f"{state.address}:{state.port('gateway_port')}" if state is not None else settings.gateway_url
+    return ManagedProcess(GATEWAY.name, GATEWAY.run_dir(), GATEWAY.marker)
 
 
 def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
     """The gateway's environment: every setting in force as ``STRATA_<KEY>``, with the addresses actually bound."""
-    from training.settings import describe
+    from common.settings import describe
 
     env = dict(os.environ)
     values = {**describe(settings), "milvus_uri": milvus, "triton_grpc_port": triton_grpc_port,
@@ -66,7 +59,8 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from serving.gateway.service import active_record
     from serving.swap import ensure_loaded
     from serving.index.milvus_index import MilvusIndex
-    from serving.index.milvus_server import MilvusLiteServer, uri
+    from common.connect import http_uri
+    from serving.index.milvus_server import MilvusLiteServer
     from serving.triton.server import TritonServer
 
     # 1. Milvus
@@ -76,10 +70,11 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     else:
         server = MilvusLiteServer()
         state = server.state() or server.start(port=settings.milvus_port, address=settings.address, timeout=timeout)
-        milvus = uri(state.address, state.port("milvus_port"))
+        milvus = http_uri(state.address, state.port("milvus_port"))
         log(f"milvus: {milvus} (Milvus Lite, pid {state.pid}, db {state.serves.get('db')})")
-    index = MilvusIndex(milvus, timeout_s=settings.request_timeout_s)
-    record, problem = active_record(replace(settings, milvus_uri=milvus), index)
+    settings = replace(settings, milvus_uri=milvus)
+    index = MilvusIndex.from_settings(settings)
+    record, problem = active_record(settings, index)
     if record is None:
         raise StackError(f"nothing to serve: {problem}")
     base, version = record["model"], int(record["version"])
@@ -88,7 +83,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     triton = TritonServer()
     tstate = triton.state()
     if tstate is None:
-        from serving.triton.repository import TEXT_BACKBONE, model_name
+        from common.repository import TEXT_BACKBONE, model_name
 
         models = [model_name(base, part) for part in ("text", "video", "scorer")] + [TEXT_BACKBONE]
         models += [name for name in _RAW_VIDEO_MODELS if (settings.repository / name / "config.pbtxt").is_file()]
@@ -105,7 +100,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         ready_file.unlink(missing_ok=True)
 
         def command(ports: dict[str, int]) -> list[str]:
-            return [sys.executable, "-m", GATEWAY_MARKER, "--port", str(ports["gateway_port"]),
+            return [sys.executable, "-m", GATEWAY.marker, "--port", str(ports["gateway_port"]),
                     "--metrics-port", str(ports["gateway_metrics_port"]), "--ready-file", str(ready_file)]
 
         gstate = process.start(command, {"gateway_port": settings.gateway_port,

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
 from export.triton_config import ServingOptions, config_pbtxt
-from serving.ingest.backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, backbone_layout
-from serving.ingest.decode import SAMPLING, ImageSpec
-from serving.triton.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
-from training.errors import ConfigError
+from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
+from common.errors import ConfigError
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 BUILTIN = "resnet152"
@@ -152,7 +151,7 @@ def _user_onnx(source: Path, path: Path) -> tuple[dict, ImageSpec]:
 
 def _check_onnx(path: Path, spec: ImageSpec, described: dict, source: str) -> dict:
     """Run the graph on images; returns its feature sizes (and checks ResNet-152 against PyTorch)."""
-    from serving.onnx_runner import OnnxPart
+    from export.runner import OnnxPart
 
     try:
         part = OnnxPart(path)

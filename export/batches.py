@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from training.models.layout import TowerLayout
+from common.layout import TowerLayout
 from training.text.roles import NUM_ROLES
 
 RAGGED = ("words", "verbs", "nouns", "frames")

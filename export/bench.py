@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from clients.conventions import positive_int, standalone_parser
+from common.conventions import positive_int, standalone_parser
 
 SIZES = {"words": 30, "verbs": 4, "nouns": 6, "frames": 20, "regions": 8}
 METHODS = ("pytorch", "onnxruntime", "triton_grpc", "triton_shm")
@@ -53,9 +53,9 @@ def run(argv: list[str]) -> int:
     from export.batches import random_inputs
     from export.exporter import export_version, load_source
     from export.triton_config import ServingOptions
-    from serving.onnx_runner import OnnxRunner
+    from export.runner import OnnxRunner
     from serving.triton.client import TritonTowers
-    from serving.triton.repository import latest_version, model_name
+    from common.repository import latest_version, model_name
     from serving.triton.server import TritonServer
     from training.engine.runner import TorchRunner
 

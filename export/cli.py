@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from clients.conventions import add_command, add_set_flag, non_negative_int, positive_int, repo_help, repo_path
+from common.conventions import add_command, add_set_flag, non_negative_int, positive_int, repo_help, repo_path
 from export.triton_config import BACKENDS
 
 
@@ -58,9 +58,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from export.exporter import ParityData, export_version, load_source
     from export.triton_config import ServingOptions
-    from serving.triton.repository import model_name, versions
+    from common.repository import model_name, versions
     from training.engine.config import DataConfig
-    from training.errors import ConfigError
+    from common.errors import ConfigError
 
     repo = repo_path(args.repo)
     device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.frame_backbone:
         from export.backbone import export_frame_backbone
-        from serving.ingest.backbone import FRAME_BACKBONE
+        from common.frame_backbone import FRAME_BACKBONE
 
         version = args.version or (max(versions(repo, FRAME_BACKBONE), default=0) + 1)
         export_frame_backbone(repo, args.frame_backbone, version, args.weights, args.seed, args.grid, args.frame_dim,
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     backbone = None
     if model.config.text.kind == "minilm":
         from export.exporter import export_text_backbone_version
-        from serving.triton.repository import TEXT_BACKBONE
+        from common.repository import TEXT_BACKBONE
 
         if not versions(repo, TEXT_BACKBONE) and not args.no_text_backbone:
             export_text_backbone_version(repo, 1, _backbone_options(options))
@@ -146,7 +146,7 @@ def _checkpoint_train_config(checkpoint: str | None) -> dict:
     import json
 
     from training.checkpoint import CONFIG_FILE
-    from training.errors import ConfigError
+    from common.errors import ConfigError
 
     path = Path(checkpoint) / CONFIG_FILE
     if not path.is_file():

@@ -22,7 +22,7 @@ from export.batches import random_inputs
 from export.parity import ParityError, check_parity
 from export.triton_config import ServingOptions, config_pbtxt
 from serving.gateway.first_stage import export_record as first_stage_record
-from serving.triton.repository import (
+from common.repository import (
     CONFIG_FILE,
     MANIFEST_FILE,
     MANIFEST_FORMAT,
@@ -36,9 +36,9 @@ from serving.triton.repository import (
     version_dir,
     versions,
 )
-from training.config import to_dict
+from common.config import to_dict
 from training.engine.config import DataConfig
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 
@@ -149,7 +149,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
     ``text_backbone_version``: the ``text_backbone`` version a MiniLM model's word features come from, recorded in
     the manifest so the gateway pins it (None: not recorded; the gateway then takes the latest and says so)."""
     from export.onnx import export_part
-    from serving.onnx_runner import OnnxRunner
+    from export.runner import OnnxRunner
     from training.engine.runner import TorchRunner
 
     if version < 1:
@@ -251,7 +251,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
 
     from export.parity import ATOL, RTOL, OutputParity
     from export.text_backbone import export_text_backbone
-    from serving.onnx_runner import OnnxPart
+    from export.runner import OnnxPart
     from training.text.features import MiniLMBackbone
     from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
 

@@ -4,7 +4,7 @@ The graph takes the part's inputs positionally in layout order and returns its o
 the layout's dynamic axes (batch, words, frames, ...). Model tests use it too::
 
     path = export_part(model, "text", batch, tmp_path / "text.onnx")
-    onnx = OnnxPart(path).run(batch)                 # serving.onnx_runner
+    onnx = OnnxPart(path).run(batch)                 # export.runner
     torch_ = torch_outputs(model, "text", batch)
 """
 from __future__ import annotations
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from serving.triton.repository import part_layout
-from training.models.layout import TowerLayout
+from common.repository import part_layout
+from common.layout import TowerLayout
 
 OPSET = 17
 Arrays = Mapping[str, np.ndarray]

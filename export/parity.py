@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from training.errors import StrataError
-from training.models.layout import SCORE
+from common.errors import StrataError
+from common.layout import SCORE
 
 ATOL = 1e-4
 RTOL = 1e-4
@@ -102,7 +102,7 @@ class ParityReport:
 def check_parity(reference, candidate, batches: Sequence[tuple[Arrays, Arrays]],
                  ranking: tuple[Sequence[Arrays], Sequence[Arrays]]) -> ParityReport:
     """Compare two runners (``encode_text`` / ``encode_video`` / ``score`` over NumPy dicts, e.g. the PyTorch
-    model through :class:`export.exporter.TorchParts` and :class:`serving.onnx_runner.OnnxRunner`).
+    model through :class:`export.exporter.TorchParts` and :class:`export.runner.OnnxRunner`).
 
     ``batches``: (text inputs, video inputs) pairs of several lengths, every output compared. ``ranking``: the
     query set as text batches and video batches; the fused score matrices are compared by top-k both ways.

@@ -11,9 +11,9 @@ import subprocess
 from pathlib import Path
 
 from export.triton_config import ServingOptions
-from serving.triton.repository import ONNX_FILE, PARTS, PLAN_FILE, part_layout, version_dir
+from common.repository import ONNX_FILE, PARTS, PLAN_FILE, part_layout, version_dir
 from training.engine.config import DataConfig
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 MAX_REGIONS = 36        # detector regions per frame: the usual bottom-up attention count
 MAX_CANDIDATES = 256    # videos one scorer call re-ranks

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from training.errors import ConfigError
-from training.models.layout import TensorSpec, TowerLayout
+from common.errors import ConfigError
+from common.layout import TensorSpec, TowerLayout
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
 TRITON_DTYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64"}

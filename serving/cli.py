@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from clients.conventions import (add_command, port, positive_float, positive_int, repo_help, repo_path, setting_help,
+from common.conventions import (add_command, port, positive_float, positive_int, repo_help, repo_path, setting_help,
                                  settings)
 
 
@@ -93,7 +93,8 @@ def _status(args: argparse.Namespace) -> int:
 def _swap(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from serving.swap import service_settings, swap
+    from common.connect import service_settings
+    from serving.swap import swap
 
     current = service_settings(settings())
     if args.repo:

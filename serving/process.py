@@ -26,11 +26,12 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
-from training.errors import StrataError
+from common.errors import StrataError
+from common.records import ProcessState, alive, parse_record, running
 
 ADDRESS_IN_USE = ("Address already in use", "address already in use", "EADDRINUSE", "errno 98", "errno:98")
 
@@ -41,57 +42,6 @@ class ProcessError(StrataError):
 
 class PortInUse(ProcessError):
     """A fixed port that the caller asked for is taken."""
-
-
-@dataclass(frozen=True)
-class ProcessState:
-    pid: int
-    name: str                      # what this process is ("milvus", "gateway", ...)
-    marker: str                    # a string in its command line: how a live pid is known to be ours
-    address: str
-    ports: dict[str, int]          # setting name -> port it listens on
-    serves: dict[str, str]         # what it serves (db file, model repository, ...), for status lines
-    command: list[str]
-    log: str
-    started: float = field(default=0.0)   # time.time() at start
-
-    def port(self, key: str | None = None) -> int:
-        """The port named ``key`` (the only one when ``key`` is None)."""
-        if key is None:
-            if len(self.ports) != 1:
-                raise ProcessError(f"{self.name} listens on {len(self.ports)} ports ({', '.join(self.ports)}); name one")
-            return next(iter(self.ports.values()))
-        return self.ports[key]
-
-
-# -- /proc helpers (Linux) ------------------------------------------------------------------------------------
-def alive(pid: int, marker: str) -> bool:
-    """The process exists, is not a zombie, and its command line contains ``marker``.
-
-    Right after ``Popen`` returns, the child may still be inside ``exec``: for a few milliseconds (longer on a
-    loaded machine) its ``/proc/<pid>/cmdline`` reads empty. An empty command line is read again for up to a
-    second before the pid is judged not ours (kernel threads have an empty one for good).
-    """
-    deadline = time.monotonic() + 1.0
-    while True:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return False
-        if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
-            return False
-        if cmdline or time.monotonic() >= deadline:
-            return marker.encode() in cmdline
-        time.sleep(0.005)
-
-
-def running(pid: int) -> bool:
-    """The pid exists and is not a zombie (whatever it runs)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-    except OSError:
-        return False
 
 
 def group_members(pgid: int) -> list[int]:
@@ -172,8 +122,9 @@ class _Retry(Exception):
 class ManagedProcess:
     """One background process per run folder and name."""
 
-    def __init__(self, name: str, run_dir: str | Path, marker: str):
+    def __init__(self, name: str, run_dir: str | Path, marker: str, label: str = ""):
         self.name = name
+        self.label = label or name    # how messages call it
         self.marker = marker
         self.runs = Path(run_dir)
         self.runs.mkdir(parents=True, exist_ok=True)
@@ -193,8 +144,8 @@ class ManagedProcess:
         if not self.state_file.is_file():
             return None
         try:
-            state = ProcessState(**json.loads(self.state_file.read_text()))
-        except (ValueError, TypeError):
+            state = parse_record(json.loads(self.state_file.read_text()))
+        except (ValueError, KeyError):
             self.state_file.unlink(missing_ok=True)
             return None
         if not alive(state.pid, state.marker):
@@ -241,7 +192,7 @@ class ManagedProcess:
         """
         running = self.state()
         if running is not None:
-            raise ProcessError(f"{self.name} is already running from {self.runs} (pid {running.pid}, "
+            raise ProcessError(f"{self.label} is already running from {self.runs} (pid {running.pid}, "
                                f"{address} ports {running.ports}); stop it first")
         fixed = {key: port for key, port in ports.items() if port}
         for key, port in fixed.items():
@@ -307,8 +258,8 @@ class ManagedProcess:
         had_record = self.state_file.is_file()
         state = self.state()
         if state is None:
-            return f"stale {self.name} record removed (the process had already exited)" if had_record \
-                else f"no {self.name} running"
+            return f"stale {self.label} record removed (the process had already exited)" if had_record \
+                else f"no {self.label} running"
         try:
             os.kill(state.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -322,7 +273,7 @@ class ManagedProcess:
         self._reap()
         self.state_file.unlink(missing_ok=True)
         how = " (killed after the grace period)" if forced else " (its leftover children killed)" if leftovers else ""
-        return f"stopped {self.name} pid {state.pid}{how}"
+        return f"stopped {self.label} pid {state.pid}{how}"
 
     def _poll(self) -> None:
         if self._process is not None:

@@ -9,8 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from serving.triton.repository import model_name, read_manifest, versions
-from training.errors import ConfigError
+from common.repository import model_name, read_manifest, versions
+from common.errors import ConfigError
 
 CHECKPOINT_META = "config.json"   # training.checkpoint's files: its metadata ...
 CHECKPOINT_WEIGHTS = "model.pt"   # ... and the weights whose sha256 identifies it (training.checkpoint.checkpoint_hash)
@@ -69,7 +69,7 @@ def resolve_repository(repo: str | Path | None, backend: str = "onnx") -> Path:
         state = running_server()
         if state is not None:
             return Path(state.repo)
-    from training.settings import load_settings
+    from common.settings import load_settings
 
     return load_settings().repository
 
@@ -81,7 +81,7 @@ def resolve_triton_url(url: str | None) -> str:
     state = running_server()
     if state is not None:
         return state.grpc_url
-    from training.settings import load_settings
+    from common.settings import load_settings
 
     return load_settings().triton_url
 
@@ -115,7 +115,7 @@ def runner_for_checkpoint(checkpoint: str | Path, backend: str, repo: str | Path
         check_triton_live(url)
     base, version = checkpoint_version(checkpoint, repo, version)
     if backend == "onnx":
-        from serving.onnx_runner import OnnxRunner
+        from export.runner import OnnxRunner
 
         return OnnxRunner(repo, base, version)
     from serving.triton.client import TritonTowers

@@ -15,21 +15,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
+from common.connect import triton_client
+from common.errors import ConfigError, StrataError
+from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
+from common.settings import Settings
 from serving.gateway.service import (ACTIVE_KEY, CAPTIONS, REPLICA_PREFIX, VIDEOS, CaptionInput, Version,
                                      VideoInput, collection_name)
-from serving.triton.repository import PARTS, TEXT_BACKBONE, model_name, versions
-from training.errors import ConfigError, StrataError
-from training.settings import Settings
+from serving.triton.swap import SwapError
 
 HEARTBEAT_FRESH_S = 10.0   # a replica that has not reported for this long is gone
-
-
-class SwapError(StrataError):
-    """A step of the swap failed; what was active before stays active."""
 
 
 @dataclass(frozen=True)
@@ -67,8 +65,8 @@ def _wait_replicas(index, done: Callable[[list], bool], what: str, timeout: floa
 def check_graphs(repo, base: str, version: int) -> None:
     """Each of the version's graphs opens in ONNX Runtime here, before Triton is asked (a Triton reload that fails
     can take the model's served versions down with it)."""
-    from serving.onnx_runner import OnnxPart
-    from serving.triton.repository import ONNX_FILE, version_dir
+    from export.runner import OnnxPart
+    from common.repository import ONNX_FILE, version_dir
 
     for part in PARTS:
         path = version_dir(repo, base, part, version) / ONNX_FILE
@@ -82,11 +80,9 @@ def check_graphs(repo, base: str, version: int) -> None:
 def ensure_loaded(triton_url: str, base: str, version: int, backbone: int | None) -> None:
     """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
     served already."""
-    import tritonclient.grpc as grpcclient
-
     from serving.triton.swap import swap as load_versions
 
-    client = grpcclient.InferenceServerClient(triton_url)
+    client = triton_client(triton_url)
     try:
         wanted = [(model_name(base, part), version) for part in PARTS]
         if backbone is not None:
@@ -112,7 +108,7 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
                               f"version(s) {', '.join(map(str, exported)) or 'none'}); export it first: "
                               f"strata export CHECKPOINT")
     started = time.monotonic()
-    index = MilvusIndex(settings.milvus, timeout_s=settings.request_timeout_s)
+    index = MilvusIndex.from_settings(settings)
     try:
         record = index.get_state(ACTIVE_KEY)
     except IndexUnavailable as err:
@@ -197,9 +193,7 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
     log(f"retiring {base} version {retire}: waiting until no gateway answers with it")
     _wait_replicas(index, lambda used: [base, retire] not in used, f"finish their calls on {base} version {retire}",
                    wait_s, log)
-    import tritonclient.grpc as grpcclient
-
-    client = grpcclient.InferenceServerClient(settings.triton_url)
+    client = triton_client(settings.triton_url)
     try:
         served = served_versions(client)
         for part in PARTS:
@@ -222,18 +216,3 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
         index.drop(name)
         open_store(f"{settings.tensor_store_root}/{name}").drop()
     log(f"retired {base} version {retire}: unloaded from Triton, its collections and tensor stores dropped")
-
-
-def service_settings(settings: Settings) -> Settings:
-    """The settings with the running local Triton's and Milvus's recorded addresses and repository (if they run)."""
-    from serving.index.milvus_server import MilvusLiteServer
-    from serving.triton.server import TritonServer
-
-    state = TritonServer().state()
-    if state is not None:
-        settings = replace(settings, triton_grpc_port=state.grpc_port, model_repository=state.repo)
-    if not settings.milvus_uri:
-        uri = MilvusLiteServer().uri()
-        if uri:
-            settings = replace(settings, milvus_uri=uri)
-    return settings

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from training.errors import StrataError
+from common.errors import StrataError
 from training.models.common.legacy import InertLegacyKey
 
 MODEL_FILE = "model.pt"
@@ -34,7 +34,7 @@ STATE_FILE = "state.json"
 def save_checkpoint(folder: Path, model, *, train_config: dict | None = None, optimizer=None, scheduler=None,
                     state: dict | None = None) -> Path:
     """Write a checkpoint folder atomically (written beside, then renamed into place)."""
-    from training.config import to_dict
+    from common.config import to_dict
 
     folder = Path(folder)
     tmp = folder.with_name(folder.name + ".tmp")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from training.errors import DataError
+from common.errors import DataError
 
 DIRECTIONS = ("t2v", "v2t")
 RECALLS = (1, 5, 10)

@@ -1,6 +1,6 @@
 """Triton python-backend adapter for one Strata ONNX graph (copied by ``strata export`` into each version folder).
 
-Only translation: the work is :class:`serving.onnx_runner.OnnxPart` (ONNX Runtime), the same code the gateway
+Only translation: the work is :class:`export.runner.OnnxPart` (ONNX Runtime), the same code the gateway
 runs. Input names and output types come from this model's ``config.pbtxt``; requests of one dynamic batch that
 agree on every non-batch dimension run as one ONNX Runtime call; a failed request gets its own error response.
 """
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from serving.onnx_runner import OnnxPart
-from serving.triton.repository import ONNX_FILE
+from export.runner import OnnxPart
+from common.repository import ONNX_FILE
 
 
 class TritonPythonModel:

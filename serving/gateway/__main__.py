@@ -21,8 +21,8 @@ class JsonFormatter(logging.Formatter):
 
 def main(argv: list[str] | None = None) -> int:
     from serving.gateway.server import serve
-    from training.errors import StrataError
-    from training.settings import load_settings
+    from common.errors import StrataError
+    from common.settings import load_settings
 
     parser = argparse.ArgumentParser(prog="python -m serving.gateway", description="Run the Strata gRPC gateway.")
     parser.add_argument("--port", type=int, help="gRPC port (0: any free port; default: the gateway_port setting)")

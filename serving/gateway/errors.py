@@ -1,7 +1,7 @@
 """Errors of the retrieval core, each naming the gRPC status it maps to (the core itself knows no gRPC)."""
 from __future__ import annotations
 
-from training.errors import StrataError
+from common.errors import StrataError
 
 
 class GatewayError(StrataError):

@@ -32,7 +32,7 @@ import numpy as np
 
 from serving.gateway.errors import FailedPrecondition
 from serving.index.milvus_index import LevelIndex
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
+from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
 
 STRATEGIES = ("index", "levels", "fused")
 COSINE, ATTENTIVE, JACCARD = "cosine", "attentive", "jaccard"

@@ -11,8 +11,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from training.errors import DataError
-from training.models.layout import AXIS_MASKS, TensorSpec
+from common.errors import DataError
+from common.layout import AXIS_MASKS, TensorSpec
 
 Record = dict[str, np.ndarray]
 BATCH_AXES = ("batch", "texts", "videos")

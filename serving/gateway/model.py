@@ -19,12 +19,12 @@ import numpy as np
 
 from serving.gateway.errors import FailedPrecondition, InvalidArgument
 from serving.gateway.items import Record, axis_lengths, split_items, stack_items
-from serving.onnx_runner import OnnxPart
+from export.runner import OnnxPart
 from serving.triton.client import TritonModel, TritonTowers
-from serving.triton.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
+from common.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.sampling import pad_rows
-from training.models.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
+from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
 
 log = logging.getLogger("strata.gateway")
 

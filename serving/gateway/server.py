@@ -24,7 +24,7 @@ from serving.gateway.service import RetrievalService
 from serving.gateway.servicer import StrataServicer
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
-from training.settings import Settings
+from common.settings import Settings
 
 log = logging.getLogger("strata.gateway")
 

@@ -23,10 +23,10 @@ from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 from serving.gateway.first_stage import FirstStage
 from serving.gateway.model import ServedModel, stage
 from serving.gateway.writer import Item, Writer
-from serving.triton.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
-from training.errors import StrataError
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
-from training.settings import Settings
+from common.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
+from common.errors import StrataError
+from common.layout import TEXT_INDEX, VIDEO_INDEX
+from common.settings import Settings
 
 log = logging.getLogger("strata.gateway")
 

@@ -1,7 +1,7 @@
 """The ``strata.v1.Strata`` servicer: convert the request, call the core, convert the answer (nothing else).
 
 Errors map to status codes in one decorator: a :class:`~serving.gateway.errors.GatewayError` carries its code,
-a :class:`~training.errors.DataError` / ``ConfigError`` is the caller's INVALID_ARGUMENT, an unreachable Triton or
+a :class:`~common.errors.DataError` / ``ConfigError`` is the caller's INVALID_ARGUMENT, an unreachable Triton or
 Milvus is UNAVAILABLE; anything else is INTERNAL and logged. Every call is counted and timed for Prometheus.
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
 from serving.index.milvus_index import IndexUnavailable
 from serving.triton.client import TritonRequestError
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 log = logging.getLogger("strata.gateway")
 
@@ -125,7 +125,7 @@ class StrataServicer(pb_grpc.StrataServicer):
 
     @rpc
     def IndexVideoFiles(self, request_iterator, context):
-        from serving.ingest.decode import SAMPLING
+        from common.frame_backbone import SAMPLING
 
         written, total, errors = 0, None, []
         pending = []

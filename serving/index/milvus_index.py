@@ -47,7 +47,9 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from training.errors import ConfigError, DataError, StrataError
+from common.connect import milvus_client
+from common.errors import ConfigError, DataError, StrataError
+from common.settings import Settings
 
 KINDS = ("videos", "captions")
 INDEX_TYPES = ("FLAT", "IVF_FLAT")
@@ -107,15 +109,18 @@ class MilvusIndex:
         self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
         self._alias = f"strata-index-{id(self):x}"
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "MilvusIndex":
+        """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline."""
+        return cls(settings.milvus, timeout_s=settings.request_timeout_s)
+
     # -- connection -----------------------------------------------------------------------------------------
     def _client(self):
         if self._client_obj is None:
             if not self._reachable(min(self.timeout_s, 2.0)):
                 raise IndexUnavailable(f"Milvus at {self.uri} is unreachable (nothing accepts connections there)")
-            from pymilvus import MilvusClient
-
             try:
-                self._client_obj = MilvusClient(uri=self.uri, timeout=self.timeout_s, alias=self._alias)
+                self._client_obj = milvus_client(self.uri, self.timeout_s, self._alias)
             except Exception as err:  # noqa: BLE001 - pymilvus raises MilvusException for everything
                 raise IndexUnavailable(f"Milvus at {self.uri} is unreachable: {err}") from None
         return self._client_obj

@@ -35,27 +35,18 @@ import threading
 import warnings
 from pathlib import Path
 
-from serving.process import ManagedProcess, ProcessState
-from training.errors import ConfigError
-from training.home import strata_home
+from common.connect import http_uri, milvus_client
+from common.errors import ConfigError
+from common.records import MILVUS, ProcessState
+from serving.process import ManagedProcess
 
-NAME = "milvus"
-MARKER = "serving.index.milvus_server"
 DB_FILE = "strata.db"
 DB_NAME = re.compile(r"^[a-zA-Z0-9.\-_]{1,36}$")
 SETTINGS_HINT = "STRATA_MILVUS_PORT, settings.yaml or --milvus-port"
 
 
-def run_dir() -> Path:
-    return strata_home() / "milvus"
-
-
 def default_db() -> Path:
-    return run_dir() / DB_FILE
-
-
-def uri(address: str, port: int) -> str:
-    return f"http://{address}:{port}"
+    return MILVUS.run_dir() / DB_FILE
 
 
 def check_db_path(db: str | Path) -> Path:
@@ -76,10 +67,7 @@ def _milvus_ready(state: ProcessState) -> bool:
         socket.create_connection((state.address, state.port("milvus_port")), timeout=0.5).close()
     except OSError:
         return False
-    from pymilvus import MilvusClient
-
-    client = MilvusClient(uri=uri(state.address, state.port("milvus_port")), timeout=2,
-                          alias=f"strata-ready-{os.getpid()}-{state.pid}")
+    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2, f"strata-ready-{os.getpid()}-{state.pid}")
     try:
         client.list_collections(timeout=2)
         return True
@@ -91,19 +79,19 @@ class MilvusLiteServer:
     """The local Milvus Lite server process: start, state, stop."""
 
     def __init__(self, runs: str | Path | None = None):
-        self.process = ManagedProcess(NAME, Path(runs) if runs is not None else run_dir(), MARKER)
+        self.process = ManagedProcess(MILVUS.name, Path(runs) if runs is not None else MILVUS.run_dir(), MILVUS.marker)
 
     def start(self, db_path: str | Path | None = None, port: int = 0, address: str = "127.0.0.1",
               timeout: float = 60.0) -> ProcessState:
         """Start the server on ``db_path`` (default ``$STRATA_HOME/milvus/strata.db``); ``port`` 0: any free one.
 
-        Returns the state; its URI is ``uri(state.address, state.port())``.
+        Returns the state; its URI is ``http_uri(state.address, state.port())``.
         """
         db = check_db_path(db_path if db_path is not None else self.process.runs / DB_FILE)
         db.parent.mkdir(parents=True, exist_ok=True)
 
         def command(ports: dict[str, int]) -> list[str]:
-            return [sys.executable, "-m", MARKER, "--db", str(db), "--address", address,
+            return [sys.executable, "-m", MILVUS.marker, "--db", str(db), "--address", address,
                     "--port", str(ports["milvus_port"])]
 
         env = dict(os.environ)
@@ -117,7 +105,7 @@ class MilvusLiteServer:
 
     def uri(self) -> str | None:
         state = self.state()
-        return None if state is None else uri(state.address, state.port())
+        return None if state is None else http_uri(state.address, state.port())
 
     def stop(self, grace: float = 10.0) -> str:
         return self.process.stop(grace)

@@ -15,22 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.ingest.decode import SAMPLING, DecodedVideo, ImageSpec
-from serving.triton.repository import MANIFEST_FILE, MANIFEST_FORMAT, versions
-from training.errors import ConfigError, DataError
-from training.models.layout import TensorSpec, TowerLayout
-
-FRAME_BACKBONE = "frame_backbone"
-IMAGES, FRAME_FEAT, REGION_FEAT = "images", "frame_feat", "region_feat"
-
-
-def backbone_layout(size: int, frame_dim: int, regions: int = 0, region_dim: int = 0) -> TowerLayout:
-    outputs = [TensorSpec(FRAME_FEAT, "float32", ("batch", frame_dim), "one feature per frame")]
-    if regions:
-        outputs.append(TensorSpec(REGION_FEAT, "float32", ("batch", regions, region_dim), "region features per frame"))
-    return TowerLayout(inputs=(TensorSpec(IMAGES, "float32", ("batch", 3, size, size), "preprocessed RGB frames"),),
-                       outputs=tuple(outputs))
-
+from common.errors import ConfigError, DataError
+from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
+from common.layout import TowerLayout
+from common.repository import MANIFEST_FILE, MANIFEST_FORMAT, versions
+from serving.ingest.decode import DecodedVideo
 
 @dataclass(frozen=True)
 class BackboneInfo:
@@ -104,8 +93,8 @@ class FrameBackbone:
     @classmethod
     def offline(cls, repo: str | Path, version: int | None = None, threads: int = 0) -> "FrameBackbone":
         """The same graph in this process with ONNX Runtime (the reference the gateway is checked against)."""
-        from serving.onnx_runner import OnnxPart
-        from serving.triton.repository import ONNX_FILE
+        from export.runner import OnnxPart
+        from common.repository import ONNX_FILE
 
         info = read_backbone(repo, version)
         part = OnnxPart(Path(repo) / FRAME_BACKBONE / str(info.version) / ONNX_FILE, threads)

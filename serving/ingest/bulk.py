@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from serving.gateway.writer import crash_point
-from training.settings import Settings
+from common.settings import Settings
 
 VIDEOS, FILES, CAPTIONS = "videos", "files", "captions"
 
@@ -111,7 +111,8 @@ def unit_from_dict(data: dict) -> Unit:
 # -- the two stages ----------------------------------------------------------------------------------------------
 def read_unit(unit: Unit, max_frames: int, regions: bool, image=None) -> dict:
     """Stage 1 (CPU, no server): the unit's features, or its decoded frames; a payload of NumPy arrays."""
-    from serving.ingest.decode import ImageSpec, VideoFileError, decode_video
+    from common.frame_backbone import ImageSpec
+    from serving.ingest.decode import VideoFileError, decode_video
 
     started = time.perf_counter()
     arrays, meta = {}, {"unit": asdict(unit), "errors": [], "kept": [], "durations": []}

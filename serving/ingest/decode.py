@@ -1,12 +1,12 @@
 """Raw video files -> the sampled, preprocessed frames a frame backbone takes (PyAV; torch-free).
 
-Sampling rule (recorded in the frame backbone's manifest as :data:`SAMPLING`): every frame of the first video
+Sampling rule (recorded in the frame backbone's manifest as :data:`common.frame_backbone.SAMPLING`): every frame of the first video
 stream is decoded, in presentation order (the order the decoder emits them); a video of ``n`` frames keeps frames
 ``round(linspace(0, n - 1, T))`` (NumPy's round, as HGR's reader samples its features) when ``n > T``, else all
 ``n`` frames, which the tower pads with a mask. Two passes over the file (count, then keep the chosen frames) keep
 memory to ``T`` frames whatever the video's length.
 
-Preprocessing (:class:`ImageSpec`): RGB, shorter side resized to ``resize`` (FFmpeg's bilinear scaler), centre
+Preprocessing (:class:`common.frame_backbone.ImageSpec`): RGB, shorter side resized to ``resize`` (FFmpeg's bilinear scaler), centre
 crop ``size`` x ``size``, scaled to [0, 1] and normalised with ImageNet's mean and standard deviation, CHW float32.
 
 Every failure to read a file is a :class:`VideoFileError` naming it: not a video, no video stream, a codec FFmpeg
@@ -15,36 +15,20 @@ cannot decode, no decodable frame, an empty file.
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from common.errors import DataError
+from common.frame_backbone import ImageSpec
 from training.data.sampling import frame_indices
-from training.errors import DataError
 
-SAMPLING = ("every frame of the first video stream decoded in presentation order; n > T frames keep "
-            "round(linspace(0, n - 1, T)) (NumPy round), n <= T keep all n, zero-padded with a mask by the tower")
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif", ".ts", ".flv")
 
 
 class VideoFileError(DataError):
     """A video file that cannot be decoded; the message names the file."""
-
-
-@dataclass(frozen=True)
-class ImageSpec:
-    size: int = 224
-    resize: int = 256
-    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
-    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
-
-    def to_dict(self) -> dict:
-        return {**asdict(self), "mean": list(self.mean), "std": list(self.std)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ImageSpec":
-        return cls(int(data["size"]), int(data["resize"]), tuple(data["mean"]), tuple(data["std"]))
 
 
 @dataclass(frozen=True)

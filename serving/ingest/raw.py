@@ -15,7 +15,7 @@ import numpy as np
 from serving.gateway.errors import FailedPrecondition
 from serving.ingest.backbone import FrameBackbone, check_compatible, read_backbone
 from serving.ingest.decode import DecodedVideo, VideoFileError, decode_video
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 log = logging.getLogger("strata.ingest")
 

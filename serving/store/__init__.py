@@ -11,7 +11,7 @@ from pathlib import Path
 
 from serving.store.base import TensorStore
 from serving.store.record import decode_record, encode_record
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 OBJECT_STORE_SCHEMES = ("s3", "gs", "az")
 SCHEMES = ("lmdb", "lance", *OBJECT_STORE_SCHEMES)

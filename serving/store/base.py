@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 MAX_ID_BYTES = 511  # LMDB's default key limit, kept by every store so that they stay interchangeable
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from serving.store.base import Record, TensorStore, check_ids
 from serving.store.record import decode_record, encode_record
-from training.errors import DataError
+from common.errors import DataError
 
 SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("record", pa.large_binary())])
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from serving.store.base import Record, TensorStore, check_ids
 from serving.store.record import decode_record, encode_record
-from training.errors import DataError
+from common.errors import DataError
 
 DEFAULT_MAP_SIZE = 1 << 30  # address space only: the file grows with the data
 

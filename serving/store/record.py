@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from training.errors import DataError
+from common.errors import DataError
 
 MAGIC = b"SREC"
 ALIGN = 16

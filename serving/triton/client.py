@@ -1,7 +1,7 @@
 """Client of one exported model on a Triton server, over gRPC (torch-free).
 
 :class:`TritonModel` is one Triton model (a tower, the scorer or the text backbone) over a tensor layout;
-:class:`TritonTowers` has the interface of :class:`serving.onnx_runner.OnnxRunner` (``encode_text`` /
+:class:`TritonTowers` has the interface of :class:`export.runner.OnnxRunner` (``encode_text`` /
 ``encode_video`` / ``score`` over NumPy dicts) so evaluation and the gateway can run either. Requests can be pinned
 to a version (both versions of a swap are served side by side), ask for a subset of outputs, and move tensors
 through system shared memory instead of protobuf (``shared_memory=True``, for callers on the server's machine:
@@ -20,9 +20,10 @@ import tritonclient.grpc as grpcclient
 import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
-from serving.triton.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
-from training.errors import DataError, StrataError
-from training.models.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
+from common.connect import triton_client
+from common.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
+from common.errors import DataError, StrataError
+from common.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
 
 Arrays = Mapping[str, np.ndarray]
 TRITON_DTYPES = {"float32": "FP32", "int64": "INT64"}
@@ -183,7 +184,7 @@ class TritonTowers:
     def __init__(self, url: str, base: str, layout: ModelLayout, version: int | None = None,
                  shared_memory: bool = False, timeout_s: float | None = None):
         self.url, self.base, self.layout = url, base, layout
-        self.client = grpcclient.InferenceServerClient(url)
+        self.client = triton_client(url)
         self.models = {part: TritonModel(self.client, model_name(base, part), part_layout(layout, part), version,
                                          shared_memory, timeout_s) for part in PARTS}
 

@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import tritonclient.grpc as grpcclient
 from tritonclient.utils import InferenceServerException
 
-from serving.triton.repository import PARTS, model_name, versions
-from training.errors import ConfigError, StrataError
+from common.connect import triton_client
+from common.errors import ConfigError, StrataError
+from common.repository import PARTS, model_name, versions
 
 
 class SwapError(StrataError):
-    """Triton refused the new version set."""
+    """A swap did not happen (Triton refused the new version set, or a step of a whole-system swap failed); what
+    was served or active before stays so."""
 
 
-def served_versions(client: grpcclient.InferenceServerClient) -> dict[str, list[int]]:
+def served_versions(client) -> dict[str, list[int]]:
     """Every model of the repository with its READY versions (possibly none)."""
     out: dict[str, list[int]] = {}
     for m in client.get_model_repository_index(as_json=True).get("models", []):
@@ -67,7 +68,14 @@ def swap(url: str, name: str, version: int | None = None, retire: int | None = N
         raise ConfigError(f"version {version} cannot be both added and retired")
     if version is not None and repo is not None:
         check_on_disk(repo, name, version)
-    client = grpcclient.InferenceServerClient(url)
+    client = triton_client(url)
+    try:
+        return _load(client, name, version, retire)
+    finally:
+        client.close()
+
+
+def _load(client, name: str, version: int | None, retire: int | None) -> dict[str, list[int]]:
     served = served_versions(client)
     result = {}
     for target in targets(name, served):

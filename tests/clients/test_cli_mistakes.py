@@ -115,7 +115,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A tiny SynthVTR folder, a checkpoint's metadata trained on it, and a repository with hgr_fast version 1."""
-    from training.config import to_dict
+    from common.config import to_dict
     from training.engine.config import load_train_config
 
     root = tmp_path_factory.mktemp("world")

@@ -11,11 +11,11 @@ from export.batches import random_inputs
 from export.exporter import ParityData, export_version, load_source
 from export.parity import check_parity
 from export.triton_config import ServingOptions
-from serving.onnx_runner import OnnxRunner
-from serving.triton.repository import read_manifest
-from training.config import to_dict
+from export.runner import OnnxRunner
+from common.repository import read_manifest
+from common.config import to_dict
 from training.engine.runner import TorchRunner
-from training.errors import ConfigError
+from common.errors import ConfigError
 from training.models.factory import resolve_config
 
 FAST_PARITY = ParityData(random_queries=32)

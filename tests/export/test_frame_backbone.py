@@ -7,9 +7,10 @@ import json
 import pytest
 
 from export.backbone import export_frame_backbone
-from serving.ingest.backbone import FRAME_BACKBONE, check_compatible, read_backbone
+from common.frame_backbone import FRAME_BACKBONE
+from serving.ingest.backbone import check_compatible, read_backbone
 from tests.serving.ingest.tiny_backbone import write_tiny_backbone
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 
 def test_resnet152_has_torchvision_keys_and_parameter_count():

@@ -9,7 +9,7 @@ import pytest
 from export.tensorrt import axis_max, profile_shapes, require_gpu
 from export.triton_config import ServingOptions, config_pbtxt, is_batched
 from training.engine.config import DataConfig
-from training.errors import ConfigError
+from common.errors import ConfigError
 from training.models.factory import resolve_config
 
 LAYOUT = resolve_config("vsepp", "fast").layout()

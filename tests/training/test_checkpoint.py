@@ -8,7 +8,7 @@ from torch import nn
 
 from tests.training.models.zoo_checks import build, encode, random_batch, training_batch
 from training.checkpoint import load_model_checkpoint, load_training_state, save_checkpoint
-from training.errors import StrataError
+from common.errors import StrataError
 from training.models.common.transformer import QueryKeyValue
 
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}

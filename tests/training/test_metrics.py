@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from training import metrics
-from training.errors import DataError
+from common.errors import DataError
 from training.metrics import METRIC_KEYS, dedupe_captions, query_ranks, retrieval_metrics
 
 

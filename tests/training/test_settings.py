@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.errors import ConfigError
-from training.settings import Settings, load_settings
+from common.errors import ConfigError
+from common.settings import Settings, load_settings
 
 
 @pytest.fixture()

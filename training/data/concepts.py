@@ -16,7 +16,7 @@ from typing import Literal, Protocol, Union
 
 import numpy as np
 
-from training.errors import ConfigError, DataError, read_json_file
+from common.errors import ConfigError, DataError, read_json_file
 
 KINDS = ("verbs", "nouns", "triplets")
 Triplet = tuple[str, str, str]

@@ -1,4 +1,4 @@
-"""Batch encoding into the canonical input tensors of :mod:`training.models.layout` (torch-free).
+"""Batch encoding into the canonical input tensors of :mod:`common.layout` (torch-free).
 
 Text: a caption's role graph in HGR's format -- ``nodes`` ``{"ROOT": {...}, "1": {"role": "V", "spans": [4],
 "words": [...]}, ...}`` and ``edges`` ``[[verb_id, arg_id, role], ...]`` -- plus its number of words. This is what
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from training.data.sampling import MAX_FRAMES, pad_stack, sample_frames
-from training.errors import DataError
+from common.errors import DataError
 from training.text.roles import role_index
 
 

@@ -13,7 +13,7 @@ A dataset is a folder; :class:`HGRFiles` says where each file lies in it (defaul
 Opening a split checks every name, caption and feature shape (HDF5 metadata only); feature values are read lazily
 per video, only the sampled frames, and checked for NaN/inf then. HDF5 files stay open per process and reopen
 after a fork or unpickling, so a split can be handed to DataLoader workers. Every problem raises
-:class:`~training.errors.DataError` naming the file and the item.
+:class:`~common.errors.DataError` naming the file and the item.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from training.data.sampling import MAX_FRAMES, frame_indices
-from training.errors import DataError, read_json_file
+from common.errors import DataError, read_json_file
 
 SPLIT = "{split}"
 

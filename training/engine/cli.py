@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from clients.conventions import (add_command, add_json_flag, add_set_flag, emit_json, int_range, non_negative_int,
+from common.conventions import (add_command, add_json_flag, add_set_flag, emit_json, int_range, non_negative_int,
                                  positive_int, repo_help, say, setting_help)
 
 
@@ -95,9 +95,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_through_gateway(args: argparse.Namespace) -> int:
     from clients.client import StrataClient
-    from clients.conventions import repo_path, settings
+    from common.conventions import repo_path, settings
     from clients.gateway_eval import evaluate_checkpoint_through_gateway
-    from deploy.stack import gateway_url
+    from common.connect import gateway_url
     from training.engine.evaluate import format_result
 
     current = settings()
@@ -121,8 +121,8 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 def _results(args: argparse.Namespace) -> int:
     from training.engine.results import results_table
-    from training.errors import DataError
-    from training.home import strata_home
+    from common.errors import DataError
+    from common.home import strata_home
 
     runs = Path(args.runs) if args.runs else strata_home() / "runs"
     if not runs.is_dir():

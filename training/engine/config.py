@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from training.config import apply_overrides, from_dict, read_mapping
-from training.errors import ConfigError
-from training.home import strata_home
+from common.config import apply_overrides, from_dict, read_mapping
+from common.errors import ConfigError
+from common.home import strata_home
 
 TRAIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
 

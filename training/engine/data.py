@@ -3,7 +3,7 @@
 ``prepare_data`` runs once on the driver (it may generate a SynthVTR folder, parse every caption, compute the
 frozen MiniLM features or build the word vocabulary, and the concept vocabularies), writing caches under
 ``$STRATA_HOME/cache/``; workers then ``load_prepared`` the same caches cheaply. Batches come out as NumPy dicts
-keyed by the canonical names of ``training.models.layout``.
+keyed by the canonical names of ``common.layout``.
 """
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_
 from training.data.hgr_format import HGRSplit
 from training.data.sampling import pad_rows
 from training.engine.config import DataConfig
-from training.errors import DataError, read_json_file
-from training.home import strata_home
+from common.errors import DataError, read_json_file
+from common.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
-from training.models.layout import SWITCHED_INDEX, SWITCHED_PREFIX
+from common.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 
 from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
@@ -66,7 +66,7 @@ def check_dataset(config: DataConfig, splits: Sequence[str] = ()) -> Path:
     SynthVTR (``data.synth``), which is then checked and generated on first use."""
     path = config.resolved_path()
     if config.synth is not None:
-        from training.config import from_dict
+        from common.config import from_dict
         from training.synth.config import SynthConfig
 
         synth = from_dict(SynthConfig, config.synth, where="data.synth")
@@ -111,7 +111,7 @@ def ensure_dataset(config: DataConfig, progress: bool = True) -> Path:
     if config.synth is None and path.is_dir():
         check_synth_version(path)
     if config.synth is not None:
-        from training.config import from_dict
+        from common.config import from_dict
         from training.synth.config import SynthConfig
         from training.synth.generator import generate
 

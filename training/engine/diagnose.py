@@ -22,9 +22,9 @@ import torch
 from training.engine.data import PreparedData
 from training.engine.evaluate import score_matrices
 from training.engine.runner import TorchRunner, to_tensors
-from training.errors import read_json_file
+from common.errors import read_json_file
 from training.metrics import retrieval_metrics
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.synth.generator import ANNOTATIONS
 
 TOP_K = 5  # HANet's SeMe picks the top-5 reliable concepts

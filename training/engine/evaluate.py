@@ -2,7 +2,7 @@
 
 A *runner* has ``encode_text(inputs) / encode_video(inputs) / score(text, video)`` over NumPy dicts with the
 layout's names: the PyTorch model (``training.engine.runner.TorchRunner``), ONNX Runtime
-(``serving.onnx_runner``) or Triton (``serving.triton.client``) — so a checkpoint's metrics can be checked
+(``export.runner``) or Triton (``serving.triton.client``) — so a checkpoint's metrics can be checked
 through the exported graphs too. Scoring runs chunk by chunk: memory grows with videos x captions (the
 score matrix) and with videos x frames (the video levels), never with their product.
 """
@@ -13,7 +13,7 @@ from typing import Any, Iterator, Protocol, Sequence
 import numpy as np
 
 from training.metrics import retrieval_metrics
-from training.models.layout import LEVEL_SCORES, SCORE
+from common.layout import LEVEL_SCORES, SCORE
 
 Arrays = dict[str, np.ndarray]
 

@@ -6,9 +6,9 @@ worker reads the dataset caches prepared by the driver before the trainer starts
 """
 from __future__ import annotations
 
-from training.config import from_dict, to_dict
+from common.config import from_dict, to_dict
 from training.engine.config import TrainConfig
-from training.home import ENV_VAR, strata_home
+from common.home import ENV_VAR, strata_home
 
 
 def _ray_worker(loop_config: dict) -> None:

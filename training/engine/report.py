@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from training.config import to_dict
+from common.config import to_dict
 
 
 def write_config(folder: Path, config) -> None:

@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Sequence
 
-from training.config import to_dict
+from common.config import to_dict
 from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
 from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
 from training.engine.evaluate import evaluate_split, format_result
 from training.engine.report import plot_curves, write_config, write_json
-from training.errors import StrataError
+from common.errors import StrataError
 
 
 class RunLog:
@@ -153,7 +153,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
 
 def checkpoint_train_config(checkpoint: str | Path, meta: dict) -> TrainConfig:
     """The training config a checkpoint recorded (which data, model and preset it expects)."""
-    from training.config import from_dict
+    from common.config import from_dict
 
     if not meta.get("train_config"):
         raise StrataError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")

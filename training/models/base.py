@@ -1,6 +1,6 @@
 """The contract every model of the zoo implements (PyTorch).
 
-A model is three parts sharing one config and one tensor layout (``training.models.layout``):
+A model is three parts sharing one config and one tensor layout (``common.layout``):
 
 * ``encode_text(inputs)``  -> the text levels, keyed by the layout's text output names;
 * ``encode_video(inputs)`` -> the video levels, keyed by the layout's video output names;
@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from training.losses import hinge_triplet_loss
-from training.models.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
+from common.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
 
 Tensors = Mapping[str, torch.Tensor]
 

@@ -16,8 +16,8 @@ import statistics
 import time
 from pathlib import Path
 
-from clients.conventions import non_negative_int, positive_int, standalone_parser
-from training.errors import ConfigError
+from common.conventions import non_negative_int, positive_int, standalone_parser
+from common.errors import ConfigError
 from training.text.roles import NUM_ROLES
 
 SIZES = {"words": 30, "verbs": 4, "nouns": 6, "frames": 20}

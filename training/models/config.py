@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from training.models.layout import TensorSpec, text_input
+from common.layout import TensorSpec, text_input
 
 
 @dataclass(frozen=True)

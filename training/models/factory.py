@@ -10,8 +10,8 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from training.config import apply_overrides, from_dict, read_mapping
-from training.errors import ConfigError
+from common.config import apply_overrides, from_dict, read_mapping
+from common.errors import ConfigError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
 
@@ -53,17 +53,9 @@ def resolve_config(name: str, preset: str | dict | Path = "fast", overrides: tup
     return from_dict(cls, apply_overrides(data, overrides), where=where)
 
 
-def create_model(name: str, preset: str | dict | Path | Any = "fast", checkpoint: str | Path | None = None,
-                 overrides: tuple[str, ...] | list[str] = ()):
-    """Construct model ``name`` from a preset / config file / dict / config object, optionally loading weights.
-
-    A checkpoint directory (``training.checkpoint``) carries its own resolved config; when given, that config
-    is used and ``preset`` is ignored.
-    """
-    if checkpoint is not None:
-        from training.checkpoint import load_model_checkpoint
-
-        return load_model_checkpoint(checkpoint, expected_name=name)
+def create_model(name: str, preset: str | dict | Path | Any = "fast", overrides: tuple[str, ...] | list[str] = ()):
+    """Construct model ``name`` from a preset / config file / dict / config object (random weights; a trained
+    model comes from :func:`training.checkpoint.load_model_checkpoint`)."""
     config = preset if isinstance(preset, config_class(name)) else resolve_config(name, preset, overrides)
     model_cls = _load(_REGISTRY[name][1])
     return model_cls(config)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from training.errors import DataError
+from common.errors import DataError
 from training.metrics import dedupe_captions, retrieval_metrics
 from training.synth.generator import (ANNOTATIONS, CAPTIONS, FRAME_FEATURES, REGION_FEATURES, SPLITS,
                                       TEST_SPLITS, TRUE_ROLE_GRAPHS, read_config)

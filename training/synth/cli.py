@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from clients.conventions import add_command, add_json_flag, emit_json, non_negative_int, positive_int, say
+from common.conventions import add_command, add_json_flag, emit_json, non_negative_int, positive_int, say
 from training.synth.config import SynthConfig
 
 _DEFAULTS = SynthConfig()
@@ -60,7 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
-    from training.config import from_dict
+    from common.config import from_dict
 
     return from_dict(SynthConfig, {
         "videos": args.videos,

@@ -1,4 +1,4 @@
-"""The SynthVTR generator's configuration (a frozen dataclass; load files with ``training.config.from_dict``)."""
+"""The SynthVTR generator's configuration (a frozen dataclass; load files with ``common.config.from_dict``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from training.config import to_dict
+from common.config import to_dict
 from training.data.hgr_format import HGRDataset, HGRFiles
-from training.errors import DataError
+from common.errors import DataError
 from training.synth.captions import render, sample_captions
 from training.synth.config import VERSION, SynthConfig
 from training.synth.features import Renderer

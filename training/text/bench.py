@@ -8,8 +8,8 @@ import statistics
 import time
 from pathlib import Path
 
-from clients.conventions import positive_int, standalone_parser
-from training.errors import DataError
+from common.conventions import positive_int, standalone_parser
+from common.errors import DataError
 
 SAMPLE_CAPTIONS = Path(__file__).resolve().parents[1] / "data" / "samples" / "msrvtt_1ka_test_captions.csv"
 

@@ -6,8 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from clients.conventions import add_command, positive_int
-from training.errors import ConfigError, DataError
+from common.conventions import add_command, positive_int
+from common.errors import ConfigError, DataError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 from training.text.tokenize import BACKBONE, WORD_DIM, TokenizedText, TokenizerConfig, WordTokenizer
 
 CACHE_FORMAT = "strata-text-features-v1"

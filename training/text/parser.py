@@ -52,7 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 from training.text.rolegraph import ROOT, VERB_ROLE, Node, RoleGraph, align_to_tokens
 from training.text.roles import normalize_role
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from training.errors import DataError, read_json_file
+from common.errors import DataError, read_json_file
 
 ROOT = "ROOT"
 VERB_ROLE = "V"

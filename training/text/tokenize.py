@@ -24,8 +24,8 @@ from typing import Sequence
 import numpy as np
 from tokenizers import Encoding, Tokenizer
 
-from training.errors import ConfigError, DataError
-from training.models.layout import TEXT_INPUTS, TensorSpec, TowerLayout
+from common.errors import ConfigError, DataError
+from common.layout import TEXT_INPUTS, TensorSpec, TowerLayout
 
 BACKBONE = "sentence-transformers/all-MiniLM-L6-v2"
 WORD_DIM = 384

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from training.errors import ConfigError, DataError, read_json_file
+from common.errors import ConfigError, DataError, read_json_file
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from tests.serving.gateway.corpus import FREE_PORTS, VIDEOS, corpus_videos, sample_captions
-from training.settings import Settings
+from common.settings import Settings
 
 
 def export_hgr(settings: Settings, seed: int) -> None:
@@ -49,7 +49,7 @@ def stack(strata_home):
 @pytest.fixture()
 def client(stack):
     from clients.client import StrataClient
-    from deploy.stack import gateway_url
+    from common.connect import gateway_url
 
     with StrataClient(gateway_url(stack[0]), timeout_s=60) as c:   # the record: a restart may move the port
         yield c

@@ -15,7 +15,7 @@ from clients.client import StrataClient
 from tests.serving.gateway.conftest import export_hgr, running_stack
 from tests.serving.gateway.corpus import BASE, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 from tests.serving.gateway.offline import Offline, rounded
-from training.settings import Settings
+from common.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ def swap_stack(tmp_path_factory):
 
 
 def gateway(settings) -> StrataClient:
-    from deploy.stack import gateway_url
+    from common.connect import gateway_url
 
     return StrataClient(gateway_url(settings), timeout_s=60)
 
@@ -62,7 +62,8 @@ def check_answer(kind: str, q: int, answer, references: dict) -> None:
 
 def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
     from serving.index.milvus_index import MilvusIndex
-    from serving.swap import service_settings, swap
+    from common.connect import service_settings
+    from serving.swap import swap
 
     settings, _ = swap_stack
     export_hgr(settings, seed=4)                         # version 2
@@ -127,8 +128,9 @@ def test_a_gateway_restart_and_a_triton_restart_keep_the_new_version(swap_stack)
 
 
 def test_a_swap_whose_version_will_not_load_leaves_the_old_one_serving(swap_stack):
-    from serving.swap import service_settings, swap
-    from training.errors import StrataError
+    from common.connect import service_settings
+    from serving.swap import swap
+    from common.errors import StrataError
 
     settings, _ = swap_stack
     export_hgr(settings, seed=5)                         # version 3, then broken

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from serving.index.milvus_index import MAX_BATCH_ROWS, STATE_COLLECTION, MilvusIndex
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 
 def numpy_top(vectors: np.ndarray, ids: list[str], queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:

@@ -27,7 +27,7 @@ def main(videos: int = 600, files: int = 48) -> None:
     from serving.ingest.bulk import plan_dataset, plan_files, run_bulk
     from tests.serving.ingest.tiny_backbone import write_tiny_backbone
     from tests.serving.ingest.videos import write_video
-    from training.settings import Settings
+    from common.settings import Settings
     from training.synth.config import SynthConfig
     from training.synth.generator import generate
 
@@ -79,7 +79,7 @@ def resnet_cost() -> str:
     import tempfile as _t
 
     from export.backbone import export_frame_backbone
-    from serving.onnx_runner import OnnxPart
+    from export.runner import OnnxPart
 
     repo = Path(_t.mkdtemp(prefix="strata-resnet-"))
     export_frame_backbone(repo, "resnet152", 1, log=lambda *_: None)

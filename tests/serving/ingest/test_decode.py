@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.ingest.decode import ImageSpec, VideoFileError, decode_video, video_files, video_id
+from common.frame_backbone import ImageSpec
+from serving.ingest.decode import VideoFileError, decode_video, video_files, video_id
 from tests.serving.ingest.videos import GOOD, write_bad, write_good
 from training.data.sampling import frame_indices
 

@@ -35,7 +35,7 @@ SYNTH = {"videos": 80, "captions_per_video": 2, "seed": 4, "frame_dim": FRAME_DI
 def stack(tmp_path_factory):
     from clients.cli import main
     from deploy.stack import down, up
-    from training.settings import Settings
+    from common.settings import Settings
     from training.synth.config import SynthConfig
     from training.synth.generator import generate
 
@@ -179,7 +179,7 @@ def test_ray_job_indexes_a_synthvtr_corpus_with_two_workers_against_a_local_head
     from functools import partial
 
     from clients.client import StrataClient
-    from serving.ports import start_on_free_ports
+    from tests.ports import start_on_free_ports
     from tests.training.engine.test_train import BIN, _start_ray
 
     settings, state, home, _, _ = stack

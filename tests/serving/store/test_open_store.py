@@ -6,7 +6,7 @@ import pytest
 from serving.store import open_store
 from serving.store.lance_store import LanceStore
 from serving.store.lmdb_store import LmdbStore
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 
 @pytest.mark.parametrize("uri, kind", [

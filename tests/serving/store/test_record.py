@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from serving.store.record import ALIGN, DTYPES, decode_record, encode_record
-from training.errors import DataError
+from common.errors import DataError
 
 SHAPES = [(), (0,), (3,), (2, 0, 4), (5, 7), (3, 4, 2)]
 

@@ -11,7 +11,7 @@ import pytest
 
 from serving.store import open_store
 from serving.store.lmdb_store import LmdbStore
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 
 def make_record(seed: int, frames: int) -> dict[str, np.ndarray]:

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from export.batches import random_inputs
-from serving.onnx_runner import OnnxRunner
+from export.runner import OnnxRunner
 from serving.triton.client import TritonRequestError, TritonTowers
 from tests.serving.triton.conftest import BASE
-from training.errors import DataError
+from common.errors import DataError
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 import tritonclient.grpc as grpcclient
 
-from serving.ports import PortInUse
+from serving.process import PortInUse
 from serving.triton.server import STATE_FILE, ServerError, TritonServer
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 

@@ -10,11 +10,11 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from export.batches import random_inputs
-from serving.onnx_runner import OnnxRunner
+from export.runner import OnnxRunner
 from serving.triton.client import TritonTowers
 from serving.triton.swap import served_versions, swap
 from tests.serving.triton.conftest import BASE, export_vsepp
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 

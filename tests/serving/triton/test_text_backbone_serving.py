@@ -8,9 +8,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from clients.cli import main
-from serving.onnx_runner import OnnxPart, OnnxRunner
+from export.runner import OnnxPart, OnnxRunner
 from serving.triton.client import TritonModel, TritonTowers
-from serving.triton.repository import ONNX_FILE, TEXT_BACKBONE, versions
+from common.repository import ONNX_FILE, TEXT_BACKBONE, versions
 from training.text.tokenize import BACKBONE_LAYOUT, WordTokenizer
 
 pytestmark = pytest.mark.slow

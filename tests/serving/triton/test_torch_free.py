@@ -4,8 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("serving.onnx_runner", "serving.repository", "serving.cli", "serving.triton.client", "serving.triton.server",
-           "serving.triton.swap", "serving.triton.repository", "export.cli", "export.triton_config", "export.batches")
+MODULES = ("export.runner", "serving.repository", "serving.cli", "serving.triton.client", "serving.triton.server",
+           "serving.triton.swap", "common.repository", "export.cli", "export.triton_config", "export.batches")
 
 
 def test_serving_modules_do_not_import_torch():

@@ -6,7 +6,7 @@ import pytest
 
 from export.batches import random_inputs
 from export.exporter import ParityData, export_version, load_source
-from serving.onnx_runner import OnnxRunner
+from export.runner import OnnxRunner
 from serving.triton.client import TritonTowers
 from serving.triton.server import TritonServer
 from training.models.factory import list_models

@@ -4,9 +4,9 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from training.config import from_dict
+from common.config import from_dict
 from training.data.concepts import ConceptConfig, ConceptVocab
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)

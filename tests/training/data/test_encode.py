@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from training.config import from_dict
+from common.config import from_dict
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
-from training.errors import ConfigError, DataError
-from training.models.layout import TEXT_INPUTS, VIDEO_INPUTS
+from common.errors import ConfigError, DataError
+from common.layout import TEXT_INPUTS, VIDEO_INPUTS
 from training.text.rolegraph import RoleGraph
 from training.text.roles import ROLE_INDEX
 

@@ -8,9 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from training.config import from_dict
+from common.config import from_dict
 from training.data.hgr_format import HGRDataset, HGRFiles, feature_key
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 
 FILES = HGRFiles()
 DIM, REGIONS, RDIM = 4, 3, 2

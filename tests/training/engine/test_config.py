@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from training.engine.config import TRAIN_CONFIG_DIR, load_train_config, run_dir
-from training.errors import ConfigError
+from common.errors import ConfigError
 from training.models import list_models, resolve_config
 
 

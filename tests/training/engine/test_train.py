@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from clients.cli import main as strata
-from serving.ports import PortInUse, start_on_free_ports
+from tests.ports import PortInUse, start_on_free_ports
 from tests.conftest import TINY_SYNTH
 
 # In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.

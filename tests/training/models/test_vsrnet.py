@@ -13,7 +13,7 @@ from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, che
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
                                               np64, np_layer_norm, np_linear, np_query_key_value, random_arrays, random_batch,
                                               training_batch)
-from training.errors import ConfigError
+from common.errors import ConfigError
 from training.models.ablations import ABLATIONS
 from training.models.common.transformer import TransformerEncoder, sinusoidal_positions
 from training.models.factory import resolve_config

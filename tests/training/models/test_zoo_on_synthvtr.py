@@ -67,7 +67,7 @@ def test_role_switched_twins_are_extra_negatives(tiny_data_config, model_name):
     the loss adds the hinge margin + s(twin, v) - s(caption, v) on the fused score."""
     from dataclasses import replace
 
-    from training.models.layout import SWITCHED_INDEX
+    from common.layout import SWITCHED_INDEX
 
     data = load_prepared(replace(tiny_data_config, role_switch_negatives=True), model_name, "fast")
     assert data.switched and all(data.parsed[t] for t in data.switched.values())

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from export.onnx import export_part, torch_outputs
-from serving.onnx_runner import OnnxPart
+from export.runner import OnnxPart
 from tests.zoo_batches import random_text_batch, random_video_batch
 from training.models.common.transformer import QueryKeyValue
 from training.models.factory import create_model

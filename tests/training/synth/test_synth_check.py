@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from clients.cli import main
-from training.errors import DataError
+from common.errors import DataError
 from training.synth.check import _expected_recall, _fits, run_checks
 
 

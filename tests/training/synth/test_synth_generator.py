@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from training.config import from_dict
+from common.config import from_dict
 from training.data.hgr_format import HGRDataset
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 from training.synth.config import SynthConfig
 from training.synth.generator import (ANNOTATIONS, CAPTIONS, CONFIG, FRAME_FEATURES, HARD_NEGATIVES,
                                       REGION_FEATURES, SYNTH_FILES, TRUE_ROLE_GRAPHS, generate)

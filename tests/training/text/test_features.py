@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 from training.text.features import TextFeatureExtractor, ensure_text_feature_cache
 from training.text.tokenize import UNK_TOKEN, TokenizerConfig, WordTokenizer, tokenizer_file
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training.errors import DataError
+from common.errors import DataError
 from training.text import cli
 from training.text.parser import (
     MISSING,

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from training.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError
 from training.text.vocab import PAD_ID, UNK_ID, Vocabulary
 
 CAPTIONS = [["A", "dog", "chases", "a", "cat"], ["a", "Cat", "runs"], ["a", "dog", "sleeps"]]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.errors import ConfigError
+from common.errors import ConfigError
 from training.losses import bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import NEG_INF, cosine_matrix, l2_normalize, masked_mean, span_max_pool
@@ -19,7 +19,7 @@ from training.models.common.matching import jaccard_matrix, local_attentive_matc
 from training.models.common.sequence import AttentionPool
 from training.models.hanet.config import CONCEPT_LEVELS, HANetConfig
 from training.models.hgr.model import HGRTextEncoder
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 
 MIL_FRACTION = 8  # video/sentence-level concept probability = mean of the top ceil(n / 8) frame/word probabilities
 

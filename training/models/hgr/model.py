@@ -12,7 +12,7 @@ from training.models.common.sequence import AttentionPool, MaskedBiGRU
 from training.models.common.words import WordInput
 from training.models.config import TextInputConfig
 from training.models.hgr.config import HGRConfig
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 
 
 class HGRTextEncoder(nn.Module):

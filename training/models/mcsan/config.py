@@ -6,7 +6,7 @@ from typing import Literal
 
 from training.data.concepts import ConceptConfig
 from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
-from training.models.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
+from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
                                     video_input)
 
 ACTION_KERNELS = (2, 3, 5)  # Eq. 17: Conv1d kernel sizes of the action branches

@@ -23,7 +23,7 @@ from training.models.common.graph import RoleGraphEncoder
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.transformer import MaskedSelfAttention, sinusoidal_positions
 from training.models.common.words import WordInput
-from training.models.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
+from common.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.models.mcsan.config import ACTION_KERNELS, MCSANConfig
 
 # Which batch labels each level's shared attribute head predicts.

@@ -18,7 +18,7 @@ from training.models.common.functional import cosine_matrix, l2_normalize, maske
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.visern.config import ViSERNConfig
 
 

@@ -8,7 +8,7 @@ from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.vsepp.config import VSEPPConfig
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
+from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
 
 # Which video branches exist (the paper's Table 1): the full model, VG (global only), VR_st (relation only).
 Branches = Literal["both", "global", "relation"]

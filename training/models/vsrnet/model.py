@@ -18,7 +18,7 @@ from training.models.common.functional import l2_normalize, masked_softmax
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.transformer import TransformerEncoder
 from training.models.common.words import WordInput
-from training.models.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.vsrnet.config import VSRNetConfig
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from serving.triton.repository import (
+from common.repository import (
     ONNX_FILE,
     PARTS,
     latest_version,
@@ -21,8 +21,8 @@ from serving.triton.repository import (
     read_manifest,
     version_dir,
 )
-from training.errors import ConfigError, DataError
-from training.models.layout import LEVEL_SCORES, SCORE
+from common.errors import ConfigError, DataError
+from common.layout import LEVEL_SCORES, SCORE
 
 Arrays = Mapping[str, np.ndarray]
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from training.errors import ConfigError
-from training.models.layout import ModelLayout, TowerLayout
+from common.errors import ConfigError
+from common.layout import ModelLayout, TowerLayout
 
 PARTS = ("text", "video", "scorer")
 TEXT_BACKBONE = "text_backbone"  # the frozen MiniLM backbone (word and sentence pooling), shared by every model

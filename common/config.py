@@ -13,7 +13,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_
 
 import yaml
 
-from training.errors import ConfigError
+from common.errors import ConfigError
 
 T = TypeVar("T")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from serving.ports import PortInUse, pick_free_ports, start_on_free_ports
+from tests.ports import PortInUse, pick_free_ports, start_on_free_ports
 
 
 def test_picked_ports_are_distinct():

@@ -6,7 +6,7 @@
 - ``--set KEY=VALUE`` (repeatable) overrides a config value: ``add_set_flag``.
 - ``--json [FILE]`` gives the command's figures as JSON, on stdout or in FILE: ``add_json_flag`` / ``emit_json``.
   (``--out`` names the file or folder a command *produces*: a dataset, parsed captions, a table.)
-- Addresses, ports, paths and limits default to :mod:`training.settings` (flag defaults are None): ``settings``
+- Addresses, ports, paths and limits default to :mod:`common.settings` (flag defaults are None): ``settings``
   gives the settings in force, ``setting_help`` shows the effective default in ``--help``, ``repo_path`` applies
   the model-repository rule.
 """
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from training.errors import ConfigError, StrataError
+from common.errors import ConfigError, StrataError
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -139,8 +139,8 @@ def emit_json(args: argparse.Namespace, data: Any) -> None:
 
 # -- settings ----------------------------------------------------------------------------------------------------
 def settings(flags: dict[str, Any] | None = None):
-    """:func:`training.settings.load_settings` (defaults < settings.yaml < STRATA_* < these flags)."""
-    from training.settings import load_settings
+    """:func:`common.settings.load_settings` (defaults < settings.yaml < STRATA_* < these flags)."""
+    from common.settings import load_settings
 
     return load_settings(flags)
 
@@ -148,7 +148,7 @@ def settings(flags: dict[str, Any] | None = None):
 def setting_help(text: str, key: str, shown: Callable[[Any], Any] | None = None) -> str:
     """Help text ending with the effective default of setting ``key`` and where to change it. A settings file
     that cannot be read shows the built-in default here; the command itself then reports the error."""
-    from training.settings import Settings
+    from common.settings import Settings
 
     try:
         current = settings()

@@ -20,9 +20,9 @@ from typing import Any, get_type_hints
 
 import yaml
 
-from training.config import from_dict, read_mapping
-from training.errors import ConfigError
-from training.home import strata_home
+from common.config import from_dict, read_mapping
+from common.errors import ConfigError
+from common.home import strata_home
 
 SETTINGS_ENV = "STRATA_SETTINGS"
 SETTINGS_FILE = "settings.yaml"

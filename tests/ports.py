@@ -1,8 +1,9 @@
-"""Start a server on ports nobody holds, without the bind-then-release race.
+"""Start a server on ports nobody holds, without the bind-then-release race (for the tests' Ray heads).
 
 Asking the OS for a free port (bind port 0, read it, close) and handing it to another process leaves a gap in
 which someone else may take it. A server that can bind port 0 itself and report the port (a gRPC server can)
-needs none of this. For one that cannot (Triton, Ray), ``start_on_free_ports`` picks ports and, when the start
+needs none of this; Strata's own servers go through :class:`serving.process.ManagedProcess`, which retries on
+another port. For one started here by hand (a Ray head), ``start_on_free_ports`` picks ports and, when the start
 fails because one of them was taken in the gap (``PortInUse``), tries again with fresh ones.
 """
 from __future__ import annotations
@@ -11,13 +12,9 @@ import socket
 from contextlib import ExitStack
 from typing import Callable, TypeVar
 
-from training.errors import StrataError
+from serving.process import PortInUse
 
 T = TypeVar("T")
-
-
-class PortInUse(StrataError):
-    """A server could not bind a port because another process holds it."""
 
 
 def pick_free_ports(count: int, address: str = "127.0.0.1") -> tuple[int, ...]:

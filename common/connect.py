@@ -1,0 +1,105 @@
+"""The one place Strata makes connections: Triton clients, Milvus clients and the gateway's gRPC channel.
+
+Every client of a backend in Strata comes from here (a test in the suite holds the product code to that), so what a
+connection needs beyond an address (deadlines, retries, and later TLS and credentials) is decided once, from the
+settings.
+
+Where each part runs is resolved here too, in one order: an address given explicitly (a ``--url`` flag), else the
+record of the part running locally (``strata up`` / ``strata triton start``, :mod:`common.records`), else the
+settings. :func:`service_settings` gives the settings with the local stack's recorded addresses filled in.
+
+Torch-free; tritonclient, pymilvus and grpc are imported only by the call that needs them.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any
+
+from common.records import GATEWAY, MILVUS, TRITON, running_part
+from common.settings import Settings, load_settings
+
+# The gateway channel: messages up to 64 MiB (uploaded features), and gRPC's own retries (bounded, backed off) of
+# the calls that are safe to repeat.
+GATEWAY_SERVICE = "strata.v1.Strata"
+GATEWAY_MESSAGE_BYTES = 64 << 20
+GATEWAY_RETRIED = ("SearchVideos", "SearchCaptions", "ScoreVideos", "Describe", "IndexCaptions")
+GATEWAY_RETRY_POLICY = {
+    "methodConfig": [{
+        "name": [{"service": GATEWAY_SERVICE, "method": m} for m in GATEWAY_RETRIED],
+        "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
+                        "retryableStatusCodes": ["UNAVAILABLE"]},
+    }]
+}
+
+
+# -- where each part runs ---------------------------------------------------------------------------------------
+def http_uri(address: str, port: int) -> str:
+    """A Milvus URI for ``address:port``."""
+    return f"http://{address}:{port}"
+
+
+def service_settings(settings: Settings | None = None) -> Settings:
+    """``settings`` (default: those in force) with the running local Triton's gRPC port and repository, and the
+    local Milvus's URI when the ``milvus_uri`` setting names none."""
+    settings = settings if settings is not None else load_settings()
+    triton = running_part(TRITON)
+    if triton is not None:
+        settings = replace(settings, triton_grpc_port=triton.port("triton_grpc_port"),
+                           model_repository=triton.serves["repo"])
+    if not settings.milvus_uri:
+        milvus = running_part(MILVUS)
+        if milvus is not None:
+            settings = replace(settings, milvus_uri=http_uri(milvus.address, milvus.port("milvus_port")))
+    return settings
+
+
+def triton_url(settings: Settings | None = None, url: str | None = None) -> str:
+    """``url`` as given; else the gRPC address of the running local Triton; else the settings'."""
+    if url:
+        return url
+    triton = running_part(TRITON)
+    if triton is not None:
+        return f"{triton.address}:{triton.port('triton_grpc_port')}"
+    return (settings if settings is not None else load_settings()).triton_url
+
+
+def milvus_uri(settings: Settings | None = None) -> str:
+    """The ``milvus_uri`` setting; else the running local Milvus Lite server; else the settings' default address."""
+    return service_settings(settings).milvus
+
+
+def gateway_url(settings: Settings | None = None, url: str | None = None) -> str:
+    """``url`` as given; else the running local gateway's address (its record); else the settings'."""
+    if url:
+        return url
+    gateway = running_part(GATEWAY)
+    if gateway is not None:
+        return f"{gateway.address}:{gateway.port('gateway_port')}"
+    return (settings if settings is not None else load_settings()).gateway_url
+
+
+# -- clients ------------------------------------------------------------------------------------------------------
+def triton_client(url: str):
+    """A Triton gRPC client of the server at ``url`` (``host:grpc_port``)."""
+    import tritonclient.grpc as grpcclient
+
+    return grpcclient.InferenceServerClient(url)
+
+
+def milvus_client(uri: str, timeout_s: float, alias: str):
+    """A pymilvus client of the Milvus at ``uri``; ``alias`` names its connection (each client object its own)."""
+    from pymilvus import MilvusClient
+
+    return MilvusClient(uri=uri, timeout=timeout_s, alias=alias)
+
+
+def gateway_channel(url: str, retries: bool = True) -> Any:
+    """A gRPC channel to the gateway at ``url``; ``retries``: gRPC retries the calls safe to repeat."""
+    import grpc
+
+    options = [("grpc.max_receive_message_length", GATEWAY_MESSAGE_BYTES),
+               ("grpc.max_send_message_length", GATEWAY_MESSAGE_BYTES)]
+    if retries:
+        options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(GATEWAY_RETRY_POLICY))]
+    return grpc.insecure_channel(url, options=options)
