@@ -77,9 +77,9 @@ def run(args: argparse.Namespace) -> int:
     if args.parse_only:
         return 0
 
+    from common.errors import StrataError
     from serving.repository import checkpoint_version
     from training.engine.config import BEST, load_train_config, run_dir
-    from common.errors import StrataError
 
     print("\n== 2/5 SynthVTR + train HGR (resumes if interrupted)", flush=True)
     config = load_train_config(DEMO_CONFIG)

@@ -53,10 +53,10 @@ def evaluate_split_through_gateway(client, folder: Path, split: str, depth: int,
 def evaluate_checkpoint_through_gateway(checkpoint: str | Path, client, repo: Path, data: str | None = None,
                                         splits: list[str] | None = None, depth: int = 0, log=print) -> dict[str, Any]:
     """Every split's metrics through ``client``'s gateway, which must serve the checkpoint's exported version."""
-    from serving.repository import CHECKPOINT_META, checkpoint_version
     from common.config import from_dict
-    from training.engine.config import TrainConfig
     from common.errors import read_json_file
+    from serving.repository import CHECKPOINT_META, checkpoint_version
+    from training.engine.config import TrainConfig
     from training.synth.generator import open_dataset
 
     meta = read_json_file(Path(checkpoint) / CHECKPOINT_META, "checkpoint metadata")

@@ -131,8 +131,8 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _bulk(args: argparse.Namespace) -> int:
-    from serving.ingest.bulk import plan_dataset, plan_files, run_bulk, summary
     from common.settings import load_settings
+    from serving.ingest.bulk import plan_dataset, plan_files, run_bulk, summary
 
     batch = min(args.batch, 64)
     units = (plan_files(args.videos, batch) if args.videos is not None else

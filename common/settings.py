@@ -44,7 +44,8 @@ class Settings:
     model: str = ""                            # the model the gateway serves (e.g. hgr_fast); empty: the only one exported
     tensor_store: str = "tensors"              # the tensor store's root: a folder (LMDB; relative: under $STRATA_HOME), or lance:URI
     top_k: int = 10                            # hits per query unless the request says
-    candidate_depth: int = 200                 # first-stage candidates re-ranked per query unless the request says
+    candidate_depth: int = 0                   # first-stage candidates per query unless the request says; 0 (unset):
+                                               # the depth measured for the model and direction (its manifest)
     max_top_k: int = 1000                      # refused above
     max_candidate_depth: int = 10000           # refused above
     request_timeout_s: float = 30.0            # the client library's deadline per call
@@ -56,9 +57,11 @@ class Settings:
         for key, port in ports.items():
             if not 0 <= port <= 65535:
                 raise ValueError(f"{key} must be a port in 0..65535 (0: any free port), got {port}")
-        for key in ("top_k", "candidate_depth", "max_top_k", "max_candidate_depth", "index_batch"):
+        for key in ("top_k", "max_top_k", "max_candidate_depth", "index_batch"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.candidate_depth < 0:
+            raise ValueError(f"candidate_depth must be >= 0 (0: the model's measured depth), got {self.candidate_depth}")
         if self.top_k > self.max_top_k or self.candidate_depth > self.max_candidate_depth:
             raise ValueError("top_k and candidate_depth must not exceed max_top_k and max_candidate_depth")
         if self.request_timeout_s <= 0:

@@ -26,8 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from deploy.stack import up
     from common.settings import load_settings
+    from deploy.stack import up
 
     settings = load_settings({"model": args.model, "gateway_port": args.gateway_port,
                               "milvus_port": args.milvus_port,

@@ -56,11 +56,11 @@ def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, st
 
 
 def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
-    from serving.gateway.service import active_record
-    from serving.swap import ensure_loaded
-    from serving.index.milvus_index import MilvusIndex
     from common.connect import http_uri
+    from serving.gateway.active import active_version
+    from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
+    from serving.swap import ensure_loaded
     from serving.triton.server import TritonServer
 
     # 1. Milvus
@@ -74,10 +74,10 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         log(f"milvus: {milvus} (Milvus Lite, pid {state.pid}, db {state.serves.get('db')})")
     settings = replace(settings, milvus_uri=milvus)
     index = MilvusIndex.from_settings(settings)
-    record, problem = active_record(settings, index)
-    if record is None:
+    active, problem = active_version(settings, index)
+    if active is None:
         raise StackError(f"nothing to serve: {problem}")
-    base, version = record["model"], int(record["version"])
+    base, version = active
 
     # 2. Triton, with the active version's models at that version
     triton = TritonServer()

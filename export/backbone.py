@@ -24,10 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
-from export.triton_config import ServingOptions, config_pbtxt
-from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
 from common.errors import ConfigError
+from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
+from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
+from export.triton_config import ServingOptions, config_pbtxt
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 BUILTIN = "resnet152"

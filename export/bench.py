@@ -50,12 +50,12 @@ def run(argv: list[str]) -> int:
 
     import torch
 
+    from common.repository import latest_version, model_name
     from export.batches import random_inputs
     from export.exporter import export_version, load_source
-    from export.triton_config import ServingOptions
     from export.runner import OnnxRunner
+    from export.triton_config import ServingOptions
     from serving.triton.client import TritonTowers
-    from common.repository import latest_version, model_name
     from serving.triton.server import TritonServer
     from training.engine.runner import TorchRunner
 

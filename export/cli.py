@@ -56,11 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.errors import ConfigError
+    from common.repository import model_name, versions
     from export.exporter import ParityData, export_version, load_source
     from export.triton_config import ServingOptions
-    from common.repository import model_name, versions
     from training.engine.config import DataConfig
-    from common.errors import ConfigError
 
     repo = repo_path(args.repo)
     device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
         export_text_backbone_version(repo, args.version or 1, _backbone_options(options))
         return 0
     if args.frame_backbone:
-        from export.backbone import export_frame_backbone
         from common.frame_backbone import FRAME_BACKBONE
+        from export.backbone import export_frame_backbone
 
         version = args.version or (max(versions(repo, FRAME_BACKBONE), default=0) + 1)
         export_frame_backbone(repo, args.frame_backbone, version, args.weights, args.seed, args.grid, args.frame_dim,
@@ -112,8 +112,8 @@ def run(args: argparse.Namespace) -> int:
     version = args.version or (max(versions(repo, model_name(base, "text")), default=0) + 1)
     backbone = None
     if model.config.text.kind == "minilm":
-        from export.exporter import export_text_backbone_version
         from common.repository import TEXT_BACKBONE
+        from export.exporter import export_text_backbone_version
 
         if not versions(repo, TEXT_BACKBONE) and not args.no_text_backbone:
             export_text_backbone_version(repo, 1, _backbone_options(options))
@@ -145,8 +145,8 @@ def _checkpoint_train_config(checkpoint: str | None) -> dict:
         return {}
     import json
 
-    from training.checkpoint import CONFIG_FILE
     from common.errors import ConfigError
+    from training.checkpoint import CONFIG_FILE
 
     path = Path(checkpoint) / CONFIG_FILE
     if not path.is_file():

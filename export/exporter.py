@@ -18,10 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from export.batches import random_inputs
-from export.parity import ParityError, check_parity
-from export.triton_config import ServingOptions, config_pbtxt
-from serving.gateway.first_stage import export_record as first_stage_record
+from common.config import to_dict
+from common.errors import ConfigError
 from common.repository import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -36,9 +34,11 @@ from common.repository import (
     version_dir,
     versions,
 )
-from common.config import to_dict
+from export.batches import random_inputs
+from export.parity import ParityError, check_parity
+from export.triton_config import ServingOptions, config_pbtxt
+from serving.gateway.first_stage import export_record as first_stage_record
 from training.engine.config import DataConfig
-from common.errors import ConfigError
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 
@@ -250,8 +250,8 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
     import torch
 
     from export.parity import ATOL, RTOL, OutputParity
-    from export.text_backbone import export_text_backbone
     from export.runner import OnnxPart
+    from export.text_backbone import export_text_backbone
     from training.text.features import MiniLMBackbone
     from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from common.repository import part_layout
 from common.layout import TowerLayout
+from common.repository import part_layout
 
 OPSET = 17
 Arrays = Mapping[str, np.ndarray]

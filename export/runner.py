@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from common.errors import ConfigError, DataError
+from common.layout import LEVEL_SCORES, SCORE
 from common.repository import (
     ONNX_FILE,
     PARTS,
@@ -21,8 +23,6 @@ from common.repository import (
     read_manifest,
     version_dir,
 )
-from common.errors import ConfigError, DataError
-from common.layout import LEVEL_SCORES, SCORE
 
 Arrays = Mapping[str, np.ndarray]
 

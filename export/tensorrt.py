@@ -10,10 +10,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from export.triton_config import ServingOptions
-from common.repository import ONNX_FILE, PARTS, PLAN_FILE, part_layout, version_dir
-from training.engine.config import DataConfig
 from common.errors import ConfigError
+from common.repository import ONNX_FILE, PARTS, PLAN_FILE, part_layout, version_dir
+from export.triton_config import ServingOptions
+from training.engine.config import DataConfig
 
 MAX_REGIONS = 36        # detector regions per frame: the usual bottom-up attention count
 MAX_CANDIDATES = 256    # videos one scorer call re-ranks

@@ -9,8 +9,8 @@ import hashlib
 import json
 from pathlib import Path
 
-from common.repository import model_name, read_manifest, versions
 from common.errors import ConfigError
+from common.repository import model_name, read_manifest, versions
 
 CHECKPOINT_META = "config.json"   # training.checkpoint's files: its metadata ...
 CHECKPOINT_WEIGHTS = "model.pt"   # ... and the weights whose sha256 identifies it (training.checkpoint.checkpoint_hash)

@@ -23,11 +23,12 @@ from common.connect import triton_client
 from common.errors import ConfigError, StrataError
 from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
 from common.settings import Settings
-from serving.gateway.service import (ACTIVE_KEY, CAPTIONS, REPLICA_PREFIX, VIDEOS, CaptionInput, Version,
-                                     VideoInput, collection_name)
+from serving.gateway.active import read_active, set_active
+from serving.gateway.replicas import fresh_replicas
+from serving.gateway.types import CAPTIONS, VIDEOS, CaptionInput, VideoInput
+from serving.gateway.version import Version
+from serving.index.naming import collection_name, owned_collections
 from serving.triton.swap import SwapError
-
-HEARTBEAT_FRESH_S = 10.0   # a replica that has not reported for this long is gone
 
 
 @dataclass(frozen=True)
@@ -41,20 +42,10 @@ class SwapReport:
     seconds: float
 
 
-def _replicas(index) -> dict[str, dict]:
-    """Fresh replica records: {replica: {"versions": [[base, version], ...], "time": t}}."""
-    now = time.time()
-    out = {}
-    for key, value in index.states(REPLICA_PREFIX).items():
-        if now - float(value.get("time", 0)) < HEARTBEAT_FRESH_S:
-            out[key[len(REPLICA_PREFIX):]] = value
-    return out
-
-
 def _wait_replicas(index, done: Callable[[list], bool], what: str, timeout: float, log) -> None:
     deadline = time.monotonic() + timeout
     while True:
-        pending = [name for name, record in _replicas(index).items() if not done(record["versions"])]
+        pending = [name for name, used in fresh_replicas(index).items() if not done(used)]
         if not pending:
             return
         if time.monotonic() >= deadline:
@@ -65,8 +56,8 @@ def _wait_replicas(index, done: Callable[[list], bool], what: str, timeout: floa
 def check_graphs(repo, base: str, version: int) -> None:
     """Each of the version's graphs opens in ONNX Runtime here, before Triton is asked (a Triton reload that fails
     can take the model's served versions down with it)."""
-    from export.runner import OnnxPart
     from common.repository import ONNX_FILE, version_dir
+    from export.runner import OnnxPart
 
     for part in PARTS:
         path = version_dir(repo, base, part, version) / ONNX_FILE
@@ -110,12 +101,11 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
     started = time.monotonic()
     index = MilvusIndex.from_settings(settings)
     try:
-        record = index.get_state(ACTIVE_KEY)
+        previous = read_active(index)
     except IndexUnavailable as err:
         raise ConfigError(f"{err}; is the service running? start it with strata up") from None
-    if record is None:
+    if previous is None:
         raise ConfigError("no model version is active yet: start the service first (strata up)")
-    previous = (record["model"], int(record["version"]))
     reembedded = 0
     active = previous
     if version is not None and (base, version) != previous:
@@ -140,7 +130,7 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
             target.close()
             raise
         log(f"3/3 activating {base} version {version}")
-        index.set_state(ACTIVE_KEY, {"model": base, "version": version})
+        set_active(index, base, version)
         active = (base, version)
         _wait_replicas(index, lambda used: used[:1] == [list(active)], f"switch to {base} version {version}",
                        wait_s, log)
@@ -205,14 +195,12 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
                 load_versions(settings.triton_url, name, retire=retire)
     finally:
         client.close()
-    from serving.gateway.first_stage import STRATEGIES
+    from common.serving_tables import STRATEGIES
 
     existing = set(index.collections())
+    for name in owned_collections(base, retire, (VIDEOS, CAPTIONS), STRATEGIES):
+        if name in existing:
+            index.drop(name)
     for kind in (VIDEOS, CAPTIONS):
-        name = collection_name(base, retire, kind)
-        for extra in (f"{name}_{strategy}" for strategy in STRATEGIES):   # the first stage's own collections
-            if extra in existing:
-                index.drop(extra)
-        index.drop(name)
-        open_store(f"{settings.tensor_store_root}/{name}").drop()
+        open_store(f"{settings.tensor_store_root}/{collection_name(base, retire, kind)}").drop()
     log(f"retired {base} version {retire}: unloaded from Triton, its collections and tensor stores dropped")

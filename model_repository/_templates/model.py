@@ -9,8 +9,8 @@ from pathlib import Path
 
 import triton_python_backend_utils as pb_utils
 
-from export.runner import OnnxPart
 from common.repository import ONNX_FILE
+from export.runner import OnnxPart
 
 
 class TritonPythonModel:

@@ -20,9 +20,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    from serving.gateway.server import serve
     from common.errors import StrataError
     from common.settings import load_settings
+    from serving.gateway.server import serve
 
     parser = argparse.ArgumentParser(prog="python -m serving.gateway", description="Run the Strata gRPC gateway.")
     parser.add_argument("--port", type=int, help="gRPC port (0: any free port; default: the gateway_port setting)")

@@ -30,9 +30,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
 from serving.gateway.errors import FailedPrecondition
 from serving.index.milvus_index import LevelIndex
-from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
 
 STRATEGIES = ("index", "levels", "fused")
 COSINE, ATTENTIVE, JACCARD = "cosine", "attentive", "jaccard"

@@ -17,14 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
+from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
+from common.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
+from export.runner import OnnxPart
 from serving.gateway.errors import FailedPrecondition, InvalidArgument
 from serving.gateway.items import Record, axis_lengths, split_items, stack_items
-from export.runner import OnnxPart
 from serving.triton.client import TritonModel, TritonTowers
-from common.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.sampling import pad_rows
-from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
 
 log = logging.getLogger("strata.gateway")
 

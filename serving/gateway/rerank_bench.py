@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.gateway.items import axis_lengths, split_items, stack_items
 from common.layout import LEVEL_SCORES, SCORE
+from serving.gateway.items import axis_lengths, split_items, stack_items
 
 TOP = 10
 VIDEOS, CAPTIONS = "videos", "captions"
@@ -88,10 +88,10 @@ def agreement(top: list[str], truth: list[str]) -> float:
 
 
 def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
+    from export.runner import OnnxRunner
     from serving.gateway.first_stage import Choice, FirstStage, refusal
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer, uri
-    from export.runner import OnnxRunner
     from serving.store import open_store
     from training.engine.config import DataConfig
     from training.engine.data import prepare_data
@@ -220,9 +220,9 @@ def run(argv: list[str]) -> int:
     """Agreement@10 of two-stage retrieval with exhaustive scoring, and latency, against first-stage depth, for
     every exported model and first-stage strategy; prints the table and draws the curves as a PNG."""
     from common.conventions import add_json_flag, emit_json, positive_int, repo_path, say, standalone_parser
-    from serving.gateway.first_stage import STRATEGIES
-    from common.repository import TEXT_BACKBONE, model_names, split_model_name
     from common.errors import ConfigError
+    from common.repository import TEXT_BACKBONE, model_names, split_model_name
+    from serving.gateway.first_stage import STRATEGIES
 
     parser = standalone_parser("strata bench rerank", run.__doc__, examples=[
         "strata bench rerank --data ~/.strata/data/synthvtr-rerank --repo ./repo --out rerank.png",

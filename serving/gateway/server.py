@@ -19,12 +19,12 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.settings import Settings
 from serving.gateway.metrics import serve_metrics
 from serving.gateway.service import RetrievalService
 from serving.gateway.servicer import StrataServicer
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
-from common.settings import Settings
 
 log = logging.getLogger("strata.gateway")
 

@@ -93,8 +93,8 @@ class FrameBackbone:
     @classmethod
     def offline(cls, repo: str | Path, version: int | None = None, threads: int = 0) -> "FrameBackbone":
         """The same graph in this process with ONNX Runtime (the reference the gateway is checked against)."""
-        from export.runner import OnnxPart
         from common.repository import ONNX_FILE
+        from export.runner import OnnxPart
 
         info = read_backbone(repo, version)
         part = OnnxPart(Path(repo) / FRAME_BACKBONE / str(info.version) / ONNX_FILE, threads)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, replace
@@ -28,8 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.gateway.writer import crash_point
 from common.settings import Settings
+from serving.gateway.writer import crash_point
 
 VIDEOS, FILES, CAPTIONS = "videos", "files", "captions"
 
@@ -173,7 +172,7 @@ class Committer:
         return self._raw
 
     def __call__(self, row: dict) -> dict:
-        from serving.gateway.service import CaptionInput, VideoInput
+        from serving.gateway.types import CaptionInput, VideoInput
 
         meta, stages = json.loads(row["meta"]), {}
         unit = unit_from_dict(meta["unit"])
@@ -209,15 +208,12 @@ class Committer:
 
 # -- running -----------------------------------------------------------------------------------------------------
 def served_settings(settings: Settings) -> Settings:
-    """The settings with the addresses the running local stack actually bound (its records), where it runs."""
-    from serving.index.milvus_server import MilvusLiteServer
-    from serving.triton.server import TritonServer
+    """The settings with the addresses the running local stack actually bound (its records), where it runs, and
+    absolute paths: workers may run with another STRATA_HOME."""
+    from common.connect import service_settings
 
-    milvus = settings.milvus_uri or MilvusLiteServer().uri() or ""
-    triton = TritonServer().state()
-    return replace(settings, milvus_uri=milvus, model_repository=str(settings.repository),
-                   tensor_store=settings.tensor_store_root,   # absolute: workers may run with another STRATA_HOME
-                   triton_grpc_port=triton.grpc_port if triton is not None else settings.triton_grpc_port)
+    return replace(service_settings(settings), model_repository=str(settings.repository),
+                   tensor_store=settings.tensor_store_root)
 
 
 def run_bulk(units: list[Unit], settings: Settings, workers: int, log=print) -> list[Progress]:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.errors import ConfigError
 from serving.gateway.errors import FailedPrecondition
 from serving.ingest.backbone import FrameBackbone, check_compatible, read_backbone
 from serving.ingest.decode import DecodedVideo, VideoFileError, decode_video
-from common.errors import ConfigError
 
 log = logging.getLogger("strata.ingest")
 
@@ -65,7 +65,7 @@ class RawVideos:
 
     def inputs(self, files: Sequence[VideoFile]) -> tuple[list, list[FileError]]:
         """``VideoInput`` for every decodable file, and an error for each other one."""
-        from serving.gateway.service import VideoInput
+        from serving.gateway.types import VideoInput
 
         version = self.service.active()
         decoded, errors = self.decode(version, files)

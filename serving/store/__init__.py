@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from common.errors import ConfigError
 from serving.store.base import TensorStore
 from serving.store.record import decode_record, encode_record
-from common.errors import ConfigError
 
 OBJECT_STORE_SCHEMES = ("s3", "gs", "az")
 SCHEMES = ("lmdb", "lance", *OBJECT_STORE_SCHEMES)

@@ -15,9 +15,9 @@ import lance
 import numpy as np
 import pyarrow as pa
 
+from common.errors import DataError
 from serving.store.base import Record, TensorStore, check_ids
 from serving.store.record import decode_record, encode_record
-from common.errors import DataError
 
 SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("record", pa.large_binary())])
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import lmdb
 import numpy as np
 
+from common.errors import DataError
 from serving.store.base import Record, TensorStore, check_ids
 from serving.store.record import decode_record, encode_record
-from common.errors import DataError
 
 DEFAULT_MAP_SIZE = 1 << 30  # address space only: the file grows with the data
 

@@ -21,9 +21,9 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from common.connect import triton_client
-from common.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
 from common.errors import DataError, StrataError
 from common.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
+from common.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
 
 Arrays = Mapping[str, np.ndarray]
 TRITON_DTYPES = {"float32": "FP32", "int64": "INT64"}

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 from clients.cli import main
+from common.config import to_dict
+from common.errors import ConfigError
+from common.repository import read_manifest
 from export.batches import random_inputs
 from export.exporter import ParityData, export_version, load_source
 from export.parity import check_parity
-from export.triton_config import ServingOptions
 from export.runner import OnnxRunner
-from common.repository import read_manifest
-from common.config import to_dict
+from export.triton_config import ServingOptions
 from training.engine.runner import TorchRunner
-from common.errors import ConfigError
 from training.models.factory import resolve_config
 
 FAST_PARITY = ParityData(random_queries=32)

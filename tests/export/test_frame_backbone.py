@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from export.backbone import export_frame_backbone
+from common.errors import ConfigError
 from common.frame_backbone import FRAME_BACKBONE
+from export.backbone import export_frame_backbone
 from serving.ingest.backbone import check_compatible, read_backbone
 from tests.serving.ingest.tiny_backbone import write_tiny_backbone
-from common.errors import ConfigError
 
 
 def test_resnet152_has_torchvision_keys_and_parameter_count():

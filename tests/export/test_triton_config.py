@@ -6,10 +6,10 @@ import subprocess
 
 import pytest
 
+from common.errors import ConfigError
 from export.tensorrt import axis_max, profile_shapes, require_gpu
 from export.triton_config import ServingOptions, config_pbtxt, is_batched
 from training.engine.config import DataConfig
-from common.errors import ConfigError
 from training.models.factory import resolve_config
 
 LAYOUT = resolve_config("vsepp", "fast").layout()

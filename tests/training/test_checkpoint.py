@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
+from common.errors import StrataError
 from tests.training.models.zoo_checks import build, encode, random_batch, training_batch
 from training.checkpoint import load_model_checkpoint, load_training_state, save_checkpoint
-from common.errors import StrataError
 from training.models.common.transformer import QueryKeyValue
 
 SIZES = {"words": 9, "frames": 7, "verbs": 3, "nouns": 4}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from training import metrics
 from common.errors import DataError
+from training import metrics
 from training.metrics import METRIC_KEYS, dedupe_captions, query_ranks, retrieval_metrics
 
 

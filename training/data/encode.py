@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from training.data.sampling import MAX_FRAMES, pad_stack, sample_frames
 from common.errors import DataError
+from training.data.sampling import MAX_FRAMES, pad_stack, sample_frames
 from training.text.roles import role_index
 
 

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from training.data.sampling import MAX_FRAMES, frame_indices
 from common.errors import DataError, read_json_file
+from training.data.sampling import MAX_FRAMES, frame_indices
 
 SPLIT = "{split}"
 

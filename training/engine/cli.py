@@ -95,9 +95,9 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _evaluate_through_gateway(args: argparse.Namespace) -> int:
     from clients.client import StrataClient
-    from common.conventions import repo_path, settings
     from clients.gateway_eval import evaluate_checkpoint_through_gateway
     from common.connect import gateway_url
+    from common.conventions import repo_path, settings
     from training.engine.evaluate import format_result
 
     current = settings()
@@ -120,9 +120,9 @@ def _diagnose(args: argparse.Namespace) -> int:
 
 
 def _results(args: argparse.Namespace) -> int:
-    from training.engine.results import results_table
     from common.errors import DataError
     from common.home import strata_home
+    from training.engine.results import results_table
 
     runs = Path(args.runs) if args.runs else strata_home() / "runs"
     if not runs.is_dir():

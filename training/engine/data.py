@@ -16,16 +16,16 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from common.errors import DataError, read_json_file
+from common.home import strata_home
+from common.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 from training.data.concepts import KINDS as CONCEPT_KINDS, ConceptConfig, ConceptVocab
 from training.data.encode import EncodedGraph, TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.hgr_format import HGRSplit
 from training.data.sampling import pad_rows
 from training.engine.config import DataConfig
-from common.errors import DataError, read_json_file
-from common.home import strata_home
 from training.metrics import dedupe_captions
 from training.models.factory import resolve_config
-from common.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 
 from training.synth.generator import CONFIG as SYNTH_CONFIG, HARD_NEGATIVES as HARD_NEGATIVES_FILE, open_dataset
 
@@ -95,8 +95,8 @@ def _check_splits(path: Path, wanted: Sequence[str], available: Sequence[str]) -
 
 def check_synth_version(path: Path) -> None:
     """A SynthVTR folder written by another generator version is refused (never silently reused)."""
-    from training.synth.generator import read_config
     from training.synth.config import VERSION
+    from training.synth.generator import read_config
 
     existing = read_config(path)
     if existing is not None and existing.get("version") != VERSION:

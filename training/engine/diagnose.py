@@ -19,12 +19,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from common.errors import read_json_file
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.engine.data import PreparedData
 from training.engine.evaluate import score_matrices
 from training.engine.runner import TorchRunner, to_tensors
-from common.errors import read_json_file
 from training.metrics import retrieval_metrics
-from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.synth.generator import ANNOTATIONS
 
 TOP_K = 5  # HANet's SeMe picks the top-5 reliable concepts

@@ -12,8 +12,8 @@ from typing import Any, Iterator, Protocol, Sequence
 
 import numpy as np
 
-from training.metrics import retrieval_metrics
 from common.layout import LEVEL_SCORES, SCORE
+from training.metrics import retrieval_metrics
 
 Arrays = dict[str, np.ndarray]
 

@@ -7,8 +7,8 @@ worker reads the dataset caches prepared by the driver before the trainer starts
 from __future__ import annotations
 
 from common.config import from_dict, to_dict
-from training.engine.config import TrainConfig
 from common.home import ENV_VAR, strata_home
+from training.engine.config import TrainConfig
 
 
 def _ray_worker(loop_config: dict) -> None:

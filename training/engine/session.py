@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from common.config import to_dict
+from common.errors import StrataError
 from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
 from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
 from training.engine.evaluate import evaluate_split, format_result
 from training.engine.report import plot_curves, write_config, write_json
-from common.errors import StrataError
 
 
 class RunLog:

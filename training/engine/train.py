@@ -22,8 +22,8 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from training.checkpoint import load_training_state, save_checkpoint
 from common.config import to_dict
+from training.checkpoint import load_training_state, save_checkpoint
 from training.engine.config import BEST, LAST, TrainConfig, run_dir
 from training.engine.data import PreparedData, load_prepared
 from training.engine.evaluate import evaluate_split

@@ -16,8 +16,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from training.losses import hinge_triplet_loss
 from common.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
+from training.losses import hinge_triplet_loss
 
 Tensors = Mapping[str, torch.Tensor]
 

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 
 from common.config import to_dict
-from training.data.hgr_format import HGRDataset, HGRFiles
 from common.errors import DataError
+from training.data.hgr_format import HGRDataset, HGRFiles
 from training.synth.captions import render, sample_captions
 from training.synth.config import VERSION, SynthConfig
 from training.synth.features import Renderer

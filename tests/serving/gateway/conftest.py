@@ -7,8 +7,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.serving.gateway.corpus import FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 from common.settings import Settings
+from tests.serving.gateway.corpus import FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 
 
 def export_hgr(settings: Settings, seed: int) -> None:

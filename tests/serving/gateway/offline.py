@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from export.runner import OnnxPart, OnnxRunner
 from common.repository import ONNX_FILE, TEXT_BACKBONE
+from export.runner import OnnxPart, OnnxRunner
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.sampling import pad_rows
 from training.text.parser import parse_captions

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from clients.client import StrataClient
+from common.settings import Settings
 from tests.serving.gateway.conftest import export_hgr, running_stack
 from tests.serving.gateway.corpus import BASE, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 from tests.serving.gateway.offline import Offline, rounded
-from common.settings import Settings
 
 pytestmark = pytest.mark.slow
 
@@ -61,8 +61,8 @@ def check_answer(kind: str, q: int, answer, references: dict) -> None:
 
 
 def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
-    from serving.index.milvus_index import MilvusIndex
     from common.connect import service_settings
+    from serving.index.milvus_index import MilvusIndex
     from serving.swap import swap
 
     settings, _ = swap_stack
@@ -129,8 +129,8 @@ def test_a_gateway_restart_and_a_triton_restart_keep_the_new_version(swap_stack)
 
 def test_a_swap_whose_version_will_not_load_leaves_the_old_one_serving(swap_stack):
     from common.connect import service_settings
-    from serving.swap import swap
     from common.errors import StrataError
+    from serving.swap import swap
 
     settings, _ = swap_stack
     export_hgr(settings, seed=5)                         # version 3, then broken

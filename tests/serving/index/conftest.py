@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from common.connect import http_uri
 from serving.index.milvus_index import MilvusIndex
-from serving.index.milvus_server import MilvusLiteServer, uri
+from serving.index.milvus_server import MilvusLiteServer
 
 ENGINE = "milvus_lite/lib/milvus"
 
@@ -34,7 +35,7 @@ def milvus(tmp_path_factory):
     runs = tmp_path_factory.mktemp("milvus")
     server = MilvusLiteServer(runs)
     state = server.start(runs / "index.db", port=0)
-    yield server, uri(state.address, state.port())
+    yield server, http_uri(state.address, state.port())
     server.stop()
     assert engine_processes(runs / "index.db") == []
 

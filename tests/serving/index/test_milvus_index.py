@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.index.milvus_index import MAX_BATCH_ROWS, STATE_COLLECTION, MilvusIndex
 from common.errors import ConfigError, DataError
+from serving.index.milvus_index import MAX_BATCH_ROWS, STATE_COLLECTION, MilvusIndex
 
 
 def numpy_top(vectors: np.ndarray, ids: list[str], queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:

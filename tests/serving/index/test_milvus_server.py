@@ -10,8 +10,9 @@ import time
 import numpy as np
 import pytest
 
+from common.connect import http_uri
 from serving.index.milvus_index import MilvusIndex
-from serving.index.milvus_server import MilvusLiteServer, uri
+from serving.index.milvus_server import MilvusLiteServer
 from serving.process import PortInUse, alive, free_port
 
 from .conftest import engine_processes
@@ -26,7 +27,7 @@ def test_restart_keeps_data_and_state(tmp_path):
     assert record["ports"]["milvus_port"] == state.port() and record["log"].endswith("milvus.log")
     assert len(engine_processes(db)) == 1
     try:
-        ix = MilvusIndex(uri(state.address, state.port()), timeout_s=20)
+        ix = MilvusIndex(http_uri(state.address, state.port()), timeout_s=20)
         rng = np.random.default_rng(5)
         vectors = rng.standard_normal((100, 16)).astype(np.float32)
         ix.ensure_collection("videos_v1", 16, "videos")
@@ -47,7 +48,7 @@ def test_restart_keeps_data_and_state(tmp_path):
 
     again = server.start(db, port=0)                       # the same db file, reopened
     try:
-        ix2 = MilvusIndex(uri(again.address, again.port()), timeout_s=20)
+        ix2 = MilvusIndex(http_uri(again.address, again.port()), timeout_s=20)
         ix2.ensure_collection("videos_v1", 16, "videos")
         assert ix2.count("videos_v1") == 99
         assert ix2.search("videos_v1", vectors[:3], limit=10) == before

@@ -20,14 +20,14 @@ def main(videos: int = 600, files: int = 48) -> None:
     home = Path(tempfile.mkdtemp(prefix="strata-bench-"))
     os.environ["STRATA_HOME"] = str(home)
     from clients.cli import main as cli
+    from common.settings import Settings
     from deploy.stack import down, up
-    from serving.gateway.service import collection_name
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
+    from serving.index.naming import collection_name
     from serving.ingest.bulk import plan_dataset, plan_files, run_bulk
     from tests.serving.ingest.tiny_backbone import write_tiny_backbone
     from tests.serving.ingest.videos import write_video
-    from common.settings import Settings
     from training.synth.config import SynthConfig
     from training.synth.generator import generate
 

@@ -34,8 +34,8 @@ SYNTH = {"videos": 80, "captions_per_video": 2, "seed": 4, "frame_dim": FRAME_DI
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     from clients.cli import main
-    from deploy.stack import down, up
     from common.settings import Settings
+    from deploy.stack import down, up
     from training.synth.config import SynthConfig
     from training.synth.generator import generate
 
@@ -126,9 +126,9 @@ def _index(home: Path, *extra: str, crash: str | None = None) -> subprocess.Comp
 
 def _snapshot(settings, version):
     """Every row of the videos and captions collections with its vector, and every tensor record, by id."""
-    from serving.gateway.service import collection_name
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
+    from serving.index.naming import collection_name
     from serving.store import open_store
     from training.synth.generator import open_dataset
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from common.errors import ConfigError
 from serving.store import open_store
 from serving.store.lance_store import LanceStore
 from serving.store.lmdb_store import LmdbStore
-from common.errors import ConfigError
 
 
 @pytest.mark.parametrize("uri, kind", [

@@ -7,8 +7,8 @@ import struct
 import numpy as np
 import pytest
 
-from serving.store.record import ALIGN, DTYPES, decode_record, encode_record
 from common.errors import DataError
+from serving.store.record import ALIGN, DTYPES, decode_record, encode_record
 
 SHAPES = [(), (0,), (3,), (2, 0, 4), (5, 7), (3, 4, 2)]
 

@@ -9,9 +9,9 @@ import textwrap
 import numpy as np
 import pytest
 
+from common.errors import ConfigError, DataError
 from serving.store import open_store
 from serving.store.lmdb_store import LmdbStore
-from common.errors import ConfigError, DataError
 
 
 def make_record(seed: int, frames: int) -> dict[str, np.ndarray]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.errors import DataError
 from export.batches import random_inputs
 from export.runner import OnnxRunner
 from serving.triton.client import TritonRequestError, TritonTowers
 from tests.serving.triton.conftest import BASE
-from common.errors import DataError
 
 pytestmark = pytest.mark.slow
 

@@ -7,13 +7,13 @@ import os
 import pytest
 
 from clients.cli import main
+from common.errors import ConfigError
+from common.repository import read_manifest
 from serving.repository import checkpoint_version, runner_for_checkpoint, weights_sha256
 from serving.triton.client import TritonTowers
-from common.repository import read_manifest
 from training.checkpoint import checkpoint_hash, save_checkpoint
 from training.engine.config import DataConfig
 from training.engine.session import evaluate_checkpoint
-from common.errors import ConfigError
 from training.models.factory import create_model
 
 pytestmark = pytest.mark.slow

@@ -8,9 +8,9 @@ import subprocess
 import pytest
 import tritonclient.grpc as grpcclient
 
+from common.errors import ConfigError
 from serving.process import PortInUse
 from serving.triton.server import STATE_FILE, ServerError, TritonServer
-from common.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_stale_pid_record_is_removed(tmp_path):
     record = {"pid": finished.pid, "repo": str(tmp_path), "http_port": 1, "grpc_port": 2,
               "metrics_port": 3, "address": "127.0.0.1", "models": [], "log": ""}
     (tmp_path / STATE_FILE).write_text(json.dumps(record))
-    assert server.stop() == "stale server record removed (the process had already exited)"
+    assert server.stop() == "stale Triton server record removed (the process had already exited)"
     assert not (tmp_path / STATE_FILE).exists()
     assert server.stop() == "no Triton server running"
 

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 
+from common.errors import ConfigError
 from export.batches import random_inputs
 from export.runner import OnnxRunner
 from serving.triton.client import TritonTowers
 from serving.triton.swap import served_versions, swap
 from tests.serving.triton.conftest import BASE, export_vsepp
-from common.errors import ConfigError
 
 pytestmark = pytest.mark.slow
 

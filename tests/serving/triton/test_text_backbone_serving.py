@@ -8,9 +8,9 @@ import pytest
 import tritonclient.grpc as grpcclient
 
 from clients.cli import main
+from common.repository import ONNX_FILE, TEXT_BACKBONE, versions
 from export.runner import OnnxPart, OnnxRunner
 from serving.triton.client import TritonModel, TritonTowers
-from common.repository import ONNX_FILE, TEXT_BACKBONE, versions
 from training.text.tokenize import BACKBONE_LAYOUT, WordTokenizer
 
 pytestmark = pytest.mark.slow

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from common.config import from_dict
-from training.data.concepts import ConceptConfig, ConceptVocab
 from common.errors import ConfigError, DataError
+from training.data.concepts import ConceptConfig, ConceptVocab
 
 
 @dataclass(frozen=True)

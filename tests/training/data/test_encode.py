@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from common.config import from_dict
-from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from common.errors import ConfigError, DataError
 from common.layout import TEXT_INPUTS, VIDEO_INPUTS
+from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.text.rolegraph import RoleGraph
 from training.text.roles import ROLE_INDEX
 

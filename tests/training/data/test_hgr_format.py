@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from common.config import from_dict
-from training.data.hgr_format import HGRDataset, HGRFiles, feature_key
 from common.errors import ConfigError, DataError
+from training.data.hgr_format import HGRDataset, HGRFiles, feature_key
 
 FILES = HGRFiles()
 DIM, REGIONS, RDIM = 4, 3, 2

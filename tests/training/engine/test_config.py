@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.engine.config import TRAIN_CONFIG_DIR, load_train_config, run_dir
 from common.errors import ConfigError
+from training.engine.config import TRAIN_CONFIG_DIR, load_train_config, run_dir
 from training.models import list_models, resolve_config
 
 

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from clients.cli import main as strata
-from tests.ports import PortInUse, start_on_free_ports
 from tests.conftest import TINY_SYNTH
+from tests.ports import PortInUse, start_on_free_ports
 
 # In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.
 pytestmark = pytest.mark.usefixtures("one_thread")

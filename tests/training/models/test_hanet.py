@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import ConfigError
 from tests.training.models.zoo_checks import (build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, random_arrays,
                                               random_batch, scores)
-from common.errors import ConfigError
 from training.models.common.matching import jaccard_matrix
 from training.models.factory import resolve_config
 from training.models.hanet.model import descending_ranks, topk_mil_pool

@@ -9,11 +9,11 @@ import pytest
 import torch
 from scipy.special import erf
 
+from common.errors import ConfigError
 from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
                                               np64, np_layer_norm, np_linear, np_query_key_value, random_arrays, random_batch,
                                               training_batch)
-from common.errors import ConfigError
 from training.models.ablations import ABLATIONS
 from training.models.common.transformer import TransformerEncoder, sinusoidal_positions
 from training.models.factory import resolve_config

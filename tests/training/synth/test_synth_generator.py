@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from common.config import from_dict
-from training.data.hgr_format import HGRDataset
 from common.errors import ConfigError, DataError
+from training.data.hgr_format import HGRDataset
 from training.synth.config import SynthConfig
 from training.synth.generator import (ANNOTATIONS, CAPTIONS, CONFIG, FRAME_FEATURES, HARD_NEGATIVES,
                                       REGION_FEATURES, SYNTH_FILES, TRUE_ROLE_GRAPHS, generate)

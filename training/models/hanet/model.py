@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from common.errors import ConfigError
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.losses import bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import NEG_INF, cosine_matrix, l2_normalize, masked_mean, span_max_pool
@@ -19,7 +20,6 @@ from training.models.common.matching import jaccard_matrix, local_attentive_matc
 from training.models.common.sequence import AttentionPool
 from training.models.hanet.config import CONCEPT_LEVELS, HANetConfig
 from training.models.hgr.model import HGRTextEncoder
-from common.layout import TEXT_INDEX, VIDEO_INDEX
 
 MIL_FRACTION = 8  # video/sentence-level concept probability = mean of the top ceil(n / 8) frame/word probabilities
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
                                     video_input)
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 
 LEVELS = ("event", "action", "entity")
 

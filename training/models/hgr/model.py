@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize
 from training.models.common.graph import RoleGraphEncoder
@@ -12,7 +13,6 @@ from training.models.common.sequence import AttentionPool, MaskedBiGRU
 from training.models.common.words import WordInput
 from training.models.config import TextInputConfig
 from training.models.hgr.config import HGRConfig
-from common.layout import TEXT_INDEX, VIDEO_INDEX
 
 
 class HGRTextEncoder(nn.Module):

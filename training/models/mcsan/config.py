@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from training.data.concepts import ConceptConfig
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
                                     video_input)
+from training.data.concepts import ConceptConfig
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 
 ACTION_KERNELS = (2, 3, 5)  # Eq. 17: Conv1d kernel sizes of the action branches
 

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from common.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.losses import bce_loss, distribution_kl_loss, focal_bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean, masked_softmax, span_max_pool
@@ -23,7 +24,6 @@ from training.models.common.graph import RoleGraphEncoder
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.transformer import MaskedSelfAttention, sinusoidal_positions
 from training.models.common.words import WordInput
-from common.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.models.mcsan.config import ACTION_KERNELS, MCSANConfig
 
 # Which batch labels each level's shared attribute head predicts.

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
 
 LEVELS = ("global",)
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
-from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.vsepp.config import VSEPPConfig
 
 

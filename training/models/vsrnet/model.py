@@ -12,13 +12,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.losses import hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import l2_normalize, masked_softmax
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.transformer import TransformerEncoder
 from training.models.common.words import WordInput
-from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.vsrnet.config import VSRNetConfig
 
 

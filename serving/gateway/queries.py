@@ -1,0 +1,127 @@
+"""Queries in both directions on one model version: text -> videos, video -> captions, and scoring given videos
+(torch-free). Each runs the version's towers, its first stage for candidates, fetches their tensors and re-ranks
+them with the version's scorer; every hit carries the fused score and each level's score.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from common.settings import Settings
+from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from serving.gateway.model import stage
+from serving.gateway.types import CAPTIONS, VIDEOS, Answer, Hit, LevelScore
+from serving.gateway.version import EMPTY_LEVELS, Version
+
+
+def default_depth(settings: Settings, version: Version, kind: str) -> int:
+    """First-stage candidates of a search for ``kind`` when the request does not say: the ``candidate_depth``
+    setting when it is set, else the depth measured for this model and direction (its manifest's first stage)."""
+    return settings.candidate_depth or version.first_stage.depth(kind)
+
+
+def limits(settings: Settings, version: Version, kind: str, top_k: int, depth: int) -> tuple[int, int]:
+    """(top_k, depth) of a search for ``kind``: the request's, else the defaults; refused outside the limits."""
+    top_k = top_k or settings.top_k
+    depth = depth or min(max(default_depth(settings, version, kind), top_k), settings.max_candidate_depth)
+    if not 1 <= top_k <= settings.max_top_k:
+        raise InvalidArgument(f"top_k must be in 1..{settings.max_top_k}, got {top_k}")
+    if not top_k <= depth <= settings.max_candidate_depth:
+        raise InvalidArgument(f"candidate_depth must be in top_k ({top_k})..{settings.max_candidate_depth}, got {depth}")
+    return top_k, depth
+
+
+def search_videos(version: Version, settings: Settings, text: str, top_k: int = 0, depth: int = 0) -> Answer:
+    top_k, depth = limits(settings, version, VIDEOS, top_k, depth)
+    timings: dict[str, float] = {}
+    embedded = version.model.embed_texts([text], timings)
+    query = embedded.items[0]
+    candidates = _candidates(version, VIDEOS, query, depth, timings)
+    with stage(timings, "fetch"):
+        records = _fetch(version, VIDEOS, candidates)
+    with stage(timings, "rerank"):
+        fused, levels = version.model.score([query], [records[i] for i in candidates])
+    ranked = _top(candidates, fused[0], top_k)
+    hits = _hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(candidates))
+    return Answer(hits, *version.key, len(candidates), timings)
+
+
+def search_captions(version: Version, settings: Settings, video_id: str = "", frames: np.ndarray | None = None,
+                    regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0) -> Answer:
+    top_k, depth = limits(settings, version, CAPTIONS, top_k, depth)
+    timings: dict[str, float] = {}
+    if video_id:
+        with stage(timings, "fetch"):
+            query = _fetch(version, VIDEOS, [video_id])[video_id]
+    else:
+        if frames is None:
+            raise InvalidArgument("give an indexed video's id or uploaded video features")
+        version.model.check_video("uploaded video", frames, regions)
+        query = version.model.embed_videos([frames], [regions], timings)[0]
+    candidates = _candidates(version, CAPTIONS, query, depth, timings)
+    with stage(timings, "fetch"):
+        records = _fetch(version, CAPTIONS, candidates)
+    with stage(timings, "rerank"):
+        fused, levels = version.model.score([records[i] for i in candidates], [query])
+    empty = [tuple(bool(e) for e in records[i][EMPTY_LEVELS]) for i in candidates]
+    ranked = _top(candidates, fused[:, 0], top_k)
+    hits = _hits(version, CAPTIONS, ranked, fused[:, 0], levels[:, :, 0], empty)
+    return Answer(hits, *version.key, len(candidates), timings)
+
+
+def score_videos(version: Version, settings: Settings, text: str, video_ids: Sequence[str]) -> Answer:
+    if not video_ids:
+        raise InvalidArgument("give at least one video id to score")
+    if len(video_ids) > settings.max_candidate_depth:
+        raise InvalidArgument(f"at most {settings.max_candidate_depth} video ids per call, got {len(video_ids)}")
+    timings: dict[str, float] = {}
+    ids = list(dict.fromkeys(video_ids))
+    embedded = version.model.embed_texts([text], timings)
+    with stage(timings, "fetch"):
+        records = _fetch(version, VIDEOS, ids)
+    with stage(timings, "rerank"):
+        fused, levels = version.model.score(embedded.items, [records[i] for i in ids])
+    ranked = _top(ids, fused[0], len(ids))
+    hits = _hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(ids))
+    return Answer(hits, *version.key, len(ids), timings)
+
+
+def _candidates(version: Version, kind: str, query: dict[str, np.ndarray], depth: int, timings) -> list[str]:
+    with stage(timings, "search"):
+        found = version.first_stage.candidates(kind, query, depth)
+    if not found:
+        raise FailedPrecondition(f"no {kind} are indexed for {version.key[0]} version {version.key[1]}: "
+                                 f"strata index DIR (or the Index{kind.capitalize()} call) first")
+    return found
+
+
+def _fetch(version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
+    records = version.stores[kind].get(list(ids))
+    missing = [i for i, r in zip(ids, records) if r is None]
+    if missing:
+        raise NotFound(f"unknown {kind[:-1]} id(s): {', '.join(map(repr, missing[:5]))}"
+                       + (f" and {len(missing) - 5} more" if len(missing) > 5 else ""))
+    return dict(zip(ids, records))
+
+
+def _hits(version: Version, kind: str, ranked: list[tuple[str, int]], fused: np.ndarray, levels: np.ndarray,
+          empty: list[tuple[bool, ...]]) -> tuple[Hit, ...]:
+    """Hits for positions ``ranked`` of the scored candidates, with their stored metadata."""
+    names = version.model.levels
+    candidate_ids = [item_id for item_id, _ in ranked]
+    fields = ["source", "duration"] if kind == VIDEOS else ["text", "video_id"]
+    rows = version.index.get(version.collections[kind], candidate_ids, fields)
+    hits = []
+    for item_id, position in ranked:
+        row = rows.get(item_id, {})
+        hits.append(Hit(item_id, float(fused[position]),
+                        tuple(LevelScore(n, float(levels[k, position]), empty[position][k]) for k, n in enumerate(names)),
+                        **{f: row[f] for f in fields if f in row}))
+    return tuple(hits)
+
+
+def _top(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, int]]:
+    """The ``k`` best (id, position) by score, ties broken by id."""
+    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
+    return [(ids[i], i) for i in order[:k]]

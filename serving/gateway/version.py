@@ -1,0 +1,103 @@
+"""One model version as the gateway holds it: the model, and per kind its Milvus collection, tensor store, first
+stage and writer; ingest embeds items with the version's towers and commits them through its writers (torch-free).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from common.layout import TEXT_INDEX, VIDEO_INDEX
+from common.settings import Settings
+from serving.gateway.errors import InvalidArgument
+from serving.gateway.first_stage import FirstStage
+from serving.gateway.model import ServedModel
+from serving.gateway.types import CAPTIONS, VIDEOS, CaptionInput, VideoInput
+from serving.gateway.writer import Item, Writer
+from serving.index.naming import collection_name
+
+EMPTY_LEVELS = "empty_levels"   # stored with each caption: 1 for a level with no text node
+
+
+class Version:
+    """One model version: its model, and per kind its collection, tensor store and writer.
+
+    ``users`` counts the calls running on it; a version that stopped being active is closed once the last one
+    ends, so queries in flight finish on the version they started on."""
+
+    def __init__(self, model: ServedModel, index, settings: Settings):
+        from serving.store import open_store
+
+        self.model, self.index = model, index
+        self.store_dtype = np.dtype(settings.store_dtype)
+        self.batch = settings.index_batch
+        self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
+        self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
+        for kind, name in self.collections.items():
+            index.ensure_collection(name, model.index_dim, kind)
+        # First stage: the model's strategy (recorded in its manifest) and the extra collections it needs.
+        self.first_stage = FirstStage(index, model.manifest, model.layout, self.collections)
+        self.first_stage.ensure()
+        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch,
+                                     self.first_stage, kind) for kind in self.collections}
+        self.users = 0
+        self.retired = False
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return self.model.base, self.model.version
+
+    def count(self, kind: str) -> int:
+        return self.index.count(self.collections[kind])
+
+    def _stored(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Tower outputs as stored: floats in the store's precision."""
+        return {k: v.astype(self.store_dtype) if v.dtype.kind == "f" else v for k, v in outputs.items()}
+
+    def index_videos(self, videos: Sequence[VideoInput]) -> int:
+        """Check, embed and commit videos (upsert by id); returns how many were written."""
+        _check_ids([v.id for v in videos], "video")
+        for v in videos:
+            self.model.check_video(f"video {v.id!r}", v.frames, v.regions)
+        items = []
+        for start in range(0, len(videos), self.batch):
+            chunk = videos[start:start + self.batch]
+            outputs = self.model.embed_videos([v.frames for v in chunk], [v.regions for v in chunk])
+            for v, out in zip(chunk, outputs):
+                record = {**self._stored(out), "frame_feats": np.asarray(v.frames, np.float32)}
+                if v.regions is not None and self.model.reads_regions:
+                    record["region_feats"] = np.asarray(v.regions, np.float32)
+                items.append(Item(v.id, record, out[VIDEO_INDEX], {"source": v.source, "duration": float(v.duration)}))
+        return self.writers[VIDEOS].commit(items)
+
+    def index_captions(self, captions: Sequence[CaptionInput]) -> int:
+        _check_ids([c.id for c in captions], "caption")
+        items = []
+        for start in range(0, len(captions), self.batch):
+            chunk = captions[start:start + self.batch]
+            embedded = self.model.embed_texts([c.text for c in chunk])
+            for c, out, empty in zip(chunk, embedded.items, embedded.empty):
+                record = {**self._stored(out), EMPTY_LEVELS: np.asarray(empty, np.int64)}
+                items.append(Item(c.id, record, out[TEXT_INDEX], {"text": c.text, "video_id": c.video_id}))
+        return self.writers[CAPTIONS].commit(items)
+
+    def delete(self, kind: str, ids: Sequence[str]) -> int:
+        if kind not in (VIDEOS, CAPTIONS):
+            raise InvalidArgument(f"kind must be videos or captions, got {kind!r}")
+        _check_ids(ids, kind[:-1])
+        return self.writers[kind].delete(list(ids))
+
+    def close(self) -> None:
+        for store in self.stores.values():
+            store.close()
+        self.model.close()
+
+
+def _check_ids(ids: Sequence[str], what: str) -> None:
+    if not ids:
+        raise InvalidArgument(f"give at least one {what}")
+    for item_id in ids:
+        if not item_id or len(item_id.encode()) > 512:
+            raise InvalidArgument(f"a {what} id must be 1..512 bytes, got {item_id!r}")
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument(f"{what} ids repeat within one call: {sorted({i for i in ids if list(ids).count(i) > 1})[:5]}")
