@@ -16,7 +16,7 @@ import json
 from dataclasses import replace
 from typing import Any
 
-from common.records import GATEWAY, MILVUS, TRITON, running_part
+from common.records import GATEWAY, MILVUS, TRITON, Part, running_part
 from common.settings import Settings, load_settings
 
 # The gateway channel: messages up to 64 MiB (uploaded features), and gRPC's own retries (bounded, backed off) of
@@ -54,29 +54,20 @@ def service_settings(settings: Settings | None = None) -> Settings:
     return settings
 
 
+def _running_address(part: Part, port_key: str) -> str | None:
+    """``host:port`` of ``part`` running locally (its record), or None."""
+    state = running_part(part)
+    return None if state is None else f"{state.address}:{state.port(port_key)}"
+
+
 def triton_url(settings: Settings | None = None, url: str | None = None) -> str:
     """``url`` as given; else the gRPC address of the running local Triton; else the settings'."""
-    if url:
-        return url
-    triton = running_part(TRITON)
-    if triton is not None:
-        return f"{triton.address}:{triton.port('triton_grpc_port')}"
-    return (settings if settings is not None else load_settings()).triton_url
-
-
-def milvus_uri(settings: Settings | None = None) -> str:
-    """The ``milvus_uri`` setting; else the running local Milvus Lite server; else the settings' default address."""
-    return service_settings(settings).milvus
+    return url or _running_address(TRITON, "triton_grpc_port") or (settings or load_settings()).triton_url
 
 
 def gateway_url(settings: Settings | None = None, url: str | None = None) -> str:
     """``url`` as given; else the running local gateway's address (its record); else the settings'."""
-    if url:
-        return url
-    gateway = running_part(GATEWAY)
-    if gateway is not None:
-        return f"{gateway.address}:{gateway.port('gateway_port')}"
-    return (settings if settings is not None else load_settings()).gateway_url
+    return url or _running_address(GATEWAY, "gateway_port") or (settings or load_settings()).gateway_url
 
 
 # -- clients ------------------------------------------------------------------------------------------------------
