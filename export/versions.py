@@ -1,7 +1,7 @@
-"""Find a checkpoint's exported version in the model repository and run it (torch-free).
+"""Which version in a model repository was exported from a checkpoint (torch-free).
 
-``strata evaluate --backend onnx|triton`` scores a checkpoint through its exported graphs: the version is the one
-whose manifest records the checkpoint's weights hash (or the one asked for, which must carry that hash).
+An export records the checkpoint's weights sha256 in its manifest; the version exported from a checkpoint is the
+one whose manifest carries that hash (``strata evaluate --backend onnx|triton``, ``strata demo``).
 """
 from __future__ import annotations
 
@@ -51,73 +51,3 @@ def checkpoint_version(checkpoint: str | Path, repo: str | Path, version: int | 
     where = f"version {version}" if version is not None else f"any version ({candidates or 'none'})"
     raise ConfigError(f"{repo}: {where} of {base} was not exported from {checkpoint} (weights sha256 {sha[:12]}...); "
                       f"run strata export {checkpoint} --repo {repo}")
-
-
-def running_server():
-    """The state of the Triton server ``strata triton start`` recorded, or None when none is running."""
-    from serving.triton.server import TritonServer
-
-    return TritonServer().state()
-
-
-def resolve_repository(repo: str | Path | None, backend: str = "onnx") -> Path:
-    """``repo`` as given; else, for the triton backend, the repository of the running server; else the setting
-    ``model_repository``."""
-    if repo is not None:
-        return Path(repo)
-    if backend == "triton":
-        state = running_server()
-        if state is not None:
-            return Path(state.repo)
-    from common.settings import load_settings
-
-    return load_settings().repository
-
-
-def resolve_triton_url(url: str | None) -> str:
-    """``url`` as given; else the gRPC address the running server recorded; else the settings' address."""
-    if url:
-        return url
-    state = running_server()
-    if state is not None:
-        return state.grpc_url
-    from common.settings import load_settings
-
-    return load_settings().triton_url
-
-
-def check_triton_live(url: str) -> None:
-    """A clear error, naming --url, when no Triton server answers at ``url``."""
-    import tritonclient.grpc as grpcclient
-    from tritonclient.utils import InferenceServerException
-
-    from serving.triton.server import ServerError
-
-    try:
-        live = grpcclient.InferenceServerClient(url).is_server_live(client_timeout=10)
-        reason = "" if live else "it is not live"
-    except InferenceServerException as err:
-        live, reason = False, err.message() or str(err)
-    if not live:
-        raise ServerError(f"no Triton server answers at {url} ({reason}); start one with `strata triton start`, "
-                          f"check `strata triton status`, or pass --url HOST:GRPC_PORT of a running server")
-
-
-def runner_for_checkpoint(checkpoint: str | Path, backend: str, repo: str | Path | None = None,
-                          version: int | None = None, url: str | None = None):
-    """An ONNX Runtime (``onnx``) or Triton (``triton``) runner of the checkpoint's exported version; ``repo`` and
-    ``url`` default as :func:`resolve_repository` and :func:`resolve_triton_url` say."""
-    if backend not in ("onnx", "triton"):
-        raise ConfigError(f"backend {backend!r}: expected onnx or triton")
-    repo = resolve_repository(repo, backend)
-    if backend == "triton":
-        url = resolve_triton_url(url)
-        check_triton_live(url)
-    base, version = checkpoint_version(checkpoint, repo, version)
-    if backend == "onnx":
-        from export.runner import OnnxRunner
-
-        return OnnxRunner(repo, base, version)
-    from serving.triton.client import TritonTowers
-
-    return TritonTowers.from_repository(url, repo, base, version)

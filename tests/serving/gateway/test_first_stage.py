@@ -109,7 +109,7 @@ def test_the_chosen_strategy_beats_the_index_view_for_hgr_at_equal_depth(trained
     import json
 
     from serving.gateway.first_stage import CHOICES, VIDEOS
-    from serving.gateway.rerank_bench import run
+    from evaluation.bench.rerank import run
 
     data, repo = trained_hgr
     chosen = CHOICES["hgr"][VIDEOS].strategy
