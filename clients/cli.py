@@ -13,15 +13,15 @@ from common.errors import StrataError
 
 # Modules whose ``register(subparsers)`` adds subcommands, in the order they appear in ``--help``.
 COMMAND_MODULES = (
-    "clients.demo",          # demo: the main job
+    "deploy.demo",           # demo: the main job
     "training.text.cli",     # parse
     "training.synth.cli",    # synth, synth-check
-    "training.engine.cli",   # train, evaluate, results
+    "training.engine.cli",   # train, diagnose, results
     "export.cli",            # export
     "serving.cli",           # triton start|stop|status|swap
     "deploy.cli",            # up, down: the local stack
     "clients.service_cli",   # search, index, info: ask the gateway
-    "clients.bench",         # bench NAME
+    "evaluation.cli",        # evaluate, bench NAME
 )
 
 

@@ -12,6 +12,7 @@ import time
 
 from common.conventions import (
     add_command,
+    add_depth_flag,
     add_json_flag,
     emit_json,
     non_negative_int,
@@ -35,8 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--video-id", help="an indexed video's id (video -> text)")
     search.add_argument("--clip", help="a raw video file to upload (video -> text; decoded by the gateway)")
     search.add_argument("--top-k", type=positive_int, help=setting_help("hits to return", "top_k"))
-    search.add_argument("--depth", type=positive_int,
-                        help=setting_help("first-stage candidates to re-rank (>= --top-k)", "candidate_depth"))
+    add_depth_flag(search)
     add_json_flag(search, "the answer")
     _url_flag(search)
     search.set_defaults(func=_search)

@@ -9,6 +9,8 @@
 - Addresses, ports, paths and limits default to :mod:`common.settings` (flag defaults are None): ``settings``
   gives the settings in force, ``setting_help`` shows the effective default in ``--help``, ``repo_path`` applies
   the model-repository rule.
+- ``--depth N``, the first-stage candidates the gateway re-ranks per query, unset by default (the gateway
+  chooses): ``add_depth_flag``.
 """
 from __future__ import annotations
 
@@ -168,6 +170,17 @@ def repo_path(flag: str | Path | None) -> Path:
     if flag is not None:
         return Path(flag).expanduser().resolve()
     return settings().repository
+
+
+# -- the gateway's candidate depth -------------------------------------------------------------------------------
+def add_depth_flag(parser: argparse.ArgumentParser, both_directions: bool = False) -> None:
+    """``--depth N`` into ``args.depth``: None when unset, and a request then carries 0 (the gateway's default).
+    ``both_directions``: the command asks text and caption searches alike, each with the same N."""
+    scope = ", N for the text and the caption searches alike" if both_directions else ""
+    parser.add_argument("--depth", type=positive_int, metavar="N",
+                        help=f"first-stage candidates the gateway re-ranks per query (>= the hits returned){scope}; "
+                             "unset, the gateway uses the candidate_depth setting if it is set, else the model's "
+                             "measured depth for that direction")
 
 
 # -- plain text --------------------------------------------------------------------------------------------------

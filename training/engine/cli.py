@@ -1,12 +1,11 @@
-"""``strata train``, ``strata evaluate`` and ``strata results`` (torch loads only inside the handlers)."""
+"""``strata train``, ``strata diagnose`` and ``strata results`` (torch loads only inside the handlers)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from common.conventions import (add_command, add_json_flag, add_set_flag, emit_json, int_range, non_negative_int,
-                                 positive_int, repo_help, say, setting_help)
+from common.conventions import add_command, add_json_flag, add_set_flag, emit_json, int_range, non_negative_int, say
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,29 +26,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_set_flag(train)
     train.add_argument("--fresh", action="store_true", help="discard an existing run of the same name first")
     train.set_defaults(func=_train)
-
-    evaluate = add_command(
-        subparsers, "evaluate", help="evaluate a checkpoint: R@K, MedR, MnR, rsum, levels, binary selection",
-        examples=["strata evaluate $STRATA_HOME/runs/hgr_synthvtr-seed0/best --split tst",
-                  "strata evaluate $STRATA_HOME/runs/hgr_synthvtr-seed0/best --backend triton --json metrics.json"])
-    evaluate.add_argument("checkpoint", help="a checkpoint folder (e.g. $STRATA_HOME/runs/NAME/best)")
-    evaluate.add_argument("--data", help="dataset folder (default: the one the checkpoint was trained on)")
-    evaluate.add_argument("--split", action="append",
-                          help="split to evaluate, repeatable (default: the config's test splits)")
-    evaluate.add_argument("--backend", choices=("torch", "onnx", "triton", "gateway"), default="torch",
-                          help="score with eager PyTorch, the exported ONNX files, a running Triton server, or the "
-                               "whole service (the running gateway: first stage + re-rank; indexes the split)")
-    evaluate.add_argument("--depth", type=positive_int,
-                          help=setting_help("candidate depth (gateway backend)", "candidate_depth"))
-    evaluate.add_argument("--repo", help=repo_help("model repository of the onnx/triton backends; with triton, the "
-                                                   "running server's repository first"))
-    evaluate.add_argument("--version", type=positive_int,
-                          help="exported version (onnx/triton backends; default: the one exported from this checkpoint)")
-    evaluate.add_argument("--url", help=setting_help("Triton gRPC address HOST:PORT (triton backend); the running "
-                                                     "server's recorded address first", "triton_grpc_port",
-                                                     lambda s: s.triton_url))
-    add_json_flag(evaluate, "the metrics")
-    evaluate.set_defaults(func=_evaluate)
 
     diagnose = add_command(
         subparsers, "diagnose", help="what a checkpoint's failures need: level spread, concept heads, gradients, roles",
@@ -79,35 +55,6 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + ([f"workers={args.workers}"] if args.workers is not None else [])
     train_from_config(args.config, overrides, fresh=args.fresh)
-    return 0
-
-
-def _evaluate(args: argparse.Namespace) -> int:
-    if args.backend == "gateway":
-        return _evaluate_through_gateway(args)
-    from training.engine.session import evaluate_checkpoint
-
-    result = evaluate_checkpoint(args.checkpoint, data=args.data, splits=args.split, backend=args.backend,
-                                 repo=args.repo, version=args.version, url=args.url, log=say(args))
-    emit_json(args, result)
-    return 0
-
-
-def _evaluate_through_gateway(args: argparse.Namespace) -> int:
-    from clients.client import StrataClient
-    from clients.gateway_eval import evaluate_checkpoint_through_gateway
-    from common.connect import gateway_url
-    from common.conventions import repo_path, settings
-    from training.engine.evaluate import format_result
-
-    current = settings()
-    log = say(args)
-    with StrataClient(gateway_url(current), current.request_timeout_s) as client:
-        result = evaluate_checkpoint_through_gateway(args.checkpoint, client, repo_path(args.repo), args.data,
-                                                     args.split, args.depth or 0, log)
-    for split in result["splits"].values():
-        log(format_result(split))
-    emit_json(args, result)
     return 0
 
 

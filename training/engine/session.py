@@ -6,7 +6,7 @@ import shutil
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from common.config import to_dict
 from common.errors import StrataError
@@ -120,10 +120,15 @@ EPOCH_FREE_SCHEDULES = ("constant", "plateau", "step")
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None = None,
-                        splits: Sequence[str] | None = None, backend: str = "torch", repo: str | Path | None = None,
-                        version: int | None = None, url: str | None = None, log=print) -> dict[str, Any]:
-    """Metrics of a checkpoint on ``splits``; ``repo`` and ``url`` (onnx/triton backends) default to the settings."""
-    from training.checkpoint import read_meta
+                        splits: Sequence[str] | None = None, make_runner: Callable[[], Any] | None = None,
+                        backend: str = "torch", log=print) -> dict[str, Any]:
+    """Metrics of a checkpoint on ``splits``, scored by the runner ``make_runner()`` returns: an object with
+    ``encode_text``, ``encode_video`` and ``score`` (:class:`training.engine.runner.TorchRunner`,
+    ``export.runner.OnnxRunner``, ``serving.triton.client.TritonTowers``); default: the checkpoint in PyTorch.
+    It is made once the checkpoint and the data are checked, so a missing export or server fails before the
+    data is prepared. ``backend`` names the runner in the results."""
+    from training.checkpoint import load_model_checkpoint, read_meta
+    from training.engine.runner import TorchRunner
 
     meta = read_meta(checkpoint)
     config = checkpoint_train_config(checkpoint, meta)
@@ -135,12 +140,12 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | PreparedData | None 
     else:
         data_config = config.data if data is None else replace(config.data, path=str(Path(data).resolve()), synth=None)
         check_dataset(data_config, splits)
-    runner = _runner(checkpoint, backend, meta, repo, version, url)  # a missing export or server fails here, early
+    runner = make_runner() if make_runner is not None else TorchRunner(load_model_checkpoint(checkpoint))
     if not isinstance(data, PreparedData):
         data = prepare_data(data_config, config.model, config.preset, config.model_overrides)
     results: dict[str, Any] = {"checkpoint": str(checkpoint), "backend": backend, "model": meta["name"],
                                "parameters": None, "splits": {}}
-    if backend == "torch":
+    if isinstance(runner, TorchRunner):
         results["parameters"] = runner.model.num_parameters()
     for split in splits:
         started = time.time()
@@ -177,16 +182,3 @@ def diagnose_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     result["checkpoint"] = str(checkpoint)
     log(format_diagnosis(result))
     return result
-
-
-def _runner(checkpoint, backend: str, meta: dict, repo: str, version: int | None, url: str):
-    if backend == "torch":
-        from training.checkpoint import load_model_checkpoint
-        from training.engine.runner import TorchRunner
-
-        return TorchRunner(load_model_checkpoint(checkpoint))
-    from serving.repository import runner_for_checkpoint
-
-    return runner_for_checkpoint(checkpoint, backend=backend, repo=repo, version=version, url=url)
-
-

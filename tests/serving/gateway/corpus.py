@@ -18,6 +18,6 @@ def corpus_videos(count: int = VIDEOS, seed: int = 0) -> list[tuple[str, np.ndar
 
 
 def sample_captions(count: int) -> list[str]:
-    from training.text.bench import load_msrvtt_captions
+    from training.data.msrvtt_captions import load_msrvtt_captions
 
     return load_msrvtt_captions()[:count]

@@ -108,8 +108,8 @@ def test_the_chosen_strategy_beats_the_index_view_for_hgr_at_equal_depth(trained
     both ways (measured here: 0.84 against 0.33 text -> video, 0.99 against 0.25 video -> text)."""
     import json
 
+    from evaluation.bench.rerank import run
     from serving.gateway.first_stage import CHOICES, VIDEOS
-    from serving.gateway.rerank_bench import run
 
     data, repo = trained_hgr
     chosen = CHOICES["hgr"][VIDEOS].strategy

@@ -1,11 +1,11 @@
-"""The tensor store and its benchmark import no PyTorch (the gateway reads it and starts fast)."""
+"""The tensor store imports no PyTorch (the gateway reads it and starts fast)."""
 from __future__ import annotations
 
 import subprocess
 import sys
 
 MODULES = ("serving.store", "serving.store.base", "serving.store.record", "serving.store.lmdb_store",
-           "serving.store.lance_store", "serving.store.bench")
+           "serving.store.lance_store")
 
 
 def test_store_modules_do_not_import_torch():

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+from functools import partial
 
 import pytest
 
 from clients.cli import main
 from common.errors import ConfigError
 from common.repository import read_manifest
-from serving.repository import checkpoint_version, runner_for_checkpoint, weights_sha256
+from evaluation.runners import runner_for_checkpoint
+from export.versions import checkpoint_version, weights_sha256
 from serving.triton.client import TritonTowers
 from training.checkpoint import checkpoint_hash, save_checkpoint
 from training.engine.config import DataConfig
@@ -40,9 +42,11 @@ def test_export_on_a_split_and_evaluate_through_triton(tmp_path, monkeypatch, st
     assert all(f["max_abs"] <= 1e-4 for f in manifest["parity"]["outputs"].values())
 
     _, state = start_server(repo)
-    results = {backend: evaluate_checkpoint(ckpt, data=data, splits=["tst"], backend=backend, repo=str(repo),
-                                            url=state.grpc_url, log=lambda *_: None)["splits"]["tst"]
-               for backend in ("torch", "onnx", "triton")}
+    runners = {"torch": None, **{backend: partial(runner_for_checkpoint, ckpt, backend, str(repo), url=state.grpc_url)
+                                 for backend in ("onnx", "triton")}}
+    results = {backend: evaluate_checkpoint(ckpt, data=data, splits=["tst"], make_runner=make_runner, backend=backend,
+                                            log=lambda *_: None)["splits"]["tst"]
+               for backend, make_runner in runners.items()}
     assert isinstance(runner_for_checkpoint(ckpt, "triton", repo, url=state.grpc_url), TritonTowers)
     in_pytorch = results["torch"]
     assert in_pytorch["captions"] == len(captions)

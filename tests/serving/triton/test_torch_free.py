@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-MODULES = ("export.runner", "serving.repository", "serving.cli", "serving.triton.client", "serving.triton.server",
+MODULES = ("export.runner", "export.versions", "serving.cli", "serving.triton.client", "serving.triton.server",
            "serving.triton.swap", "common.repository", "export.cli", "export.triton_config", "export.batches")
 
 

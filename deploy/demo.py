@@ -71,14 +71,14 @@ def run(args: argparse.Namespace) -> int:
     from clients.cli import main as strata
 
     print("== 1/5 parse the real MSR-VTT captions", flush=True)
-    from training.text.bench import load_msrvtt_captions
+    from training.data.msrvtt_captions import load_msrvtt_captions
 
     print(parse_summary(load_msrvtt_captions()), flush=True)
     if args.parse_only:
         return 0
 
     from common.errors import StrataError
-    from serving.repository import checkpoint_version
+    from export.versions import checkpoint_version
     from training.engine.config import BEST, load_train_config, run_dir
 
     print("\n== 2/5 SynthVTR + train HGR (resumes if interrupted)", flush=True)

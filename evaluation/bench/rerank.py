@@ -88,10 +88,11 @@ def agreement(top: list[str], truth: list[str]) -> float:
 
 
 def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
+    from common.connect import http_uri
     from export.runner import OnnxRunner
     from serving.gateway.first_stage import Choice, FirstStage, refusal
     from serving.index.milvus_index import MilvusIndex
-    from serving.index.milvus_server import MilvusLiteServer, uri
+    from serving.index.milvus_server import MilvusLiteServer
     from serving.store import open_store
     from training.engine.config import DataConfig
     from training.engine.data import prepare_data
@@ -124,7 +125,7 @@ def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
     server = MilvusLiteServer(scratch / f"{model}-milvus")
     state = server.start(scratch / f"{model}-milvus" / "bench.db", port=0)
     try:
-        index = MilvusIndex(uri(state.address, state.port()), timeout_s=120)
+        index = MilvusIndex(http_uri(state.address, state.port()), timeout_s=120)
         collections = {VIDEOS: f"{model}_videos", CAPTIONS: f"{model}_captions"}
         for kind, name in collections.items():
             index.ensure_collection(name, int(runner.layout.video.spec("video_index").shape[-1]), kind)

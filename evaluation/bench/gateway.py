@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from common.conventions import positive_int, standalone_parser
+from common.conventions import add_depth_flag, positive_int, standalone_parser
 
 STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank")
 
@@ -23,13 +23,13 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--videos", type=positive_int, default=10_000, help="random videos in the index")
     parser.add_argument("--queries", type=positive_int, default=100, help="text queries timed")
     parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
-    parser.add_argument("--depth", type=positive_int, default=200, help="candidates re-ranked per query")
+    add_depth_flag(parser)
     parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
     args = parser.parse_args(argv)
     from clients.client import StrataClient, Video
     from common.connect import gateway_url
     from common.settings import load_settings
-    from training.text.bench import load_msrvtt_captions
+    from training.data.msrvtt_captions import load_msrvtt_captions
 
     settings = load_settings()
     with StrataClient(args.url or gateway_url(settings), timeout_s=600) as client:
@@ -52,17 +52,18 @@ def run(argv: list[str]) -> int:
             print(f"indexed {result.indexed} random videos in {seconds:.1f}s ({result.indexed / seconds:.0f}/s); "
                   f"{result.total} indexed")
         captions = load_msrvtt_captions()[:args.queries]
-        client.search_videos(captions[0], args.top_k, args.depth)   # warm-up: parser load, first Triton calls
+        depth = args.depth or 0   # 0: the gateway's depth
+        client.search_videos(captions[0], args.top_k, depth)   # warm-up: parser load, first Triton calls
         walls, stages = [], {s: [] for s in STAGES}
         for caption in captions:
             started = time.perf_counter()
-            answer = client.search_videos(caption, args.top_k, args.depth)
+            answer = client.search_videos(caption, args.top_k, depth)
             walls.append(1e3 * (time.perf_counter() - started))
             for timing in answer.timings:
                 stages[timing.stage].append(timing.ms)
         info = client.describe()
     print(f"{info.model.name} version {info.model.version}: {info.videos} videos indexed; {len(walls)} text queries, "
-          f"top-{args.top_k} of {args.depth} candidates")
+          f"top-{args.top_k} of {answer.candidates} candidates")
     print(f"{'stage':10s} {'median ms':>10s} {'p95 ms':>8s} {'share':>6s}")
     total = statistics.median(walls)
     for name in STAGES:

@@ -9,7 +9,6 @@ size ran).
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import statistics
