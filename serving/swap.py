@@ -22,6 +22,7 @@ import numpy as np
 from common.connect import triton_client
 from common.errors import ConfigError, StrataError
 from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
+from common.serving_tables import STRATEGIES
 from common.settings import Settings
 from serving.gateway.service import (ACTIVE_KEY, CAPTIONS, REPLICA_PREFIX, VIDEOS, CaptionInput, Version,
                                      VideoInput, collection_name)
@@ -205,8 +206,6 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
                 load_versions(settings.triton_url, name, retire=retire)
     finally:
         client.close()
-    from serving.gateway.first_stage import STRATEGIES
-
     existing = set(index.collections())
     for kind in (VIDEOS, CAPTIONS):
         name = collection_name(base, retire, kind)
