@@ -1,9 +1,10 @@
 """``strata export``: a model -> its text tower, video tower and scorer as one new version of the repository.
 
 Steps: refuse early (version exists, signature or config differs from the versions already there, TensorRT
-without a GPU); trace the three parts into a staging repository inside ``repo``; check PyTorch vs ONNX Runtime
-parity there (``export.parity``) and refuse a failing version; write the manifest; move the version folders into
-place and write each model's ``config.pbtxt`` (and, for the python backend, the ``model.py`` adapter).
+without a GPU, a model that declares no serving tables); trace the three parts into a staging repository inside
+``repo``; check PyTorch vs ONNX Runtime parity there (``export.parity``) and refuse a failing version; write the
+manifest (with the first stage the model's serving tables choose); move the version folders into place and write
+each model's ``config.pbtxt`` (and, for the python backend, the ``model.py`` adapter).
 """
 from __future__ import annotations
 
@@ -37,8 +38,8 @@ from common.repository import (
 from export.batches import random_inputs
 from export.parity import ParityError, check_parity
 from export.triton_config import ServingOptions, config_pbtxt
-from serving.gateway.first_stage import export_record as first_stage_record
 from training.engine.config import DataConfig
+from training.models.factory import serving_tables
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 
@@ -158,6 +159,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
         from export.tensorrt import require_gpu
 
         require_gpu()
+    tables = serving_tables(source.name)      # its first stage goes into the manifest
     repo = Path(repo).resolve()
     base = f"{source.name}_{source.preset}"
     layout = model.layout
@@ -195,7 +197,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
             "source": asdict(source),
             "serving": asdict(options),
             "text_backbone": {"version": text_backbone_version} if text_backbone_version is not None else None,
-            "first_stage": first_stage_record(source.name),
+            "first_stage": tables.first_stage_record(),
         }
         _write_manifests(staging, base, version, manifest)
         onnx_runner = OnnxRunner(staging, base, version)

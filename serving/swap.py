@@ -22,10 +22,11 @@ import numpy as np
 from common.connect import triton_client
 from common.errors import ConfigError, StrataError
 from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
+from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.active import read_active, set_active
 from serving.gateway.replicas import fresh_replicas
-from serving.gateway.types import CAPTIONS, VIDEOS, CaptionInput, VideoInput
+from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.version import Version
 from serving.index.naming import collection_name, owned_collections
 from serving.triton.swap import SwapError

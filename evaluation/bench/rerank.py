@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from common.layout import LEVEL_SCORES, SCORE
+from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway.items import axis_lengths, split_items, stack_items
 
 TOP = 10
-VIDEOS, CAPTIONS = "videos", "captions"
 
 
 def _chunks(items, size):
@@ -89,8 +89,9 @@ def agreement(top: list[str], truth: list[str]) -> float:
 
 def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
     from common.connect import http_uri
+    from common.serving_tables import Choice
     from export.runner import OnnxRunner
-    from serving.gateway.first_stage import Choice, FirstStage, refusal
+    from serving.gateway.first_stage import FirstStage, refusal
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
     from serving.store import open_store
@@ -223,7 +224,7 @@ def run(argv: list[str]) -> int:
     from common.conventions import add_json_flag, emit_json, positive_int, repo_path, say, standalone_parser
     from common.errors import ConfigError
     from common.repository import TEXT_BACKBONE, model_names, split_model_name
-    from serving.gateway.first_stage import STRATEGIES
+    from common.serving_tables import STRATEGIES
 
     parser = standalone_parser("strata bench rerank", run.__doc__, examples=[
         "strata bench rerank --data ~/.strata/data/synthvtr-rerank --repo ./repo --out rerank.png",

@@ -1,7 +1,8 @@
 """First-stage candidates: which indexed items a query's scorer gets to see (torch-free).
 
-Three strategies, chosen per model in :data:`CHOICES` (measured by ``strata bench rerank``; the README has the table)
-and recorded in each exported version's manifest (``first_stage``), which the gateway follows:
+Three strategies, chosen per model in its serving tables (``training/models/<name>/serving.py``, a
+:class:`common.serving_tables.ServingTables`; measured by ``strata bench rerank``, the README has the table) and
+recorded in each exported version's manifest (``first_stage``), which the gateway follows:
 
 ``index``   one inner-product search of the index view (``text_index`` / ``video_index``) in the kind's main
             collection. Exact, up to the ANN index's recall, where the fused score is that inner product
@@ -11,7 +12,7 @@ and recorded in each exported version's manifest (``first_stage``), which the ga
             level, and searched together with Milvus's multi-vector hybrid search, weighted as the fusion weights
             the levels. Candidates ranked high by any level reach the re-rank.
 ``fused``   one vector per item whose inner product with the query's vector approximates the whole fused score
-            (:func:`fused_terms`), in a second collection ``<collection>_fused``, searched with one inner-product search.
+            (the model's fused terms), in a second collection ``<collection>_fused``, searched with one inner-product search.
             A cosine level contributes the two unit vectors. HGR's local attentive matching (mean over the text's
             nodes of the node's cosine with its attention-weighted frames) contributes the mean of the unit nodes
             and the unit mean of the frames: with attention near uniform over frames that product is the level's
@@ -26,113 +27,22 @@ caption collections with the video's. A model whose first stage cannot work is r
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
+from common.serving_tables import ATTENTIVE, STRATEGIES, VIDEOS, Choice, Level, Term
 from serving.gateway.errors import FailedPrecondition
 from serving.index.milvus_index import LevelIndex
-
-STRATEGIES = ("index", "levels", "fused")
-COSINE, ATTENTIVE, JACCARD = "cosine", "attentive", "jaccard"
-VIDEOS, CAPTIONS = "videos", "captions"
-
-
-@dataclass(frozen=True)
-class Level:
-    """One vector field of the levels collection: the tower outputs that make it on each side (pooled, then
-    concatenated when several) and its weight in the fused score."""
-    name: str
-    text: tuple[str, ...]
-    video: tuple[str, ...]
-    weight: float
-
-
-def _level(name: str, text: str | tuple[str, ...], video: str | tuple[str, ...], weight: float) -> Level:
-    as_tuple = lambda x: (x,) if isinstance(x, str) else tuple(x)  # noqa: E731
-    return Level(name, as_tuple(text), as_tuple(video), weight)
-
-
-# The levels each multi-level model's fused score is made of (at most four: Milvus's vector fields per collection).
-# HGR: mean of three levels. HANet: (mean of five alignment levels + mean of two Jaccard levels) / 2; its two local
-# levels are left to the re-rank (the individual ones see the same nodes and frames), and the two concept levels
-# share one field. MCSAN: mean of four levels.
-LEVELS: dict[str, tuple[Level, ...]] = {
-    "hgr": (_level("event", "text_event", "video_event", 1 / 3),
-            _level("action", "text_verbs", "video_actions", 1 / 3),
-            _level("entity", "text_nouns", "video_entities", 1 / 3)),
-    "hanet": (_level("global", "text_global", "video_global", 0.1),
-              _level("individual_action", "text_verb_words", "video_actions", 0.1),
-              _level("individual_entity", "text_noun_words", "video_entities", 0.1),
-              _level("concept", ("text_verb_concepts", "text_noun_concepts"),
-                     ("video_verb_concepts", "video_noun_concepts"), 0.5)),
-    "mcsan": tuple(_level(name, f"text_{name}", f"video_{name}", 0.25)
-                   for name in ("global", "entity", "action", "relationship")),
-}
-
-
-@dataclass(frozen=True)
-class Term:
-    """One level of the fused score as an inner product: how its text and video outputs become vectors
-    (``match``: :data:`COSINE`, :data:`ATTENTIVE` or :data:`JACCARD`), and its weight in the fusion."""
-    text: str
-    video: str
-    match: str
-    weight: float
-
-
-def fused_terms(base: str, config: Mapping) -> tuple[Term, ...]:
-    """The levels of a model's fused score, as the scorer fuses them (empty: the model has no fused first stage).
-    HGR: the mean of event, action and entity. HANet: (mean of its alignment levels on in ``config`` + mean of
-    the two concept Jaccards) / 2."""
-    if base == "hgr":
-        return (Term("text_event", "video_event", COSINE, 1 / 3),
-                Term("text_verbs", "video_actions", ATTENTIVE, 1 / 3),
-                Term("text_nouns", "video_entities", ATTENTIVE, 1 / 3))
-    if base == "hanet":
-        alignment = []
-        if config.get("individual_alignment", True):
-            alignment += [("text_verb_words", "video_actions", ATTENTIVE), ("text_noun_words", "video_entities", ATTENTIVE)]
-        if config.get("local_alignment", True):
-            alignment += [("text_verbs", "video_local_actions", ATTENTIVE),
-                          ("text_nouns", "video_local_entities", ATTENTIVE)]
-        if config.get("global_alignment", True):
-            alignment += [("text_global", "video_global", COSINE)]
-        return (tuple(Term(*a, 0.5 / len(alignment)) for a in alignment)
-                + (Term("text_verb_concepts", "video_verb_concepts", JACCARD, 0.25),
-                   Term("text_noun_concepts", "video_noun_concepts", JACCARD, 0.25)))
-    return ()
-
-
-@dataclass(frozen=True)
-class Choice:
-    strategy: str
-    depth: int          # default candidates per query (measured on a 10,000-item corpus)
-
-
-# Produced by `strata bench rerank` (10,000 held-out SynthVTR videos, the model-quality runs' seed-0 checkpoints,
-# 10 epochs; the README's table): per model and kind searched, the (strategy, depth) of least depth, then latency,
-# reaching agreement@10 >= 0.99 with exhaustive scoring.
-CHOICES: dict[str, dict[str, Choice]] = {
-    "vsepp": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
-    "visern": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
-    "vsrnet": {VIDEOS: Choice("index", 10), CAPTIONS: Choice("index", 10)},
-    "mcsan": {VIDEOS: Choice("index", 20), CAPTIONS: Choice("index", 50)},
-    "hgr": {VIDEOS: Choice("fused", 50), CAPTIONS: Choice("fused", 100)},
-    "hanet": {VIDEOS: Choice("fused", 50), CAPTIONS: Choice("fused", 100)},
-}
-FALLBACK = Choice("index", 200)
-
-
-def export_record(base: str) -> dict[str, dict]:
-    """What an export writes into a version's manifest (``first_stage``): the measured choice for its model."""
-    return {kind: asdict(choice) for kind, choice in CHOICES.get(base, {VIDEOS: FALLBACK, CAPTIONS: FALLBACK}).items()}
+from training.models.factory import serving_tables
 
 
 def recorded_choices(manifest: Mapping, base: str) -> dict[str, Choice]:
-    """A version's first stage: as its manifest records it, else (versions exported before the record) CHOICES."""
-    recorded = manifest.get("first_stage") or export_record(base)
+    """A version's first stage: as its manifest records it, else (versions exported before the record) the choice
+    its model declares."""
+    recorded = manifest.get("first_stage")
+    if not recorded:
+        return dict(serving_tables(base).choices)
     return {kind: Choice(str(c["strategy"]), int(c["depth"])) for kind, c in recorded.items()}
 
 
@@ -141,17 +51,16 @@ def refusal(base: str, manifest: Mapping, layout: ModelLayout, strategy: str) ->
     if strategy not in STRATEGIES:
         return f"unknown first-stage strategy {strategy!r} (known: {', '.join(STRATEGIES)})"
     config = manifest.get("config", {})
-    if base == "hanet" and config.get("global_alignment", True) is False and strategy != "fused":
-        return ("HANet with global_alignment=false: its index view (the global vector) is never trained, so a first "
-                "stage over it would rank candidates at random")
-    if strategy == "index":
-        return ""
+    tables = serving_tables(base)
+    problem = tables.refusal(config, strategy)
+    if problem or strategy == "index":
+        return problem
     if strategy == "levels":
-        if base not in LEVELS:
+        if not tables.levels:
             return f"{base} has no per-level first stage (its index view is its whole fused score: use 'index')"
-        needed = {name for level in LEVELS[base] for name in level.text + level.video}
+        needed = {name for level in tables.levels for name in level.text + level.video}
     else:
-        terms = fused_terms(base, config)
+        terms = tables.fused_terms(config)
         if not terms:
             return f"{base} has no fused first stage (use 'index': its index view is, or approximates, its fused score)"
         needed = {name for term in terms for name in (term.text, term.video)}
@@ -196,14 +105,14 @@ def fused_vector(terms: Sequence[Term], record: Mapping[str, np.ndarray], side: 
     return np.concatenate(parts).astype(np.float32)
 
 
-def level_dims(base: str, layout: ModelLayout) -> dict[str, int]:
+def level_dims(levels: Sequence[Level], layout: ModelLayout) -> dict[str, int]:
     """Each level field's size, from the video tower's output shapes."""
-    return {level.name: sum(int(layout.video.spec(name).shape[-1]) for name in level.video) for level in LEVELS[base]}
+    return {level.name: sum(int(layout.video.spec(name).shape[-1]) for name in level.video) for level in levels}
 
 
-def level_row(base: str, item_id: str, record: Mapping[str, np.ndarray], side: str) -> dict:
+def level_row(levels: Sequence[Level], item_id: str, record: Mapping[str, np.ndarray], side: str) -> dict:
     """The levels-collection row of an item: ``side`` is "video" for videos, "text" for captions."""
-    return {"id": item_id, **{level.name: pooled(record, getattr(level, side)) for level in LEVELS[base]}}
+    return {"id": item_id, **{level.name: pooled(record, getattr(level, side)) for level in levels}}
 
 
 class FirstStage:
@@ -220,7 +129,8 @@ class FirstStage:
             problem = refusal(base, manifest, layout, choice.strategy)
             if problem:
                 raise FailedPrecondition(f"{base} cannot be indexed for {kind} search: {problem}")
-        self.terms = fused_terms(base, manifest.get("config", {}))
+        self.tables = serving_tables(base)
+        self.terms = self.tables.fused_terms(manifest.get("config", {}))
         # kind -> the collection of the kind's extra rows (strategies other than "index")
         self.extra = {kind: f"{name}_{self.choices[kind].strategy}" for kind, name in self.collections.items()
                       if self.choices[kind].strategy != "index"}
@@ -228,13 +138,13 @@ class FirstStage:
 
     def _fields(self, kind: str) -> dict[str, int]:
         if self.choices[kind].strategy == "levels":
-            return level_dims(self.base, self.layout)
+            return level_dims(self.tables.levels, self.layout)
         return {"fused": sum(int(self.layout.video.spec(t.video).shape[-1]) for t in self.terms)}
 
     def _row(self, kind: str, item_id: str, record: Mapping[str, np.ndarray]) -> dict:
         side = "video" if kind == VIDEOS else "text"
         if self.choices[kind].strategy == "levels":
-            return level_row(self.base, item_id, record, side)
+            return level_row(self.tables.levels, item_id, record, side)
         return {"id": item_id, "fused": fused_vector(self.terms, record, side)}
 
     def ensure(self) -> None:
@@ -263,8 +173,8 @@ class FirstStage:
         side = "text" if kind == VIDEOS else "video"
         strategy = self.choices[kind].strategy
         if strategy == "levels":
-            vectors = {level.name: pooled(query, getattr(level, side)) for level in LEVELS[self.base]}
-            weights = {level.name: level.weight for level in LEVELS[self.base]}
+            vectors = {level.name: pooled(query, getattr(level, side)) for level in self.tables.levels}
+            weights = {level.name: level.weight for level in self.tables.levels}
             found = self.levels.search(self.extra[kind], vectors, weights, depth)
         elif strategy == "fused":
             found = self.levels.search(self.extra[kind], {"fused": fused_vector(self.terms, query, side)},

@@ -8,10 +8,11 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 from serving.gateway.model import stage
-from serving.gateway.types import CAPTIONS, VIDEOS, Answer, Hit, LevelScore
+from serving.gateway.types import Answer, Hit, LevelScore
 from serving.gateway.version import EMPTY_LEVELS, Version
 
 

@@ -14,11 +14,12 @@ import numpy as np
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX
 from common.repository import TEXT_BACKBONE
+from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway import queries
 from serving.gateway.errors import FailedPrecondition
 from serving.gateway.lifecycle import ActiveVersions
-from serving.gateway.types import CAPTIONS, VIDEOS, Answer, CaptionInput, VideoInput, Written
+from serving.gateway.types import Answer, CaptionInput, VideoInput, Written
 from serving.gateway.version import Version
 from serving.index.milvus_index import MilvusIndex
 

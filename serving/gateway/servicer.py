@@ -13,11 +13,12 @@ import time
 import grpc
 
 from common.errors import ConfigError, DataError
+from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway import metrics
 from serving.gateway.convert import answer_to_pb, features_from_pb
 from serving.gateway.errors import GatewayError, InvalidArgument
 from serving.gateway.service import RetrievalService
-from serving.gateway.types import CAPTIONS, VIDEOS, CaptionInput, VideoInput
+from serving.gateway.types import CaptionInput, VideoInput
 from serving.index.milvus_index import IndexUnavailable
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc

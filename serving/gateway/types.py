@@ -6,8 +6,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-VIDEOS, CAPTIONS = "videos", "captions"   # the two kinds of indexed item
-
 
 @dataclass(frozen=True)
 class LevelScore:

@@ -8,11 +8,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX
+from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import InvalidArgument
 from serving.gateway.first_stage import FirstStage
 from serving.gateway.model import ServedModel
-from serving.gateway.types import CAPTIONS, VIDEOS, CaptionInput, VideoInput
+from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.writer import Item, Writer
 from serving.index.naming import collection_name
 

@@ -49,9 +49,10 @@ import numpy as np
 
 from common.connect import milvus_client
 from common.errors import ConfigError, DataError, StrataError
+from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 
-KINDS = ("videos", "captions")
+KINDS = (VIDEOS, CAPTIONS)
 INDEX_TYPES = ("FLAT", "IVF_FLAT")
 METRIC = "IP"
 ID_MAX = 512

@@ -69,6 +69,22 @@ def test_refuses_overwrite_signature_change_and_other_options(repo):
     assert not [p for p in repo.iterdir() if p.name.startswith(".staging")]
 
 
+def test_refuses_a_model_that_declares_no_serving_tables(tmp_path, monkeypatch):
+    """The manifest records the first stage the model's serving tables choose: without them there is none to record."""
+    from training.models import factory
+
+    monkeypatch.setattr(factory, "SERVING_TABLES_MODULE", "training.models.{name}.undeclared")
+    with pytest.raises(ConfigError, match=r"model 'vsepp' declares no serving tables: "
+                                          r"training/models/vsepp/undeclared\.py must define TABLES"):
+        _export(tmp_path, 1)
+    assert not list(tmp_path.iterdir())
+
+
+def test_the_manifest_records_the_first_stage_of_the_models_serving_tables(repo):
+    assert read_manifest(repo, "vsepp_fast", 1)["first_stage"] == {"videos": {"strategy": "index", "depth": 10},
+                                                                   "captions": {"strategy": "index", "depth": 10}}
+
+
 def test_parity_names_the_diverging_output(repo, tmp_path):
     """A PyTorch model against the ONNX graphs of other weights: the report says which output, by how much."""
     other, _ = load_source(None, "vsepp", "fast", seed=5)

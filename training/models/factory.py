@@ -2,7 +2,8 @@
 
 Model configs live in ``training/configs/models/<name>_<preset>.yaml`` (``fast`` for CPU runs and serving
 here, ``paper`` for the papers' sizes). ``resolve_config`` gives the typed config without PyTorch, so
-export, Triton adapters and clients can derive a model's tensor layout from it.
+export, Triton adapters and clients can derive a model's tensor layout from it. ``serving_tables`` gives a model's
+serving tables (``common.serving_tables``), declared beside its code, for export and the gateway.
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from common.config import apply_overrides, from_dict, read_mapping
 from common.errors import ConfigError
+from common.serving_tables import ServingTables
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "models"
 
@@ -24,6 +26,8 @@ _REGISTRY: dict[str, tuple[str, str]] = {
     "vsrnet": ("training.models.vsrnet.config:VSRNetConfig", "training.models.vsrnet.model:VSRNet"),
     "mcsan": ("training.models.mcsan.config:MCSANConfig", "training.models.mcsan.model:MCSAN"),
 }
+# The torch-free module where model ``name`` declares ``TABLES``, its ServingTables.
+SERVING_TABLES_MODULE = "training.models.{name}.serving"
 
 
 def list_models() -> list[str]:
@@ -59,6 +63,23 @@ def create_model(name: str, preset: str | dict | Path | Any = "fast", overrides:
     config = preset if isinstance(preset, config_class(name)) else resolve_config(name, preset, overrides)
     model_cls = _load(_REGISTRY[name][1])
     return model_cls(config)
+
+
+def serving_tables(name: str) -> ServingTables:
+    """Model ``name``'s serving tables; ``ConfigError`` when it declares none (it cannot be exported or served)."""
+    _check_name(name)
+    module = SERVING_TABLES_MODULE.format(name=name)
+    try:
+        tables = getattr(importlib.import_module(module), "TABLES", None)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise
+        tables = None
+    if not isinstance(tables, ServingTables):
+        raise ConfigError(f"model {name!r} declares no serving tables: {module.replace('.', '/')}.py must define "
+                          f"TABLES, a common.serving_tables.ServingTables with its first-stage Choice per kind "
+                          f"(videos, captions) and, where it has them, its levels, fused terms and refusals")
+    return tables
 
 
 def _check_name(name: str) -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from common.serving_tables import Choice
 from serving.gateway.errors import FailedPrecondition
-from serving.gateway.first_stage import CHOICES, Choice, FirstStage, fused_terms, pooled, refusal
+from serving.gateway.first_stage import FirstStage, pooled, refusal
+from training.models.factory import serving_tables
 
 def test_hanet_without_global_alignment_is_refused_its_index_view_but_not_the_fused_vector():
     from training.models.hanet.config import HANetConfig
@@ -19,7 +21,7 @@ def test_hanet_without_global_alignment_is_refused_its_index_view_but_not_the_fu
         FirstStage(None, manifest, layout, {"videos": "v", "captions": "c"},
                    {"videos": Choice("index", 10), "captions": Choice("index", 10)})
     assert refusal("hanet", manifest, layout, "fused") == ""     # its other six levels
-    assert [t.video for t in fused_terms("hanet", manifest["config"])][-3:] == [
+    assert [t.video for t in serving_tables("hanet").fused_terms(manifest["config"])][-3:] == [
         "video_local_entities", "video_verb_concepts", "video_noun_concepts"]
 
 
@@ -32,8 +34,8 @@ def test_the_version_follows_the_first_stage_its_manifest_records():
                                               "captions": {"strategy": "index", "depth": 9}}}
     stage = FirstStage(None, recorded, layout, collections)
     assert (stage.depth("videos"), stage.depth("captions"), stage.extra) == (7, 9, {})
-    older = FirstStage(None, {"config": {}}, layout, collections)     # exported before the record: the table
-    assert older.choices == CHOICES["hgr"] and set(older.extra) == {"videos", "captions"}
+    older = FirstStage(None, {"config": {}}, layout, collections)     # exported before the record: its model's tables
+    assert older.choices == serving_tables("hgr").choices and set(older.extra) == {"videos", "captions"}
 
 
 def test_levels_are_refused_where_the_model_has_none():
@@ -53,7 +55,7 @@ def test_fused_vectors_give_hgrs_fused_score_exactly_for_one_frame_videos(one_th
     the level is the mean of those cosines: the fused vectors' inner product is then the scorer's fused score."""
     import torch
 
-    from serving.gateway.first_stage import fused_terms, fused_vector
+    from serving.gateway.first_stage import fused_vector
     from tests.training.models.zoo_checks import as_tensors, build
     from tests.zoo_batches import random_text_batch, random_video_batch
 
@@ -71,7 +73,7 @@ def test_fused_vectors_give_hgrs_fused_score_exactly_for_one_frame_videos(one_th
               "text_nouns": t["text_nouns"][i][t["text_noun_mask"][i] > 0].numpy()} for i in range(4)]
     videos = [{"video_event": v["video_event"][j].numpy(), "video_actions": v["video_actions"][j, :1].numpy(),
                "video_entities": v["video_entities"][j, :1].numpy()} for j in range(3)]
-    terms = fused_terms("hgr", {})
+    terms = serving_tables("hgr").fused_terms({})
     product = np.stack([fused_vector(terms, r, "text") for r in texts]) @ \
         np.stack([fused_vector(terms, r, "video") for r in videos]).T
     np.testing.assert_allclose(product, fused, atol=1e-5)
@@ -108,11 +110,11 @@ def test_the_chosen_strategy_beats_the_index_view_for_hgr_at_equal_depth(trained
     both ways (measured here: 0.84 against 0.33 text -> video, 0.99 against 0.25 video -> text)."""
     import json
 
+    from common.serving_tables import VIDEOS
     from evaluation.bench.rerank import run
-    from serving.gateway.first_stage import CHOICES, VIDEOS
 
     data, repo = trained_hgr
-    chosen = CHOICES["hgr"][VIDEOS].strategy
+    chosen = serving_tables("hgr").choices[VIDEOS].strategy
     assert chosen != "index"
     out = tmp_path / "rows.json"
     assert run(["--data", str(data), "--repo", str(repo), "--models", "hgr_fast", "--corpus", str(CORPUS),
