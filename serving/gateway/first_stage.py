@@ -34,6 +34,7 @@ from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout
 from common.serving_tables import ATTENTIVE, STRATEGIES, VIDEOS, Choice, Level, Term
 from serving.gateway.errors import FailedPrecondition
 from serving.index.milvus_index import LevelIndex
+from serving.index.naming import first_stage_collection
 from training.models.factory import serving_tables
 
 
@@ -132,8 +133,8 @@ class FirstStage:
         self.tables = serving_tables(base)
         self.terms = self.tables.fused_terms(manifest.get("config", {}))
         # kind -> the collection of the kind's extra rows (strategies other than "index")
-        self.extra = {kind: f"{name}_{self.choices[kind].strategy}" for kind, name in self.collections.items()
-                      if self.choices[kind].strategy != "index"}
+        self.extra = {kind: first_stage_collection(name, self.choices[kind].strategy)
+                      for kind, name in self.collections.items() if self.choices[kind].strategy != "index"}
         self.levels = LevelIndex(index) if self.extra else None
 
     def _fields(self, kind: str) -> dict[str, int]:
