@@ -79,8 +79,8 @@ class Part:
     def run_dir(self) -> Path:
         return strata_home() / self.folder
 
-    def record_file(self, runs: str | Path | None = None) -> Path:
-        return (Path(runs) if runs is not None else self.run_dir()) / f"{self.name}.json"
+    def record_file(self) -> Path:
+        return self.run_dir() / f"{self.name}.json"
 
 
 MILVUS = Part("milvus", "milvus", "serving.index.milvus_server")

@@ -39,7 +39,7 @@ class StackState:
 
 
 def gateway_process() -> ManagedProcess:
-    return ManagedProcess(GATEWAY.name, GATEWAY.run_dir(), GATEWAY.marker)
+    return ManagedProcess.of(GATEWAY)
 
 
 def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:

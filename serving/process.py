@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from common.errors import StrataError
-from common.records import ProcessState, alive, parse_record, running
+from common.records import Part, ProcessState, alive, parse_record, running
 
 ADDRESS_IN_USE = ("Address already in use", "address already in use", "EADDRINUSE", "errno 98", "errno:98")
 
@@ -132,6 +132,11 @@ class ManagedProcess:
         self.log_file = self.runs / f"{name}.log"
         self._process: subprocess.Popen | None = None
         self._log_offset = 0
+
+    @classmethod
+    def of(cls, part: Part, runs: str | Path | None = None, label: str = "") -> "ManagedProcess":
+        """The process of one of Strata's local servers, in ``runs`` (default: its folder under the home)."""
+        return cls(part.name, runs if runs is not None else part.run_dir(), part.marker, label)
 
     # -- state ----------------------------------------------------------------------------------------------
     def state(self) -> ProcessState | None:

@@ -67,7 +67,8 @@ def _milvus_ready(state: ProcessState) -> bool:
         socket.create_connection((state.address, state.port("milvus_port")), timeout=0.5).close()
     except OSError:
         return False
-    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2, f"strata-ready-{os.getpid()}-{state.pid}")
+    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2,
+                           f"strata-ready-{os.getpid()}-{state.pid}")
     try:
         client.list_collections(timeout=2)
         return True
@@ -79,7 +80,7 @@ class MilvusLiteServer:
     """The local Milvus Lite server process: start, state, stop."""
 
     def __init__(self, runs: str | Path | None = None):
-        self.process = ManagedProcess(MILVUS.name, Path(runs) if runs is not None else MILVUS.run_dir(), MILVUS.marker)
+        self.process = ManagedProcess.of(MILVUS, runs)
 
     def start(self, db_path: str | Path | None = None, port: int = 0, address: str = "127.0.0.1",
               timeout: float = 60.0) -> ProcessState:

@@ -1,13 +1,14 @@
 """Raw video files -> the sampled, preprocessed frames a frame backbone takes (PyAV; torch-free).
 
-Sampling rule (recorded in the frame backbone's manifest as :data:`common.frame_backbone.SAMPLING`): every frame of the first video
-stream is decoded, in presentation order (the order the decoder emits them); a video of ``n`` frames keeps frames
-``round(linspace(0, n - 1, T))`` (NumPy's round, as HGR's reader samples its features) when ``n > T``, else all
-``n`` frames, which the tower pads with a mask. Two passes over the file (count, then keep the chosen frames) keep
-memory to ``T`` frames whatever the video's length.
+Sampling rule (recorded in the frame backbone's manifest as :data:`common.frame_backbone.SAMPLING`): every frame of
+the first video stream is decoded, in presentation order (the order the decoder emits them); a video of ``n``
+frames keeps frames ``round(linspace(0, n - 1, T))`` (NumPy's round, as HGR's reader samples its features) when
+``n > T``, else all ``n`` frames, which the tower pads with a mask. Two passes over the file (count, then keep the
+chosen frames) keep memory to ``T`` frames whatever the video's length.
 
-Preprocessing (:class:`common.frame_backbone.ImageSpec`): RGB, shorter side resized to ``resize`` (FFmpeg's bilinear scaler), centre
-crop ``size`` x ``size``, scaled to [0, 1] and normalised with ImageNet's mean and standard deviation, CHW float32.
+Preprocessing (:class:`common.frame_backbone.ImageSpec`): RGB, shorter side resized to ``resize`` (FFmpeg's
+bilinear scaler), centre crop ``size`` x ``size``, scaled to [0, 1] and normalised with ImageNet's mean and standard
+deviation, CHW float32.
 
 Every failure to read a file is a :class:`VideoFileError` naming it: not a video, no video stream, a codec FFmpeg
 cannot decode, no decodable frame, an empty file.

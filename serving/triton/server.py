@@ -22,8 +22,7 @@ from common.records import TRITON, ProcessState
 from common.repository import model_names
 from serving.process import ManagedProcess, ProcessError
 
-STATE_FILE = TRITON.record_file(".").name
-LOG_FILE = f"{TRITON.name}.log"
+STATE_FILE = f"{TRITON.name}.json"   # in the run dir, as ManagedProcess names its record
 DEFAULT_PORTS = (8000, 8001, 8002)  # http, grpc, metrics
 PORT_KEYS = ("triton_http_port", "triton_grpc_port", "triton_metrics_port")
 SETTINGS_HINT = "STRATA_TRITON_<HTTP|GRPC|METRICS>_PORT, settings.yaml or --http-port/--grpc-port/--metrics-port"
@@ -86,8 +85,7 @@ class TritonServer:
     """One server per run dir (default ``$STRATA_HOME/triton``), a :class:`serving.process.ManagedProcess`."""
 
     def __init__(self, runs: str | Path | None = None):
-        self.process = ManagedProcess(TRITON.name, runs if runs is not None else TRITON.run_dir(), TRITON.marker,
-                                      label="Triton server")
+        self.process = ManagedProcess.of(TRITON, runs, label="Triton server")
         self.runs, self.state_file, self.log_file = self.process.runs, self.process.state_file, self.process.log_file
 
     def state(self) -> ServerState | None:
