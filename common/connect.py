@@ -12,7 +12,9 @@ Torch-free; tritonclient, pymilvus and grpc are imported only by the call that n
 """
 from __future__ import annotations
 
+import itertools
 import json
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -31,6 +33,9 @@ GATEWAY_RETRY_POLICY = {
                         "retryableStatusCodes": ["UNAVAILABLE"]},
     }]
 }
+
+
+_MILVUS_ALIASES = itertools.count()
 
 
 # -- where each part runs ---------------------------------------------------------------------------------------
@@ -78,11 +83,16 @@ def triton_client(url: str):
     return grpcclient.InferenceServerClient(url)
 
 
-def milvus_client(uri: str, timeout_s: float, alias: str):
-    """A pymilvus client of the Milvus at ``uri``; ``alias`` names its connection (each client object its own)."""
+def milvus_client(uri: str, timeout_s: float):
+    """A pymilvus client of the Milvus at ``uri``, on a connection of its own.
+
+    pymilvus keeps connections in a process-wide table by alias, and a client whose alias is already there reuses
+    that connection whatever its ``uri``: a reused alias (one made from ``id()`` of a collected object, say) would
+    keep talking to the server it first reached. So every client gets an alias never given before in this process.
+    """
     from pymilvus import MilvusClient
 
-    return MilvusClient(uri=uri, timeout=timeout_s, alias=alias)
+    return MilvusClient(uri=uri, timeout=timeout_s, alias=f"strata-{os.getpid()}-{next(_MILVUS_ALIASES)}")
 
 
 def gateway_channel(url: str, retries: bool = True) -> Any:

@@ -74,7 +74,10 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         log(f"milvus: {milvus} (Milvus Lite, pid {state.pid}, db {state.serves.get('db')})")
     settings = replace(settings, milvus_uri=milvus)
     index = MilvusIndex.from_settings(settings)
-    active, problem = active_version(settings, index)
+    try:
+        active, problem = active_version(settings, index)
+    finally:
+        index.close()
     if active is None:
         raise StackError(f"nothing to serve: {problem}")
     base, version = active

@@ -108,7 +108,6 @@ class MilvusIndex:
         self.tie_margin = int(tie_margin)
         self._client_obj = None
         self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
-        self._alias = f"strata-index-{id(self):x}"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "MilvusIndex":
@@ -121,7 +120,7 @@ class MilvusIndex:
             if not self._reachable(min(self.timeout_s, 2.0)):
                 raise IndexUnavailable(f"Milvus at {self.uri} is unreachable (nothing accepts connections there)")
             try:
-                self._client_obj = milvus_client(self.uri, self.timeout_s, self._alias)
+                self._client_obj = milvus_client(self.uri, self.timeout_s)
             except Exception as err:  # noqa: BLE001 - pymilvus raises MilvusException for everything
                 raise IndexUnavailable(f"Milvus at {self.uri} is unreachable: {err}") from None
         return self._client_obj

@@ -67,8 +67,7 @@ def _milvus_ready(state: ProcessState) -> bool:
         socket.create_connection((state.address, state.port("milvus_port")), timeout=0.5).close()
     except OSError:
         return False
-    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2,
-                           f"strata-ready-{os.getpid()}-{state.pid}")
+    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2)
     try:
         client.list_collections(timeout=2)
         return True

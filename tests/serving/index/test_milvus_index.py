@@ -169,3 +169,19 @@ def test_unreachable_milvus(tmp_path):
     assert ix.ping() is False
     with pytest.raises(IndexUnavailable, match="127.0.0.1"):
         ix.collections()
+
+
+
+def test_every_index_gets_a_connection_of_its_own(milvus):
+    """pymilvus reuses a connection by alias whatever its address, so no two indexes may share an alias: an index
+    dropped unclosed (as a command leaves it at exit) must not hand its connection to the next one, which may be
+    given the same id() and would then talk to whatever server the first one reached."""
+    from pymilvus import connections
+
+    _, uri = milvus
+    before = {alias for alias, _ in connections.list_connections()}
+    for _ in range(5):
+        index = MilvusIndex(uri, timeout_s=20)
+        assert index.ping()
+        del index                      # unclosed: its connection stays in pymilvus's table
+    assert len({alias for alias, _ in connections.list_connections()} - before) == 5
