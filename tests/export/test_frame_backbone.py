@@ -7,9 +7,8 @@ import json
 import pytest
 
 from common.errors import ConfigError
-from common.frame_backbone import FRAME_BACKBONE
+from common.frame_backbone import FRAME_BACKBONE, check_compatible, read_backbone
 from export.backbone import export_frame_backbone
-from serving.ingest.backbone import check_compatible, read_backbone
 from tests.serving.ingest.tiny_backbone import write_tiny_backbone
 
 
