@@ -106,7 +106,7 @@ def check_compatible(info: BackboneInfo, model: str, frame_dim: int, region_dim:
     backbone = f"{FRAME_BACKBONE} version {info.version} ({info.manifest.get('source', 'unknown source')})"
     fix = ("export a backbone that gives them (strata export --frame-backbone resnet152 gives 2048-d frames and, "
            "with --grid, 2048-d regions; a user ONNX gives its outputs' sizes), or export the model with those "
-           "sizes (--set video.frame_dim=... video.region_dim=...) or into another repository")
+           "sizes (--set video.frame_dim=N --set video.region_dim=N) or into another repository")
     if info.frame_dim != frame_dim:
         raise ConfigError(f"{backbone} gives {info.frame_dim}-d frame features; {model} reads {frame_dim}-d frames: "
                           f"{fix}")
