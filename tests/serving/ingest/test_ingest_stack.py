@@ -17,14 +17,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serving.ingest.stack import offline_videos, private_stack
+from tests.serving.ingest.stack import ATOL, offline_videos, private_stack
 from tests.serving.ingest.tiny_backbone import FRAME_DIM, write_tiny_backbone
 from tests.serving.ingest.videos import GOOD, write_bad, write_good
 
 pytestmark = pytest.mark.slow
 
 BASE = "vsepp_fast"
-ATOL = 2e-3
 REPO = Path(__file__).resolve().parents[3]
 SYNTH = {"videos": 80, "captions_per_video": 2, "seed": 4, "frame_dim": FRAME_DIM, "region_dim": 24,
          "regions_per_frame": 6, "frames": (6, 12)}   # two entities, two distractors, the whole frame

@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.serving.ingest.stack import offline_videos, private_stack
-from tests.serving.ingest.test_ingest_stack import ATOL
+from tests.serving.ingest.stack import ATOL, offline_videos, private_stack
 from tests.serving.ingest.tiny_backbone import FRAME_DIM, REGION_DIM, REGIONS, write_tiny_backbone
 from tests.serving.ingest.videos import GOOD, write_good
 
@@ -31,6 +30,7 @@ MODELS = {
     "vsrnet_fast": ["--model", "vsrnet", "--preset", "fast", "--random-init", "--seed", "4", *SIZES,
                     "--set", "embed_dim=32", "--set", "mlp_dim=64", "--set", "aggregation_hidden=32"],
 }
+VERSION = 1   # every model here is exported once
 QUERIES = ["a man is slicing bread", "a dog runs on the grass"]
 CAPTIONS = ["a man is slicing bread", "a dog runs on the grass", "two people dance", "a car drives at night"]
 
@@ -44,8 +44,8 @@ def stack(tmp_path_factory):
         yield settings, state, home
 
 
-def serve(stack, base: str) -> int:
-    """Make ``base`` (version 1) the active version; returns it."""
+def serve(stack, base: str) -> None:
+    """Make ``base`` version ``VERSION`` the active version (``strata swap``, which loads it in Triton first)."""
     from clients.client import StrataClient
     from common.connect import service_settings
     from serving.swap import swap
@@ -53,9 +53,8 @@ def serve(stack, base: str) -> int:
     settings, state, _ = stack
     with StrataClient(state.gateway, timeout_s=60) as client:
         if client.describe().model.name != base:
-            swap(service_settings(settings), base, 1, log=lambda *_: None)
-        assert client.describe().model.name == base
-    return 1
+            swap(service_settings(settings), base, VERSION, log=lambda *_: None)
+        assert (client.describe().model.name, client.describe().model.version) == (base, VERSION)
 
 
 @pytest.mark.parametrize("base", list(MODELS))
@@ -65,10 +64,10 @@ def test_video_files_go_through_a_region_model_and_score_as_offline(stack, base,
     from tests.serving.gateway.offline import rounded
 
     settings, state, home = stack
-    version = serve(stack, base)
+    serve(stack, base)
     assert main(["index", "--videos", str(home / "videos"), "--url", state.gateway]) == 0
     ids = [Path(n).stem for n, *_ in GOOD]
-    reference, embedded, features = offline_videos(settings, base, version, [home / "videos" / n for n, *_ in GOOD])
+    reference, embedded, features = offline_videos(settings, base, VERSION, [home / "videos" / n for n, *_ in GOOD])
     assert all(r.shape == (len(f), REGIONS, REGION_DIM) for f, r in features)
     fused, _ = reference.score(reference.texts(QUERIES), rounded(embedded))
     worst = 0.0
@@ -101,13 +100,13 @@ def test_videos_of_another_region_count_score_as_each_would_alone(stack, tmp_pat
 
     settings, state, home = stack
     base = "vsrnet_fast"
-    version = serve(stack, base)
+    serve(stack, base)
     grid4 = tmp_path / "grid4"   # the same tiny backbone (same seed, same weights) with a 4 x 4 grid: 16 regions
     export_frame_backbone(grid4, str(write_tiny_backbone(tmp_path / "tiny16.onnx", regions=True, grid=4)), 1,
                           log=lambda *_: None)
     paths = [home / "videos" / GOOD[0][0], home / "videos" / GOOD[1][0]]
-    reference, alone4, four = offline_videos(settings, base, version, paths[:1])
-    _, alone16, sixteen = offline_videos(settings, base, version, paths[1:], grid_repo=grid4)
+    reference, alone4, four = offline_videos(settings, base, VERSION, paths[:1])
+    _, alone16, sixteen = offline_videos(settings, base, VERSION, paths[1:], grid_repo=grid4)
     assert four[0][1].shape[1] == REGIONS and sixteen[0][1].shape[1] == 16
     (f4, r4), (f16, r16) = four[0], sixteen[0]
     with StrataClient(state.gateway, timeout_s=60) as client:
@@ -128,7 +127,8 @@ def test_a_backbone_the_served_models_cannot_read_is_refused_at_export(stack, tm
     settings, _, _ = stack
     cases = [(dict(regions=False), f"reads {REGION_DIM}-d region features; {FRAME_BACKBONE} version 2 .* gives none"),
              (dict(regions=True, region_dim=16), f"gives 16-d regions; visern_fast version 1 reads {REGION_DIM}-d"),
-             (dict(frame_dim=48, regions=True), f"gives 48-d frame features; visern_fast version 1 reads {FRAME_DIM}-d")]
+             (dict(frame_dim=48, regions=True),
+              f"gives 48-d frame features; visern_fast version 1 reads {FRAME_DIM}-d")]
     for i, (kwargs, message) in enumerate(cases):
         onnx = write_tiny_backbone(tmp_path / f"other{i}.onnx", **kwargs)
         with pytest.raises(ConfigError, match=message) as refused:
