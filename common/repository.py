@@ -53,6 +53,12 @@ def model_names(repo: Path) -> list[str]:
     return sorted(p.name for p in repo.iterdir() if (p / CONFIG_FILE).is_file())
 
 
+def model_bases(repo: Path) -> list[str]:
+    """The exported models (``<base>`` of their three parts) the repository holds, sorted."""
+    return sorted({parts[0] for name in model_names(repo) if name != TEXT_BACKBONE
+                   and (parts := split_model_name(name)) is not None})
+
+
 def versions(repo: Path, name: str) -> list[int]:
     """Version numbers present on disk for Triton model ``name`` (sorted)."""
     folder = Path(repo) / name

@@ -21,7 +21,7 @@ from common.settings import Settings
 from serving.process import ManagedProcess
 
 READY_FILE = "gateway.ready.json"
-_RAW_VIDEO_MODELS = ("frame_backbone",)   # loaded when exported: serving.ingest.backbone.FRAME_BACKBONE
+_RAW_VIDEO_MODELS = ("frame_backbone",)   # loaded when exported: common.frame_backbone.FRAME_BACKBONE
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -57,6 +57,7 @@ def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, st
 
 def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from common.connect import http_uri
+    from common.frame_backbone import check_version
     from serving.gateway.active import active_version
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
@@ -81,6 +82,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     if active is None:
         raise StackError(f"nothing to serve: {problem}")
     base, version = active
+    check_version(settings.repository, base, version)   # a backbone it cannot read is refused here, not per query
 
     # 2. Triton, with the active version's models at that version
     triton = TritonServer()

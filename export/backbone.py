@@ -10,7 +10,8 @@ Two sources:
   as its second output. Its input and outputs are renamed to the backbone's names; it is run once on two images
   here, and ``--frame-dim`` (when given) must equal D.
 
-Both are checked with ONNX Runtime before the version is written (ResNet-152 against PyTorch on one frame).
+Both are checked with ONNX Runtime before the version is written (ResNet-152 against PyTorch on one frame), and
+refused where a model the repository holds does not read their sizes (:func:`common.frame_backbone.check_backbone`).
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from common.errors import ConfigError
-from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
+from common.frame_backbone import (FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, BackboneInfo, ImageSpec,
+                                   backbone_layout, check_backbone)
 from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
 from export.triton_config import ServingOptions, config_pbtxt
 
@@ -58,10 +60,6 @@ def export_frame_backbone(repo: str | Path, source: str, version: int, weights: 
         if frame_dim is not None and dims["frame_dim"] != frame_dim:
             raise ConfigError(f"{source}: gives {dims['frame_dim']}-d frame features, --frame-dim says {frame_dim}")
         layout = backbone_layout(spec.size, dims["frame_dim"], dims["regions"], dims["region_dim"])
-        config = config_pbtxt(FRAME_BACKBONE, layout, options)
-        if (folder / CONFIG_FILE).is_file() and (folder / CONFIG_FILE).read_text() != config:
-            raise ConfigError(f"{folder / CONFIG_FILE} differs from the config this backbone needs (another image size "
-                              f"or feature size: one Triton model has one signature); export into another repository")
         manifest = {
             "format": MANIFEST_FORMAT, "model": FRAME_BACKBONE, "version": version,
             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -73,6 +71,11 @@ def export_frame_backbone(repo: str | Path, source: str, version: int, weights: 
                                        "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}},
             "serving": asdict(options),
         }
+        check_backbone(repo, BackboneInfo(version, manifest))   # the models here must read it
+        config = config_pbtxt(FRAME_BACKBONE, layout, options)
+        if (folder / CONFIG_FILE).is_file() and (folder / CONFIG_FILE).read_text() != config:
+            raise ConfigError(f"{folder / CONFIG_FILE} differs from the config this backbone needs (another image size "
+                              f"or feature size: one Triton model has one signature); export into another repository")
         (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if options.backend == "python":
             shutil.copyfile(ADAPTER, staging / "model.py")

@@ -21,6 +21,7 @@ import numpy as np
 
 from common.config import to_dict
 from common.errors import ConfigError
+from common.frame_backbone import check_compatible, latest_backbone, video_sizes
 from common.repository import (
     CONFIG_FILE,
     MANIFEST_FILE,
@@ -167,6 +168,9 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
         raise ConfigError(f"{repo}: no text_backbone version {text_backbone_version} to record in {base}'s manifest")
     configs = {p: config_pbtxt(model_name(base, p), part_layout(layout, p), options) for p in PARTS}
     preflight(repo, base, version, layout, configs)
+    backbone = latest_backbone(repo)
+    if backbone is not None:   # raw video reaches this model through it: refuse sizes it does not read, now
+        check_compatible(backbone, f"{base} version {version}", *video_sizes(to_dict(model.config.video), layout))
     model.eval()
     limits = limits or DataConfig(path="")
     repo.mkdir(parents=True, exist_ok=True)

@@ -223,7 +223,7 @@ def run(argv: list[str]) -> int:
     every exported model and first-stage strategy; prints the table and draws the curves as a PNG."""
     from common.conventions import add_json_flag, emit_json, positive_int, repo_path, say, standalone_parser
     from common.errors import ConfigError
-    from common.repository import TEXT_BACKBONE, model_names, split_model_name
+    from common.repository import model_bases
     from common.serving_tables import STRATEGIES
 
     parser = standalone_parser("strata bench rerank", run.__doc__, examples=[
@@ -259,8 +259,7 @@ def run(argv: list[str]) -> int:
             raise ConfigError(f"--trained-on {trained_on}: no such folder")
         args.trained_names = set(open_dataset(trained_on).split("trn").names)
     repo = repo_path(args.repo)
-    bases = args.models or sorted({parts[0] for n in model_names(repo) if n != TEXT_BACKBONE
-                                   and (parts := split_model_name(n)) is not None})
+    bases = args.models or model_bases(repo)
     if not bases:
         raise ConfigError(f"no exported model in {repo}: strata export CHECKPOINT --repo {repo}")
     args.depths = args.depths or sorted({max(TOP, math.ceil(args.corpus * p)) for p in (0.001, 0.002, 0.005, 0.01, 0.02)})

@@ -7,7 +7,7 @@ model exported.
 """
 from __future__ import annotations
 
-from common.repository import TEXT_BACKBONE, latest_version, model_names, split_model_name
+from common.repository import latest_version, model_bases
 from common.settings import Settings
 
 ACTIVE_KEY = "active_model"
@@ -27,8 +27,7 @@ def default_version(settings: Settings) -> tuple[tuple[str, int] | None, str]:
     """((base, version), "") of the version to activate when none is: the latest of the ``model`` setting, or of
     the only model exported; else (None, why not)."""
     repo = settings.repository
-    bases = sorted({parts[0] for name in model_names(repo) if name != TEXT_BACKBONE
-                    and (parts := split_model_name(name)) is not None})
+    bases = model_bases(repo)
     base = settings.model
     if not base and len(bases) != 1:
         return None, (f"no exported model in {repo}: strata export CHECKPOINT" if not bases else

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.frame_backbone import video_sizes
 from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
 from common.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
 from export.runner import OnnxPart
@@ -50,9 +51,8 @@ class ServedModel:
         prep = self.manifest["preprocessing"]
         self.max_frames = int(prep["max_frames"])
         self.limits = TextLimits(prep["max_words"], prep["max_verbs"], prep["max_nouns"])
-        self.frame_dim = int(config["video"]["frame_dim"])
-        self.reads_regions = "region_feats" in self.layout.video.input_names
-        self.region_dim = int(config["video"]["region_dim"]) if self.reads_regions else 0
+        self.frame_dim, self.region_dim = video_sizes(config["video"], self.layout)
+        self.reads_regions = self.region_dim > 0
         self.backbone_version = self._backbone_version()
         self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
         from training.text.tokenize import BACKBONE_LAYOUT
@@ -130,8 +130,22 @@ class ServedModel:
 
     def embed_videos(self, frames: Sequence[np.ndarray], regions: Sequence[np.ndarray | None],
                      timings: dict[str, float] | None = None) -> list[Record]:
-        """Video tower outputs per video (features already checked with :meth:`check_video`)."""
+        """Video tower outputs per video (features already checked with :meth:`check_video`).
+
+        Frames are padded and masked as in training. Regions are not: the region models read a frame's regions as a
+        set (ViSERN's graph and mean, VSR-Net's spatial Transformer without positions and mean), with no region
+        mask, and take any count; as one training set has one count, videos of different counts go through the
+        tower in separate calls, each as it would alone."""
         timings = {} if timings is None else timings
+        counts = sorted({r.shape[1] for r in regions}) if self.reads_regions else []
+        if len(counts) > 1:
+            out: list[Record] = [{} for _ in frames]
+            for count in counts:
+                chosen = [i for i, r in enumerate(regions) if r.shape[1] == count]
+                embedded = self.embed_videos([frames[i] for i in chosen], [regions[i] for i in chosen], timings)
+                for i, item in zip(chosen, embedded):
+                    out[i] = item
+            return out
         inputs = encode_video_batch(list(frames), list(regions) if self.reads_regions else None, self.max_frames)
         with stage(timings, "tower"):
             outputs = self.towers.encode_video(inputs)

@@ -4,77 +4,18 @@ Its graph maps preprocessed images ``images`` [batch, 3, S, S] to ``frame_feat``
 has them, ``region_feat`` [batch, regions, region_dim] (grid cells of the built-in ResNet-152, or a user graph's
 second output). Each version's ``manifest.json`` records where it came from, its image preprocessing, the frame
 sampling rule, the feature sizes and the region count and source; ``strata export --frame-backbone`` writes it
-(``export.backbone``). A model version reads raw video only through a backbone whose sizes it takes:
-:func:`check_compatible` says clearly when they differ.
+(``export.backbone``); :mod:`common.frame_backbone` reads it, and refuses a backbone whose sizes a model
+version does not take (:func:`common.frame_backbone.check_compatible`).
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from common.errors import ConfigError, DataError
-from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
-from common.layout import TowerLayout
-from common.repository import MANIFEST_FILE, MANIFEST_FORMAT, versions
+from common.errors import DataError
+from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, BackboneInfo, read_backbone
 from serving.ingest.decode import DecodedVideo
-
-@dataclass(frozen=True)
-class BackboneInfo:
-    version: int
-    manifest: dict
-
-    @property
-    def image(self) -> ImageSpec:
-        return ImageSpec.from_dict(self.manifest["image"])
-
-    @property
-    def frame_dim(self) -> int:
-        return int(self.manifest["frame_dim"])
-
-    @property
-    def regions(self) -> int:
-        return int(self.manifest["regions"]["count"])
-
-    @property
-    def region_dim(self) -> int:
-        return int(self.manifest["regions"]["dim"])
-
-    @property
-    def layout(self) -> TowerLayout:
-        return backbone_layout(self.image.size, self.frame_dim, self.regions, self.region_dim)
-
-
-def read_backbone(repo: str | Path, version: int | None = None) -> BackboneInfo:
-    """``frame_backbone`` version ``version`` (None: the latest) of ``repo``."""
-    found = versions(Path(repo), FRAME_BACKBONE)
-    if not found:
-        raise ConfigError(f"{repo} has no {FRAME_BACKBONE}: export one (strata export --frame-backbone resnet152 "
-                          f"--weights FILE, or --frame-backbone YOUR.onnx) before indexing raw video")
-    version = found[-1] if version is None else int(version)
-    path = Path(repo) / FRAME_BACKBONE / str(version) / MANIFEST_FILE
-    if not path.is_file():
-        raise ConfigError(f"{repo}: {FRAME_BACKBONE} version {version} has no manifest ({path})")
-    manifest = json.loads(path.read_text())
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ConfigError(f"{path}: manifest format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
-    return BackboneInfo(version, manifest)
-
-
-def check_compatible(info: BackboneInfo, model: str, frame_dim: int, region_dim: int) -> None:
-    """Refuse a backbone whose features the model cannot read (frame_dim, or regions where the model reads them)."""
-    if info.frame_dim != frame_dim:
-        raise ConfigError(f"{FRAME_BACKBONE} version {info.version} gives {info.frame_dim}-d frame features; {model} "
-                          f"reads {frame_dim}-d frames: export a backbone of that size, or a model trained on "
-                          f"{info.frame_dim}-d features")
-    if region_dim and info.regions == 0:
-        raise ConfigError(f"{model} reads region features; {FRAME_BACKBONE} version {info.version} gives none "
-                          f"(export one with grid regions, or a region output)")
-    if region_dim and info.region_dim != region_dim:
-        raise ConfigError(f"{FRAME_BACKBONE} version {info.version} gives {info.region_dim}-d regions; {model} reads "
-                          f"{region_dim}-d regions")
 
 
 class FrameBackbone:

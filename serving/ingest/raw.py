@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from common.errors import ConfigError
+from common.frame_backbone import check_version, read_backbone
 from serving.gateway.errors import FailedPrecondition
-from serving.ingest.backbone import FrameBackbone, check_compatible, read_backbone
+from serving.ingest.backbone import FrameBackbone
 from serving.ingest.decode import DecodedVideo, VideoFileError, decode_video
 
 log = logging.getLogger("strata.ingest")
@@ -46,7 +47,7 @@ class RawVideos:
             model = version.model
             try:
                 info = read_backbone(model.repo)
-                check_compatible(info, f"{model.base} version {model.version}", model.frame_dim, model.region_dim)
+                check_version(model.repo, model.base, model.version, info)   # exported after strata up?
             except ConfigError as err:
                 raise FailedPrecondition(str(err)) from None
             self._backbones[version.key] = FrameBackbone.on_triton(model.towers.client, info,

@@ -4,7 +4,8 @@ Triton loads and unloads whole models, and its default version policy serves onl
 reloads the model through ``load_model`` with its own config whose ``version_policy`` is ``specific`` over the
 versions wanted: the versions already loaded keep serving while the new one loads, so callers that pin a served
 version on each request see no failure; they move to N, then ``--retire M`` drops M the same way.
-``NAME`` is one Triton model, or a model base (``vsepp_fast``) meaning its text, video and scorer models together.
+``NAME`` is one Triton model, or a model base (``vsepp_fast``) meaning its text, video and scorer models together;
+a model the server has not loaded yet is loaded first with its own config.
 """
 from __future__ import annotations
 
@@ -85,9 +86,11 @@ def _load(client, name: str, version: int | None, retire: int | None) -> dict[st
         wanted = sorted((set(current) | ({version} if version is not None else set())) - {retire})
         if not wanted:
             raise ConfigError(f"{target}: retiring version {retire} would leave no version served")
-        config = client.get_model_config(target, as_json=True)["config"]
-        config["version_policy"] = {"specific": {"versions": wanted}}
         try:
+            if not current:   # not loaded (another model than Triton started with): its config is read on loading
+                client.load_model(target)
+            config = client.get_model_config(target, as_json=True)["config"]
+            config["version_policy"] = {"specific": {"versions": wanted}}
             client.load_model(target, config=json.dumps(config))
         except InferenceServerException as err:
             raise SwapError(f"{target}: Triton refused versions {wanted}: {err.message()}") from None

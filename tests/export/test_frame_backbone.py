@@ -7,9 +7,8 @@ import json
 import pytest
 
 from common.errors import ConfigError
-from common.frame_backbone import FRAME_BACKBONE
+from common.frame_backbone import FRAME_BACKBONE, check_compatible, read_backbone
 from export.backbone import export_frame_backbone
-from serving.ingest.backbone import check_compatible, read_backbone
 from tests.serving.ingest.tiny_backbone import write_tiny_backbone
 
 
@@ -72,8 +71,22 @@ def test_a_backbone_of_another_size_than_the_model_reads_is_a_clear_error(tmp_pa
     check_compatible(info, "vsepp_fast version 1", 32, 0)
     with pytest.raises(ConfigError, match="gives 32-d frame features; hgr_fast version 1 reads 256-d frames"):
         check_compatible(info, "hgr_fast version 1", 256, 0)
-    with pytest.raises(ConfigError, match="reads region features"):
+    with pytest.raises(ConfigError, match="visern_fast version 1 reads 24-d region features; frame_backbone version 1 "
+                                          r"\(user ONNX tiny.onnx\) gives none"):
         check_compatible(info, "visern_fast version 1", 32, 24)
+
+
+def test_a_model_export_into_a_repository_whose_backbone_it_cannot_read_is_refused_before_any_work(tmp_path, capsys):
+    from clients.cli import main
+    from common.repository import model_names
+
+    repo = tmp_path / "repo"
+    export_frame_backbone(repo, str(write_tiny_backbone(tmp_path / "tiny.onnx")), 1, log=lambda *_: None)
+    rc = main(["export", "--model", "vsepp", "--preset", "fast", "--random-init", "--no-text-backbone",
+               "--set", "video.frame_dim=48", "--repo", str(repo)])
+    assert rc == 2
+    assert "gives 32-d frame features; vsepp_fast version 1 reads 48-d frames" in capsys.readouterr().err
+    assert model_names(repo) == [FRAME_BACKBONE]
 
 
 def test_not_an_onnx_file_is_refused(tmp_path):

@@ -35,8 +35,9 @@ class Offline:
     def texts(self, texts: list[str]) -> dict[str, np.ndarray]:
         return self.runner.encode_text(self.text_inputs(texts))
 
-    def videos(self, frames: list[np.ndarray]) -> dict[str, np.ndarray]:
-        return self.runner.encode_video(encode_video_batch(frames, None, self.max_frames))
+    def videos(self, frames: list[np.ndarray], regions: list[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Video tower outputs of one batch (``regions``: for a model that reads them)."""
+        return self.runner.encode_video(encode_video_batch(frames, regions, self.max_frames))
 
     def score(self, texts: dict[str, np.ndarray], videos: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         out = self.runner.score(texts, videos)

@@ -17,58 +17,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.serving.ingest.stack import ATOL, offline_videos, private_stack
 from tests.serving.ingest.tiny_backbone import FRAME_DIM, write_tiny_backbone
 from tests.serving.ingest.videos import GOOD, write_bad, write_good
 
 pytestmark = pytest.mark.slow
 
 BASE = "vsepp_fast"
-ATOL = 2e-3
 REPO = Path(__file__).resolve().parents[3]
-PORTS = dict(gateway_port=0, gateway_metrics_port=0, milvus_port=0, triton_http_port=0, triton_grpc_port=0,
-             triton_metrics_port=0)
 SYNTH = {"videos": 80, "captions_per_video": 2, "seed": 4, "frame_dim": FRAME_DIM, "region_dim": 24,
          "regions_per_frame": 6, "frames": (6, 12)}   # two entities, two distractors, the whole frame
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    from clients.cli import main
-    from common.settings import Settings
-    from deploy.stack import down, up
     from training.synth.config import SynthConfig
     from training.synth.generator import generate
 
     home = tmp_path_factory.mktemp("ingest_home")
-    with pytest.MonkeyPatch.context() as patch:   # restored however the set-up ends
-        patch.setenv("STRATA_HOME", str(home))
-        settings = Settings(**PORTS)
-        videos = home / "videos"
-        write_good(videos / "good")
-        bad = write_bad(videos / "bad")
-        generate(SynthConfig(**SYNTH), home / "synth", progress=False)
-        assert main(["export", "--model", "vsepp", "--preset", "fast", "--random-init", "--seed", "2", "--set",
-                     f"video.frame_dim={FRAME_DIM}", "--repo", str(settings.repository)]) == 0
-        assert main(["export", "--frame-backbone", str(write_tiny_backbone(home / "tiny.onnx")),
-                     "--repo", str(settings.repository)]) == 0
-        try:
-            state = up(settings, log=lambda *_: None)
-            yield settings, state, home, videos, bad
-        finally:
-            down(log=lambda *_: None)
-
-
-def offline_videos(settings, version, paths):
-    """The offline run of the same pipeline: decode -> backbone (ONNX Runtime) -> video tower (ONNX Runtime)."""
-    from serving.ingest.backbone import FrameBackbone
-    from serving.ingest.decode import decode_video
-    from tests.serving.gateway.offline import Offline
-
-    reference = Offline(settings.repository, BASE, version)
-    backbone = FrameBackbone.offline(settings.repository)
-    decoded = [decode_video(p, reference.max_frames, backbone.info.image) for p in paths]
-    frames = [f for f, _ in backbone.features(decoded)]
-    return reference, reference.videos(frames)
+    videos = home / "videos"
+    write_good(videos / "good")
+    bad = write_bad(videos / "bad")
+    generate(SynthConfig(**SYNTH), home / "synth", progress=False)
+    exports = [["--model", "vsepp", "--preset", "fast", "--random-init", "--seed", "2", "--set",
+                f"video.frame_dim={FRAME_DIM}"],
+               ["--frame-backbone", str(write_tiny_backbone(home / "tiny.onnx"))]]
+    with private_stack(home, exports) as (settings, state):
+        yield settings, state, home, videos, bad
 
 
 def test_video_files_are_indexed_through_the_gateway_and_score_as_offline(stack, capsys):
@@ -85,7 +60,7 @@ def test_video_files_are_indexed_through_the_gateway_and_score_as_offline(stack,
         line = next(l for l in out.err.splitlines() if name in l)
         assert phrase in line
     ids = [Path(n).stem for n, *_ in GOOD]
-    reference, embedded = offline_videos(settings, state.version, [videos / "good" / n for n, *_ in GOOD])
+    reference, embedded, _ = offline_videos(settings, BASE, state.version, [videos / "good" / n for n, *_ in GOOD])
     queries = ["a man is slicing bread", "a dog runs on the grass"]
     fused, _ = reference.score(reference.texts(queries), rounded(embedded))
     with StrataClient(state.gateway, timeout_s=60) as client:

@@ -1,4 +1,5 @@
-"""A tiny user frame backbone ONNX for the ingest tests: 32 x 32 images -> 32-d frames (and 4 x 24-d regions)."""
+"""A tiny user frame backbone ONNX for the ingest tests: 32 x 32 images -> 32-d frames (and a second output of
+``grid`` x ``grid`` = 4 regions of 24-d by default: the cells of its feature map)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +7,8 @@ from pathlib import Path
 FRAME_DIM, REGIONS, REGION_DIM, SIZE = 32, 4, 24, 32
 
 
-def write_tiny_backbone(path: Path, seed: int = 0, frame_dim: int = FRAME_DIM, regions: bool = False) -> Path:
+def write_tiny_backbone(path: Path, seed: int = 0, frame_dim: int = FRAME_DIM, regions: bool = False,
+                        region_dim: int = REGION_DIM, grid: int = 2) -> Path:
     import torch
     from torch import nn
 
@@ -15,14 +17,14 @@ def write_tiny_backbone(path: Path, seed: int = 0, frame_dim: int = FRAME_DIM, r
             super().__init__()
             self.conv = nn.Conv2d(3, 16, 4, stride=4)            # [b, 16, 8, 8]
             self.frame = nn.Linear(16, frame_dim)
-            self.region = nn.Linear(16, REGION_DIM)
+            self.region = nn.Linear(16, region_dim)
 
         def forward(self, x):
             fmap = torch.relu(self.conv(x))
             frame = self.frame(fmap.mean(dim=(2, 3)))
             if not regions:
                 return frame
-            cells = nn.functional.adaptive_avg_pool2d(fmap, 2).flatten(2).transpose(1, 2)   # [b, 4, 16]
+            cells = nn.functional.adaptive_avg_pool2d(fmap, grid).flatten(2).transpose(1, 2)   # [b, grid^2, 16]
             return frame, self.region(cells)
 
     torch.manual_seed(seed)
