@@ -77,7 +77,7 @@ def _client(args: argparse.Namespace):
     from common.connect import gateway_url
 
     settings = load_settings()
-    return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s)
+    return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s, settings)
 
 
 def hits_table(answer) -> str:
