@@ -46,13 +46,24 @@ def http_uri(address: str, port: int) -> str:
     return f"http://{reach(address)}:{port}"
 
 
+def public_uri(uri: str) -> str:
+    """``uri`` without what may be a credential: its user and password, path, query and fragment."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return parts.scheme + ":" if parts.scheme else "(a local file)"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
+
+
 def service_settings(settings: Settings | None = None) -> Settings:
-    """``settings`` (default: those in force) with the running local Triton's gRPC port and repository, and the
+    """``settings`` (default: those in force) with the running local Triton's address, gRPC port and repository, and the
     local Milvus's URI when the ``milvus_uri`` setting names none."""
     settings = settings if settings is not None else load_settings()
     triton = running_part(TRITON)
     if triton is not None:
-        settings = replace(settings, triton_grpc_port=triton.port("triton_grpc_port"),
+        settings = replace(settings, triton_address=triton.address, triton_grpc_port=triton.port("triton_grpc_port"),
                            model_repository=triton.serves["repo"])
     if not settings.milvus_uri:
         milvus = running_part(MILVUS)

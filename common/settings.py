@@ -34,7 +34,6 @@ SETTINGS_FILE = "settings.yaml"
 ENV_PREFIX = "STRATA_"
 GATEWAY_TOKEN_ENV = "STRATA_GATEWAY_TOKEN"   # the client's bearer token when gateway_token_file is unset
 MILVUS_TOKEN_ENV = "STRATA_MILVUS_TOKEN"     # Milvus's token (or user:password) when milvus_token_file is unset
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ class Settings:
                 raise ValueError(f"{pair[0]} and {pair[1]} go together: set both or neither")
         if self.gateway_client_ca and not self.gateway_tls_cert:
             raise ValueError("gateway_client_ca (mTLS) needs TLS: set gateway_tls_cert and gateway_tls_key too")
-        if self.gateway_address not in LOOPBACK and not self.gateway_tls_cert and not self.gateway_insecure:
+        if not loopback(self.gateway_address) and not self.gateway_tls_cert and not self.gateway_insecure:
             raise ValueError(f"gateway_address {self.gateway_address} is not loopback and the gateway has no TLS: "
                              "set gateway_tls_cert and gateway_tls_key (see the README's Security section), or "
                              "gateway_insecure: true to expose it in plain text anyway")
@@ -152,6 +151,16 @@ class Settings:
     def repository(self) -> Path:
         path = Path(self.model_repository).expanduser()
         return path if path.is_absolute() else strata_home() / path
+
+
+def loopback(address: str) -> bool:
+    """Whether ``address`` is a loopback interface (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    try:
+        return address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 def reach(bind: str) -> str:

@@ -57,6 +57,7 @@ class Gateway:
         self.metrics_server, _ = serve_metrics(settings.gateway_metrics_address, settings.gateway_metrics_port)
         self.metrics_port = self.metrics_server.server_port
         self._stopped = threading.Event()
+        self._why = ""
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
 
     def check_health(self) -> bool:
@@ -66,8 +67,9 @@ class Gateway:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
-        if not serving:
-            log.info("not serving: %s", why)
+        if why != self._why:   # a change is logged once, not every period
+            log.info("not serving: %s", why or "serving again")
+            self._why = why
         return serving
 
     def _health_loop(self) -> None:
