@@ -15,7 +15,6 @@ Both are checked with ONNX Runtime before the version is written (ResNet-152 aga
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 import tempfile
@@ -26,7 +25,7 @@ import numpy as np
 
 from common.errors import ConfigError
 from common.frame_backbone import FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, ImageSpec, backbone_layout
-from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
+from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE, version_files
 from export.triton_config import ServingOptions, config_pbtxt
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
@@ -69,13 +68,12 @@ def export_frame_backbone(repo: str | Path, source: str, version: int, weights: 
             "frame_dim": dims["frame_dim"],
             "regions": {"count": dims["regions"], "dim": dims["region_dim"], "source": described["regions"]},
             "layout": asdict(layout), "parity": described.get("parity"),
-            "files": {FRAME_BACKBONE: {"file": ONNX_FILE, "bytes": path.stat().st_size,
-                                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}},
             "serving": asdict(options),
         }
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if options.backend == "python":
             shutil.copyfile(ADAPTER, staging / "model.py")
+        manifest["files"] = {FRAME_BACKBONE: version_files(staging)}
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         folder.mkdir(exist_ok=True)
         staging.rename(folder / str(version))
         if not (folder / CONFIG_FILE).is_file():
