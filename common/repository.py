@@ -12,14 +12,16 @@ checkpoint hash, parity figures), so every Triton model folder is self-contained
 
 A version folder is code (Triton's python backend runs its ``model.py``), so its manifest records the size and
 sha256 of every other file in it (``files``: per part, or per model for a backbone, path -> {bytes, sha256}), and
-:func:`verify_version` checks them all, refusing a changed, missing or added file by name. Whoever asks Triton to
-load a version calls it first; the active-version record pins the manifest's own sha256, so an edited manifest
+:func:`verify_version` checks them all, refusing a changed, missing or added file by name (Python's ``__pycache__``,
+written there when Triton imports ``model.py``, is removed first, so only the checked source runs). Whoever asks
+Triton to load a version calls it first; the active-version record pins the manifest's own sha256, so an edited manifest
 is caught too.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -96,6 +98,9 @@ def manifest_layout(manifest: dict) -> ModelLayout:
     return ModelLayout.from_json(manifest["layout"])
 
 
+PYCACHE = "__pycache__"   # written into a version folder when Triton's python backend imports its model.py
+
+
 class TamperedVersion(ConfigError):
     """A version folder differs from what its export recorded: Triton must not load it."""
 
@@ -130,6 +135,8 @@ def verify_version(repo: Path, model: str, version: int, pinned_manifest: str | 
     if pinned_manifest is not None and sha256_file(manifest_file) != pinned_manifest:
         raise TamperedVersion(f"{manifest_file} changed since the version was activated (its sha256 is not the one "
                               f"the active-version record pins); refusing to load {model} version {version}")
+    for cache in [p for p in folder.rglob(PYCACHE) if p.is_dir()]:
+        shutil.rmtree(cache)   # Python's compiled cache of model.py: dropped, so only the checked source can run
     manifest = json.loads(manifest_file.read_text())
     base = manifest.get("base")
     key = next((part for part in PARTS if base and model == model_name(base, part)), model)

@@ -57,7 +57,8 @@ def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, st
 
 def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from common.connect import http_uri
-    from serving.gateway.active import active_version
+    from common.repository import PARTS, model_name, verify_version
+    from serving.gateway.active import active_pin, active_version
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
     from serving.swap import ensure_loaded
@@ -77,24 +78,27 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     index = MilvusIndex.from_settings(settings)
     try:
         active, problem = active_version(settings, index)
+        pinned = active_pin(index)
     finally:
         index.close()
     if active is None:
         raise StackError(f"nothing to serve: {problem}")
     base, version = active
+    for part in PARTS:   # before Triton starts with them
+        verify_version(settings.repository, model_name(base, part), version, pinned)
 
     # 2. Triton, with the active version's models at that version
     triton = TritonServer()
     tstate = triton.state()
     if tstate is None:
-        from common.repository import TEXT_BACKBONE, model_name
+        from common.repository import TEXT_BACKBONE
 
         models = [model_name(base, part) for part in ("text", "video", "scorer")] + [TEXT_BACKBONE]
         models += [name for name in _RAW_VIDEO_MODELS if (settings.repository / name / "config.pbtxt").is_file()]
         ports = None if 0 in settings.triton_ports else settings.triton_ports
         tstate = triton.start(settings.repository, models, ports=ports, address=settings.triton_address,
                              timeout=timeout)
-    ensure_loaded(tstate.grpc_url, base, version, None)   # the record wins over the repository's latest
+    ensure_loaded(tstate.grpc_url, settings.repository, base, version, None, pinned)   # the record wins over the latest
     log(f"triton: {tstate.grpc_url} (pid {tstate.pid}), serving {base} version {version}")
 
     # 3. the gateway

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 
 import grpc
 
