@@ -297,7 +297,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
         manifest["files"] = {TEXT_BACKBONE: version_files(staging / str(version))}
         (staging / str(version) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
         _install(staging / str(version), folder, version, config)
-        log(f"exported {TEXT_BACKBONE} version {version} into {repo} ({path.stat().st_size / 1e6:.1f} MB)")
+        log(f"exported {TEXT_BACKBONE} version {version} into {repo} ({manifest['files'][TEXT_BACKBONE][ONNX_FILE]['bytes'] / 1e6:.1f} MB)")
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)
