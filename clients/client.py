@@ -9,6 +9,10 @@
 Every call carries a deadline (``timeout_s``). Calls that change nothing, and the upserts (indexing the same id
 twice leaves it once), are retried by gRPC on UNAVAILABLE with exponential back-off; a delete is not retried.
 Errors arrive as :class:`StrataCallError` with the server's status code and message.
+
+Credentials come from the settings (``settings``, default: those in force): ``gateway_tls_ca`` for TLS,
+``gateway_client_cert`` / ``gateway_client_key`` for mTLS, and the bearer token from ``gateway_token_file`` or
+``$STRATA_GATEWAY_TOKEN`` (:func:`common.connect.gateway_credentials`).
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from common.connect import gateway_channel
 from common.errors import StrataError
+from common.settings import Settings
 from serving.gateway.convert import features_to_pb
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
@@ -63,9 +68,9 @@ def _file_chunks(video_id: str, path: str, chunk_bytes: int) -> Iterator[pb.Vide
 
 
 class StrataClient:
-    def __init__(self, url: str, timeout_s: float = 30.0):
+    def __init__(self, url: str, timeout_s: float = 30.0, settings: Settings | None = None):
         self.url, self.timeout_s = url, timeout_s
-        self.channel = gateway_channel(url)
+        self.channel = gateway_channel(url, settings=settings)
         self.stub = pb_grpc.StrataStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
 

@@ -77,7 +77,7 @@ def _client(args: argparse.Namespace):
     from common.connect import gateway_url
 
     settings = load_settings()
-    return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s)
+    return StrataClient(args.url or gateway_url(settings), settings.request_timeout_s, settings)
 
 
 def hits_table(answer) -> str:
@@ -211,7 +211,7 @@ def _info(args: argparse.Namespace) -> int:
     out(f"gateway {client.url}: {health}")
     out(f"model {info.model.name} version {info.model.version}; levels {', '.join(info.levels)}")
     out(f"indexed: {info.videos} videos, {info.captions} captions; first stage: {info.index_view}")
-    out(f"triton {info.triton_url}; milvus {info.milvus_uri}; tensor store {info.tensor_store} ({info.store_dtype})")
+    out(f"tensors stored as {info.store_dtype}")
     out(f"defaults: top-k {info.default_top_k}, candidate depth {info.default_candidate_depth}; "
           f"video features [<= {info.max_frames} frames, {info.frame_dim}]"
           + (f", regions [.., {info.region_dim}]" if info.region_dim else ""))

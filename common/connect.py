@@ -1,8 +1,9 @@
 """The one place Strata makes connections: Triton clients, Milvus clients and the gateway's gRPC channel.
 
 Every client of a backend in Strata comes from here (a test in the suite holds the product code to that), so what a
-connection needs beyond an address (deadlines, retries, and later TLS and credentials) is decided once, from the
-settings.
+connection needs beyond an address (deadlines, retries, TLS and credentials) is decided once, from the settings:
+the gateway's CA, client certificate and bearer token (``gateway_*``), Milvus's token, database and CA
+(``milvus_*``).
 
 Where each part runs is resolved here too, in one order: an address given explicitly (a ``--url`` flag), else the
 record of the part running locally (``strata up`` / ``strata triton start``, :mod:`common.records`), else the
@@ -19,7 +20,8 @@ from dataclasses import replace
 from typing import Any
 
 from common.records import GATEWAY, MILVUS, TRITON, Part, running_part
-from common.settings import Settings, load_settings
+from common.errors import ConfigError
+from common.settings import GATEWAY_TOKEN_ENV, MILVUS_TOKEN_ENV, Settings, load_settings, reach
 
 # The gateway channel: messages up to 64 MiB (uploaded features), and gRPC's own retries (bounded, backed off) of
 # the calls that are safe to repeat.
@@ -40,17 +42,28 @@ _MILVUS_ALIASES = itertools.count()
 
 # -- where each part runs ---------------------------------------------------------------------------------------
 def http_uri(address: str, port: int) -> str:
-    """A Milvus URI for ``address:port``."""
-    return f"http://{address}:{port}"
+    """A Milvus URI for a server bound to ``address:port``."""
+    return f"http://{reach(address)}:{port}"
+
+
+def public_uri(uri: str) -> str:
+    """``uri`` without what may be a credential: its user and password, path, query and fragment."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(uri)
+    if not parts.hostname:
+        return parts.scheme + ":" if parts.scheme else "(a local file)"
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return f"{parts.scheme}://{host}" + (f":{parts.port}" if parts.port else "")
 
 
 def service_settings(settings: Settings | None = None) -> Settings:
-    """``settings`` (default: those in force) with the running local Triton's gRPC port and repository, and the
+    """``settings`` (default: those in force) with the running local Triton's address, gRPC port and repository, and the
     local Milvus's URI when the ``milvus_uri`` setting names none."""
     settings = settings if settings is not None else load_settings()
     triton = running_part(TRITON)
     if triton is not None:
-        settings = replace(settings, triton_grpc_port=triton.port("triton_grpc_port"),
+        settings = replace(settings, triton_address=triton.address, triton_grpc_port=triton.port("triton_grpc_port"),
                            model_repository=triton.serves["repo"])
     if not settings.milvus_uri:
         milvus = running_part(MILVUS)
@@ -62,7 +75,7 @@ def service_settings(settings: Settings | None = None) -> Settings:
 def _running_address(part: Part, port_key: str) -> str | None:
     """``host:port`` of ``part`` running locally (its record), or None."""
     state = running_part(part)
-    return None if state is None else f"{state.address}:{state.port(port_key)}"
+    return None if state is None else f"{reach(state.address)}:{state.port(port_key)}"
 
 
 def triton_url(settings: Settings | None = None, url: str | None = None) -> str:
@@ -83,8 +96,9 @@ def triton_client(url: str):
     return grpcclient.InferenceServerClient(url)
 
 
-def milvus_client(uri: str, timeout_s: float):
-    """A pymilvus client of the Milvus at ``uri``, on a connection of its own.
+def milvus_client(uri: str, timeout_s: float, settings: Settings | None = None):
+    """A pymilvus client of the Milvus at ``uri``, on a connection of its own, with the credentials of ``settings``
+    (default: those in force): :func:`milvus_options`.
 
     pymilvus keeps connections in a process-wide table by alias, and a client whose alias is already there reuses
     that connection whatever its ``uri``: a reused alias (one made from ``id()`` of a collected object, say) would
@@ -92,15 +106,56 @@ def milvus_client(uri: str, timeout_s: float):
     """
     from pymilvus import MilvusClient
 
-    return MilvusClient(uri=uri, timeout=timeout_s, alias=f"strata-{os.getpid()}-{next(_MILVUS_ALIASES)}")
+    options = milvus_options(settings if settings is not None else load_settings())
+    return MilvusClient(uri=uri, timeout=timeout_s, alias=f"strata-{os.getpid()}-{next(_MILVUS_ALIASES)}", **options)
 
 
-def gateway_channel(url: str, retries: bool = True) -> Any:
-    """A gRPC channel to the gateway at ``url``; ``retries``: gRPC retries the calls safe to repeat."""
+def milvus_options(settings: Settings) -> dict[str, Any]:
+    """What every Milvus client is given beyond its URI: the token (``milvus_token_file`` or $STRATA_MILVUS_TOKEN;
+    ``user:password`` is a token too), the database (``milvus_db``) and the CA of an https:// Milvus
+    (``milvus_tls_ca``)."""
+    options: dict[str, Any] = {}
+    token = settings.secret("milvus_token_file", MILVUS_TOKEN_ENV)
+    if token is not None:
+        options["token"] = token.decode().strip()
+    if settings.milvus_db:
+        options["db_name"] = settings.milvus_db
+    if settings.secret("milvus_tls_ca") is not None:   # read here so that an unreadable file is named now
+        options.update(secure=True, server_pem_path=str(settings.secret_file("milvus_tls_ca")))
+    return options
+
+
+def gateway_channel(url: str, retries: bool = True, settings: Settings | None = None) -> Any:
+    """A gRPC channel to the gateway at ``url`` with the credentials of ``settings`` (default: those in force);
+    ``retries``: gRPC retries the calls safe to repeat."""
     import grpc
 
     options = [("grpc.max_receive_message_length", GATEWAY_MESSAGE_BYTES),
                ("grpc.max_send_message_length", GATEWAY_MESSAGE_BYTES)]
     if retries:
         options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(GATEWAY_RETRY_POLICY))]
-    return grpc.insecure_channel(url, options=options)
+    credentials = gateway_credentials(settings if settings is not None else load_settings())
+    if credentials is None:
+        return grpc.insecure_channel(url, options=options)
+    return grpc.secure_channel(url, credentials, options=options)
+
+
+def gateway_credentials(settings: Settings) -> Any:
+    """TLS channel credentials for the gateway (the ``gateway_tls_ca`` it is checked against; mTLS with
+    ``gateway_client_cert`` and ``gateway_client_key``), with the bearer token (``gateway_token_file`` or
+    $STRATA_GATEWAY_TOKEN) on every call; None when no CA is set (plain text, no credentials)."""
+    import grpc
+
+    ca = settings.secret("gateway_tls_ca")
+    token = settings.secret("gateway_token_file", GATEWAY_TOKEN_ENV)
+    if ca is None:
+        if token is not None or settings.gateway_client_cert:
+            raise ConfigError("a gateway token or client certificate is set but gateway_tls_ca is not: credentials "
+                              "travel only over TLS, so set gateway_tls_ca to the CA that signed the gateway's "
+                              "certificate")
+        return None
+    tls = grpc.ssl_channel_credentials(root_certificates=ca, private_key=settings.secret("gateway_client_key"),
+                                       certificate_chain=settings.secret("gateway_client_cert"))
+    if token is None:
+        return tls
+    return grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials(token.decode().strip()))

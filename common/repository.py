@@ -9,10 +9,19 @@ One exported model version is three Triton models sharing a version number::
 The MiniLM text backbone is one more model, ``<repo>/text_backbone/<N>/``, exported once for every model that
 reads MiniLM features. Each version folder holds the same ``manifest.json`` (resolved config, tensor layout, preprocessing limits,
 checkpoint hash, parity figures), so every Triton model folder is self-contained.
+
+A version folder is code (Triton's python backend runs its ``model.py``), so its manifest records the size and
+sha256 of every other file in it (``files``: per part, or per model for a backbone, path -> {bytes, sha256}), and
+:func:`verify_version` checks them all, refusing a changed, missing or added file by name (Python's ``__pycache__``,
+written there when Triton imports ``model.py``, is removed first, so only the checked source runs). Whoever asks
+Triton to load a version calls it first; the active-version record pins the manifest's own sha256, so an edited manifest
+is caught too.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import shutil
 from pathlib import Path
 
 from common.errors import ConfigError
@@ -93,3 +102,61 @@ def read_manifest(repo: Path, base: str, version: int, part: str = "text") -> di
 
 def manifest_layout(manifest: dict) -> ModelLayout:
     return ModelLayout.from_json(manifest["layout"])
+
+
+PYCACHE = "__pycache__"   # written into a version folder when Triton's python backend imports its model.py
+
+
+class TamperedVersion(ConfigError):
+    """A version folder differs from what its export recorded: Triton must not load it."""
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def version_files(folder: Path) -> dict[str, dict]:
+    """Size and sha256 of every file under a version folder but its manifest, by path relative to the folder."""
+    folder = Path(folder)
+    return {path.relative_to(folder).as_posix(): {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+            for path in sorted(folder.rglob("*")) if path.is_file() and path.relative_to(folder).as_posix() != MANIFEST_FILE}
+
+
+def manifest_sha256(repo: Path, base: str, version: int) -> str:
+    """The sha256 of ``base`` version ``version``'s manifest (the same file in each part), for the active record."""
+    return sha256_file(version_dir(repo, base, "text", version) / MANIFEST_FILE)
+
+
+def verify_version(repo: Path, model: str, version: int, pinned_manifest: str | None = None) -> None:
+    """Refuse (:class:`TamperedVersion`, naming the file) a version of a Triton model whose files are not those its
+    manifest records, or whose manifest is not the one ``pinned_manifest`` (a sha256) names."""
+    folder = Path(repo) / model / str(version)
+    manifest_file = folder / MANIFEST_FILE
+    if not manifest_file.is_file():
+        raise TamperedVersion(f"{model} version {version}: no {manifest_file}; refusing to load it (export it again)")
+    if pinned_manifest is not None and sha256_file(manifest_file) != pinned_manifest:
+        raise TamperedVersion(f"{manifest_file} changed since the version was activated (its sha256 is not the one "
+                              f"the active-version record pins); refusing to load {model} version {version}")
+    for cache in [p for p in folder.rglob(PYCACHE) if p.is_dir()]:
+        shutil.rmtree(cache)   # Python's compiled cache of model.py: dropped, so only the checked source can run
+    manifest = json.loads(manifest_file.read_text())
+    base = manifest.get("base")
+    key = next((part for part in PARTS if base and model == model_name(base, part)), model)
+    recorded = manifest.get("files", {}).get(key)
+    if not isinstance(recorded, dict) or any(not isinstance(v, dict) for v in recorded.values()):
+        raise TamperedVersion(f"{manifest_file} records no hash of each file of {model} (an export from before "
+                              f"files were hashed, or an edited manifest); export the version again")
+    found = version_files(folder)
+    for name in sorted(set(recorded) | set(found)):
+        if name not in found:
+            raise TamperedVersion(f"{folder / name} is missing; refusing to load {model} version {version}")
+        if name not in recorded:
+            raise TamperedVersion(f"{folder / name} was not written by the export (the manifest does not list it); "
+                                  f"refusing to load {model} version {version}")
+        if found[name]["sha256"] != recorded[name]["sha256"]:
+            raise TamperedVersion(f"{folder / name} changed since export (sha256 differs from the manifest's); "
+                                  f"refusing to load {model} version {version}")

@@ -7,8 +7,13 @@ Sources, later ones winning:
 3. ``STRATA_<KEY>`` environment variables (``STRATA_GATEWAY_PORT=50052``), values parsed as YAML;
 4. command-line flags, passed to :func:`load_settings` as ``{key: value}``.
 
-Unknown keys and bad values raise ``ConfigError`` naming the key and where it came from. Everything listens on
-loopback unless ``address`` says otherwise. Paths that are relative resolve under ``$STRATA_HOME``.
+Unknown keys and bad values raise ``ConfigError`` naming the key and where it came from. Each part listens on its
+own address setting (``gateway_address``, ``gateway_metrics_address``, ``triton_address``, ``milvus_address``),
+loopback by default. Paths that are relative resolve under ``$STRATA_HOME``.
+
+Secrets are never setting values (settings are printed by ``strata info`` and handed to the processes `strata up`
+starts): a setting names the file that holds one, and an environment variable may hold it instead
+(:data:`GATEWAY_TOKEN_ENV`, :data:`MILVUS_TOKEN_ENV`).
 """
 from __future__ import annotations
 
@@ -27,11 +32,16 @@ from common.home import strata_home
 SETTINGS_ENV = "STRATA_SETTINGS"
 SETTINGS_FILE = "settings.yaml"
 ENV_PREFIX = "STRATA_"
+GATEWAY_TOKEN_ENV = "STRATA_GATEWAY_TOKEN"   # the client's bearer token when gateway_token_file is unset
+MILVUS_TOKEN_ENV = "STRATA_MILVUS_TOKEN"     # Milvus's token (or user:password) when milvus_token_file is unset
 
 
 @dataclass(frozen=True)
 class Settings:
-    address: str = "127.0.0.1"                 # the interface every Strata server listens on
+    gateway_address: str = "127.0.0.1"         # the gateway's gRPC interface; other than loopback it needs TLS
+    gateway_metrics_address: str = "127.0.0.1"  # the gateway's Prometheus metrics interface
+    triton_address: str = "127.0.0.1"          # Triton's HTTP, gRPC and metrics (model control loads code: keep private)
+    milvus_address: str = "127.0.0.1"          # the local Milvus Lite server (no authentication: keep private)
     gateway_port: int = 50051                  # the gateway's gRPC port
     gateway_metrics_port: int = 9464           # the gateway's Prometheus metrics (HTTP)
     milvus_port: int = 19530                   # the local Milvus Lite server started by `strata up`
@@ -39,7 +49,21 @@ class Settings:
     triton_http_port: int = 8000
     triton_grpc_port: int = 8001
     triton_metrics_port: int = 8002
-    ray_dashboard_port: int = 8265             # `ray job submit --address http://<address>:<port>`
+    # -- the gateway's credentials (server side); files in PEM, paths relative to $STRATA_HOME -----------------
+    gateway_tls_cert: str = ""                 # its certificate chain; with gateway_tls_key: TLS on
+    gateway_tls_key: str = ""                  # its private key
+    gateway_client_ca: str = ""                # mTLS: clients must present a certificate this CA signed
+    gateway_access_file: str = ""              # who may call: lines "read TOKEN", "write TOKEN", "read CN=NAME"
+    gateway_insecure: bool = False             # allow a non-loopback gateway_address without TLS (don't)
+    # -- a client's credentials (the client library, the CLI, the demo) -------------------------------------------
+    gateway_tls_ca: str = ""                   # the CA that signed the gateway's certificate; set: TLS
+    gateway_client_cert: str = ""              # mTLS: this client's certificate chain
+    gateway_client_key: str = ""               # mTLS: its private key
+    gateway_token_file: str = ""               # a file holding the bearer token (else $STRATA_GATEWAY_TOKEN)
+    # -- Milvus's credentials, given to every Milvus client ------------------------------------------------------
+    milvus_token_file: str = ""                # a file holding the token or user:password (else $STRATA_MILVUS_TOKEN)
+    milvus_db: str = ""                        # the database; empty: Milvus's default
+    milvus_tls_ca: str = ""                    # the CA (PEM) that signed Milvus's certificate, for an https:// URI
     model_repository: str = "model_repository"  # Triton model repository (relative: under $STRATA_HOME)
     model: str = ""                            # the model the gateway serves (e.g. hgr_fast); empty: the only one exported
     tensor_store: str = "tensors"              # the tensor store's root: a folder (LMDB; relative: under $STRATA_HOME), or lance:URI
@@ -68,15 +92,44 @@ class Settings:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if self.store_dtype not in ("float16", "float32"):
             raise ValueError(f"store_dtype must be float16 or float32, got {self.store_dtype!r}")
+        for pair in (("gateway_tls_cert", "gateway_tls_key"), ("gateway_client_cert", "gateway_client_key")):
+            if bool(getattr(self, pair[0])) != bool(getattr(self, pair[1])):
+                raise ValueError(f"{pair[0]} and {pair[1]} go together: set both or neither")
+        if self.gateway_client_ca and not self.gateway_tls_cert:
+            raise ValueError("gateway_client_ca (mTLS) needs TLS: set gateway_tls_cert and gateway_tls_key too")
+        if not loopback(self.gateway_address) and not self.gateway_tls_cert and not self.gateway_insecure:
+            raise ValueError(f"gateway_address {self.gateway_address} is not loopback and the gateway has no TLS: "
+                             "set gateway_tls_cert and gateway_tls_key (see the README's Security section), or "
+                             "gateway_insecure: true to expose it in plain text anyway")
+
+    def secret_file(self, key: str) -> Path | None:
+        """The file the credential setting ``key`` names (relative: under ``$STRATA_HOME``), or None when unset."""
+        value = getattr(self, key)
+        if not value:
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else strata_home() / path
+
+    def secret(self, key: str, env: str = "") -> bytes | None:
+        """The contents of the file the setting ``key`` names, else of the environment variable ``env``, else
+        None. A named file that cannot be read is a ``ConfigError`` naming the setting."""
+        path = self.secret_file(key)
+        if path is None:
+            from_env = os.environ.get(env, "").strip() if env else ""
+            return from_env.encode() if from_env else None
+        try:
+            return path.read_bytes()
+        except OSError as err:
+            raise ConfigError(f"setting {key}: cannot read {path} ({err.strerror}); point it at a readable file") from None
 
     # -- derived addresses ------------------------------------------------------------------------------------
     @property
     def gateway_url(self) -> str:
-        return f"{self.address}:{self.gateway_port}"
+        return f"{reach(self.gateway_address)}:{self.gateway_port}"
 
     @property
     def triton_url(self) -> str:
-        return f"{self.address}:{self.triton_grpc_port}"
+        return f"{reach(self.triton_address)}:{self.triton_grpc_port}"
 
     @property
     def triton_ports(self) -> tuple[int, int, int]:
@@ -85,11 +138,7 @@ class Settings:
     @property
     def milvus(self) -> str:
         """The Milvus URI clients use."""
-        return self.milvus_uri or f"http://{self.address}:{self.milvus_port}"
-
-    @property
-    def ray_address(self) -> str:
-        return f"http://{self.address}:{self.ray_dashboard_port}"
+        return self.milvus_uri or f"http://{reach(self.milvus_address)}:{self.milvus_port}"
 
     @property
     def tensor_store_root(self) -> str:
@@ -102,6 +151,21 @@ class Settings:
     def repository(self) -> Path:
         path = Path(self.model_repository).expanduser()
         return path if path.is_absolute() else strata_home() / path
+
+
+def loopback(address: str) -> bool:
+    """Whether ``address`` is a loopback interface (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    try:
+        return address == "localhost" or ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def reach(bind: str) -> str:
+    """The host a local client dials for a server bound to ``bind`` (all interfaces: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
 
 
 def settings_file() -> Path | None:

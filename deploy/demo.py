@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     state = up(replace(current, model=base))
     try:
-        with StrataClient(state.gateway, current.request_timeout_s) as client:
+        with StrataClient(state.gateway, current.request_timeout_s, current) as client:
             index_dataset(client, config.data.resolved_path(), ["tst"])
             ask(client, config.data.resolved_path())
     finally:

@@ -17,7 +17,7 @@ from pathlib import Path
 from common.errors import StrataError
 from common.home import strata_home
 from common.records import GATEWAY, ProcessState
-from common.settings import Settings
+from common.settings import Settings, reach
 from serving.process import ManagedProcess
 
 READY_FILE = "gateway.ready.json"
@@ -58,7 +58,8 @@ def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, st
 def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from common.connect import http_uri
     from common.frame_backbone import check_version
-    from serving.gateway.active import active_version
+    from common.repository import PARTS, model_name, verify_version
+    from serving.gateway.active import active_pin, active_version
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
     from serving.swap import ensure_loaded
@@ -70,31 +71,36 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         log(f"milvus: using {milvus} (the milvus_uri setting)")
     else:
         server = MilvusLiteServer()
-        state = server.state() or server.start(port=settings.milvus_port, address=settings.address, timeout=timeout)
+        state = server.state() or server.start(port=settings.milvus_port, address=settings.milvus_address,
+                                               timeout=timeout)
         milvus = http_uri(state.address, state.port("milvus_port"))
         log(f"milvus: {milvus} (Milvus Lite, pid {state.pid}, db {state.serves.get('db')})")
     settings = replace(settings, milvus_uri=milvus)
     index = MilvusIndex.from_settings(settings)
     try:
         active, problem = active_version(settings, index)
+        pinned = active_pin(index)
     finally:
         index.close()
     if active is None:
         raise StackError(f"nothing to serve: {problem}")
     base, version = active
+    for part in PARTS:   # before Triton starts with them
+        verify_version(settings.repository, model_name(base, part), version, pinned)
     check_version(settings.repository, base, version)   # a backbone it cannot read is refused here, not per query
 
     # 2. Triton, with the active version's models at that version
     triton = TritonServer()
     tstate = triton.state()
     if tstate is None:
-        from common.repository import TEXT_BACKBONE, model_name
+        from common.repository import TEXT_BACKBONE
 
         models = [model_name(base, part) for part in ("text", "video", "scorer")] + [TEXT_BACKBONE]
         models += [name for name in _RAW_VIDEO_MODELS if (settings.repository / name / "config.pbtxt").is_file()]
         ports = None if 0 in settings.triton_ports else settings.triton_ports
-        tstate = triton.start(settings.repository, models, ports=ports, address=settings.address, timeout=timeout)
-    ensure_loaded(tstate.grpc_url, base, version, None)   # the record wins over the repository's latest
+        tstate = triton.start(settings.repository, models, ports=ports, address=settings.triton_address,
+                             timeout=timeout)
+    ensure_loaded(tstate.grpc_url, settings.repository, base, version, None, pinned)   # the record wins over the latest
     log(f"triton: {tstate.grpc_url} (pid {tstate.pid}), serving {base} version {version}")
 
     # 3. the gateway
@@ -110,24 +116,24 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
 
         gstate = process.start(command, {"gateway_port": settings.gateway_port,
                                          "gateway_metrics_port": settings.gateway_metrics_port},
-                               lambda state: _gateway_serving(ready_file, state), address=settings.address,
+                               lambda state: _gateway_serving(ready_file, state, settings), address=settings.gateway_address,
                                timeout=timeout, serves={"model": f"{base} v{version}"},
                                env=_env(settings, milvus, tstate.grpc_port),
                                settings_hint="STRATA_GATEWAY_PORT, settings.yaml or --gateway-port")
-    url = f"{gstate.address}:{gstate.port('gateway_port')}"
+    url = f"{reach(gstate.address)}:{gstate.port('gateway_port')}"
     log(f"gateway: {url} (pid {gstate.pid}, metrics on port {gstate.port('gateway_metrics_port')}, "
         f"log {gstate.log})")
     return StackState(milvus, tstate.grpc_url, url, base, version)
 
 
-def _gateway_serving(ready_file: Path, state: ProcessState) -> bool:
-    """Ready once it has bound its ports and its health check says SERVING."""
+def _gateway_serving(ready_file: Path, state: ProcessState, settings: Settings) -> bool:
+    """Ready once it has bound its ports and its health check (with the settings' credentials) says SERVING."""
     if not ready_file.is_file():
         return False
     port = json.loads(ready_file.read_text())["port"]
     from clients.client import StrataClient
 
-    with StrataClient(f"{state.address}:{port}", timeout_s=2) as client:
+    with StrataClient(f"{reach(state.address)}:{port}", timeout_s=2, settings=settings) as client:
         return client.health() == "SERVING"
 
 

@@ -82,7 +82,7 @@ def _evaluate_through_gateway(args: argparse.Namespace) -> int:
 
     current = settings()
     log = say(args)
-    with StrataClient(gateway_url(current), current.request_timeout_s) as client:
+    with StrataClient(gateway_url(current), current.request_timeout_s, current) as client:
         result = evaluate_checkpoint_through_gateway(args.checkpoint, client, repo_path(args.repo), args.data,
                                                      args.split, args.depth or 0, log)
     for split in result["splits"].values():

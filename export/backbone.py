@@ -16,7 +16,6 @@ refused where a model the repository holds does not read their sizes (:func:`com
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 import tempfile
@@ -28,7 +27,7 @@ import numpy as np
 from common.errors import ConfigError
 from common.frame_backbone import (FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, BackboneInfo, ImageSpec,
                                    backbone_layout, check_backbone)
-from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE
+from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE, version_files
 from export.triton_config import ServingOptions, config_pbtxt
 
 ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
@@ -67,8 +66,6 @@ def export_frame_backbone(repo: str | Path, source: str, version: int, weights: 
             "frame_dim": dims["frame_dim"],
             "regions": {"count": dims["regions"], "dim": dims["region_dim"], "source": described["regions"]},
             "layout": asdict(layout), "parity": described.get("parity"),
-            "files": {FRAME_BACKBONE: {"file": ONNX_FILE, "bytes": path.stat().st_size,
-                                       "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}},
             "serving": asdict(options),
         }
         check_backbone(repo, BackboneInfo(version, manifest))   # the models here must read it
@@ -76,9 +73,10 @@ def export_frame_backbone(repo: str | Path, source: str, version: int, weights: 
         if (folder / CONFIG_FILE).is_file() and (folder / CONFIG_FILE).read_text() != config:
             raise ConfigError(f"{folder / CONFIG_FILE} differs from the config this backbone needs (another image size "
                               f"or feature size: one Triton model has one signature); export into another repository")
-        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         if options.backend == "python":
             shutil.copyfile(ADAPTER, staging / "model.py")
+        manifest["files"] = {FRAME_BACKBONE: version_files(staging)}
+        (staging / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         folder.mkdir(exist_ok=True)
         staging.rename(folder / str(version))
         if not (folder / CONFIG_FILE).is_file():

@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
                               ParityData(data=data, split=args.split, seed=args.seed), limits,
                               text_backbone_version=backbone)
     print(f"exported {base} version {version} into {repo} (backend {args.backend})")
-    for part, info in manifest["files"].items():
-        print(f"  {model_name(base, part):28s} {info['bytes'] / 1e6:8.2f} MB")
+    for part, files in manifest["files"].items():
+        print(f"  {model_name(base, part):28s} {sum(f['bytes'] for f in files.values()) / 1e6:8.2f} MB")
     parity = manifest["parity"]
     print(f"parity on {parity['data']} (atol {parity['atol']:g}, rtol {parity['rtol']:g}):")
     for output, figures in parity["outputs"].items():

@@ -9,7 +9,6 @@ each model's ``config.pbtxt`` (and, for the python backend, the ``model.py`` ada
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import shutil
 import tempfile
@@ -34,6 +33,7 @@ from common.repository import (
     part_layout,
     read_manifest,
     version_dir,
+    version_files,
     versions,
 )
 from export.batches import random_inputs
@@ -97,10 +97,6 @@ def load_source(checkpoint: str | None, name: str | None, preset: str | None, se
         raise ConfigError("give a CHECKPOINT, or --model NAME --preset PRESET --random-init")
     torch.manual_seed(seed)
     return create_model(name, preset, overrides=overrides).eval(), Source(name, preset, seed=seed)
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def preflight(repo: Path, base: str, version: int, layout, configs: dict[str, str]) -> None:
@@ -212,10 +208,6 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
                               + "; ".join(report.failures()))
         manifest["parity"] = {"data": "random" if parity.data is None else f"{parity.data.root}:{parity.split}",
                               **report.figures()}
-        manifest["files"] = {}
-        for part in PARTS:
-            onnx = version_dir(staging, base, part, version) / ONNX_FILE
-            manifest["files"][part] = {"file": ONNX_FILE, "bytes": onnx.stat().st_size, "sha256": _sha256(onnx)}
         if options.backend == "tensorrt":
             from export.tensorrt import build_plans
 
@@ -223,6 +215,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
         if options.backend == "python":
             for part in PARTS:
                 shutil.copyfile(ADAPTER, version_dir(staging, base, part, version) / "model.py")
+        manifest["files"] = {part: version_files(version_dir(staging, base, part, version)) for part in PARTS}
         _write_manifests(staging, base, version, manifest)
         for part in PARTS:
             _install(version_dir(staging, base, part, version), repo / model_name(base, part), version, configs[part])
@@ -301,14 +294,14 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
             "tokenizer": to_dict(tokenizer_config),
             "parity": {"atol": ATOL, "rtol": RTOL, "captions": len(BACKBONE_CAPTIONS),
                        "outputs": {o.output: {"max_abs": o.max_abs, "max_rel": o.max_rel} for o in outputs.values()}},
-            "files": {"text_backbone": {"file": ONNX_FILE, "bytes": path.stat().st_size, "sha256": _sha256(path)}},
             "serving": asdict(options),
         }
-        (staging / str(version) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
         if options.backend == "python":
             shutil.copyfile(ADAPTER, staging / str(version) / "model.py")
+        manifest["files"] = {TEXT_BACKBONE: version_files(staging / str(version))}
+        (staging / str(version) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
         _install(staging / str(version), folder, version, config)
-        log(f"exported {TEXT_BACKBONE} version {version} into {repo} ({manifest['files']['text_backbone']['bytes'] / 1e6:.1f} MB)")
+        log(f"exported {TEXT_BACKBONE} version {version} into {repo} ({manifest['files'][TEXT_BACKBONE][ONNX_FILE]['bytes'] / 1e6:.1f} MB)")
         return manifest
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -60,7 +60,7 @@ def _start(args: argparse.Namespace) -> int:
                         "triton_metrics_port": args.metrics_port})
     server = TritonServer()
     ports = None if 0 in current.triton_ports else current.triton_ports   # 0: free ports, picked without a race
-    state = server.start(repo_path(args.repo), args.models, ports, address=current.address,
+    state = server.start(repo_path(args.repo), args.models, ports, address=current.triton_address,
                          timeout=args.timeout)
     print(f"tritonserver ready (pid {state.pid}): gRPC {state.grpc_url}, HTTP {state.address}:{state.http_port}, "
           f"metrics {state.address}:{state.metrics_port}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -24,7 +25,7 @@ from common.errors import ConfigError, StrataError
 from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
-from serving.gateway.active import read_active, set_active
+from serving.gateway.active import active_pin, read_active, set_active
 from serving.gateway.replicas import fresh_replicas
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.version import Version
@@ -69,19 +70,21 @@ def check_graphs(repo, base: str, version: int) -> None:
                             f"version keeps serving") from None
 
 
-def ensure_loaded(triton_url: str, base: str, version: int, backbone: int | None) -> None:
+def ensure_loaded(triton_url: str, repo: Path, base: str, version: int, backbone: int | None,
+                  pinned_manifest: str | None = None) -> None:
     """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
-    served already."""
+    served already; every version loaded is checked on disk first (``pinned_manifest``: the sha256 that ``version``'s
+    manifest must have, from the active-version record)."""
     from serving.triton.swap import swap as load_versions
 
     client = triton_client(triton_url)
     try:
-        wanted = [(model_name(base, part), version) for part in PARTS]
+        wanted = [(model_name(base, part), version, pinned_manifest) for part in PARTS]
         if backbone is not None:
-            wanted.append((TEXT_BACKBONE, backbone))
-        for name, v in wanted:
+            wanted.append((TEXT_BACKBONE, backbone, None))
+        for name, v, pin in wanted:
             if not client.is_model_ready(name, str(v)):
-                load_versions(triton_url, name, v)
+                load_versions(triton_url, repo, name, v, pinned_manifest=pin)
     finally:
         client.close()
 
@@ -115,9 +118,10 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
         try:
             log(f"1/3 Triton: loading {base} version {version} beside {previous[0]} version {previous[1]}")
             try:
-                ensure_loaded(settings.triton_url, base, version, target.backbone_version)
+                ensure_loaded(settings.triton_url, settings.repository, base, version, target.backbone_version)
             except StrataError as err:
-                ensure_loaded(settings.triton_url, *previous, None)   # a failed reload may have dropped them
+                ensure_loaded(settings.triton_url, settings.repository, *previous, None,
+                              active_pin(index))   # a failed reload may have dropped them
                 raise SwapError(f"{base} version {version} did not load in Triton ({err}); "
                                 f"{previous[0]} version {previous[1]} keeps serving") from None
             source = Version(ServedModel(settings.repository, *previous, settings.triton_url,
@@ -131,7 +135,7 @@ def swap(settings: Settings, base: str, version: int | None = None, retire: int 
             target.close()
             raise
         log(f"3/3 activating {base} version {version}")
-        set_active(index, base, version)
+        set_active(index, settings.repository, base, version)
         active = (base, version)
         _wait_replicas(index, lambda used: used[:1] == [list(active)], f"switch to {base} version {version}",
                        wait_s, log)
@@ -193,7 +197,7 @@ def _retire(settings: Settings, index, base: str, retire: int, active: tuple[str
             if current == [retire]:
                 client.unload_model(name)           # its last served version
             elif retire in current:
-                load_versions(settings.triton_url, name, retire=retire)
+                load_versions(settings.triton_url, settings.repository, name, retire=retire)
     finally:
         client.close()
     from common.serving_tables import STRATEGIES

@@ -32,7 +32,7 @@ def run(argv: list[str]) -> int:
     from training.data.msrvtt_captions import load_msrvtt_captions
 
     settings = load_settings()
-    with StrataClient(args.url or gateway_url(settings), timeout_s=600) as client:
+    with StrataClient(args.url or gateway_url(settings), timeout_s=600, settings=settings) as client:
         info = client.describe()
         rng = np.random.default_rng(0)
         missing = args.videos - info.videos

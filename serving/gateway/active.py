@@ -1,13 +1,16 @@
 """Which model version the whole service answers with: one record beside the index (torch-free).
 
-The record (``{"model": base, "version": N}`` under :data:`ACTIVE_KEY` in Milvus's state collection) is read by
+The record (``{"model": base, "version": N, "manifest_sha256": ...}`` under :data:`ACTIVE_KEY` in Milvus's state
+collection; the hash pins the version's manifest, which records the hash of each of its files) is read by
 every gateway replica, flipped by ``strata swap`` and read by ``strata up``; this module is the only one that reads
 or writes it. When there is none yet, the policy is: the latest version of the ``model`` setting, or of the only
 model exported.
 """
 from __future__ import annotations
 
-from common.repository import latest_version, model_bases
+from pathlib import Path
+
+from common.repository import latest_version, manifest_sha256, model_bases
 from common.settings import Settings
 
 ACTIVE_KEY = "active_model"
@@ -19,8 +22,16 @@ def read_active(index) -> tuple[str, int] | None:
     return None if record is None else (str(record["model"]), int(record["version"]))
 
 
-def set_active(index, base: str, version: int) -> None:
-    index.set_state(ACTIVE_KEY, {"model": base, "version": int(version)})
+def active_pin(index) -> str | None:
+    """The sha256 the active version's manifest must have, or None when there is no record."""
+    record = index.get_state(ACTIVE_KEY)
+    return None if record is None else record.get("manifest_sha256")
+
+
+def set_active(index, repo: Path, base: str, version: int) -> None:
+    """Make ``base`` version ``version`` of ``repo`` active, pinning its manifest's sha256."""
+    index.set_state(ACTIVE_KEY, {"model": base, "version": int(version),
+                                 "manifest_sha256": manifest_sha256(repo, base, version)})
 
 
 def default_version(settings: Settings) -> tuple[tuple[str, int] | None, str]:
@@ -46,5 +57,5 @@ def active_version(settings: Settings, index) -> tuple[tuple[str, int] | None, s
         return active, ""
     active, problem = default_version(settings)
     if active is not None:
-        set_active(index, *active)
+        set_active(index, settings.repository, *active)
     return active, problem

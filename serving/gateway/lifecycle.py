@@ -21,6 +21,7 @@ from serving.gateway.active import active_version
 from serving.gateway.errors import FailedPrecondition
 from serving.gateway.model import ServedModel
 from serving.gateway.version import Version
+from serving.index.milvus_index import IndexUnavailable
 
 log = logging.getLogger("strata.gateway")
 
@@ -41,6 +42,8 @@ class ActiveVersions:
             wanted, self.problem = active_version(self.settings, self.index)
             if wanted is not None and (self._version is None or self._version.key != wanted):
                 self._activate(wanted)
+        except IndexUnavailable:
+            self.problem = "Milvus did not answer"   # its error names its address: kept out of replies and logs
         except StrataError as err:
             self.problem = str(err)
             log.warning("no model version loaded: %s", err)

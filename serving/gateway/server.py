@@ -4,6 +4,9 @@ Prometheus metrics over HTTP.
 Health is SERVING only while Milvus and Triton answer and a model version is active; a background loop re-checks
 it (and picks up a newly exported or activated version) every ``HEALTH_PERIOD_S``. Port 0 binds a free port;
 the bound ports are written to ``ready_file`` (JSON), which is how ``strata up`` and the tests learn them.
+
+Credentials (TLS, mTLS, bearer tokens) come from the settings; :mod:`serving.gateway.auth` checks every call in
+one interceptor.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from common.settings import Settings
+from serving.gateway.auth import interceptors, server_credentials
 from serving.gateway.metrics import serve_metrics
 from serving.gateway.service import RetrievalService
 from serving.gateway.servicer import StrataServicer
@@ -36,20 +40,24 @@ MAX_MESSAGE_BYTES = 64 << 20   # an IndexVideos batch of pre-extracted features
 class Gateway:
     def __init__(self, settings: Settings, workers: int = 8):
         self.settings = settings
+        credentials, checks = server_credentials(settings), interceptors(settings)   # refused before any work
         self.service = RetrievalService(settings)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)], interceptors=checks)
         pb_grpc.add_StrataServicer_to_server(StrataServicer(self.service), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)
-        self.port = self.server.add_insecure_port(f"{settings.address}:{settings.gateway_port}")
+        bind = f"{settings.gateway_address}:{settings.gateway_port}"
+        self.port = (self.server.add_secure_port(bind, credentials) if credentials is not None
+                     else self.server.add_insecure_port(bind))
         if self.port == 0:
-            raise OSError(f"cannot listen on {settings.address}:{settings.gateway_port} (in use? set gateway_port)")
-        self.metrics_server, _ = serve_metrics(settings.address, settings.gateway_metrics_port)
+            raise OSError(f"cannot listen on {bind} (in use? set gateway_port)")
+        self.metrics_server, _ = serve_metrics(settings.gateway_metrics_address, settings.gateway_metrics_port)
         self.metrics_port = self.metrics_server.server_port
         self._stopped = threading.Event()
+        self._why = ""
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
 
     def check_health(self) -> bool:
@@ -59,8 +67,9 @@ class Gateway:
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):
             self.health.set(name, status)
-        if not serving:
-            log.info("not serving: %s", why)
+        if why != self._why:   # a change is logged once, not every period
+            log.info("not serving: %s", why or "serving again")
+            self._why = why
         return serving
 
     def _health_loop(self) -> None:
@@ -74,7 +83,7 @@ class Gateway:
         self.check_health()
         self.server.start()
         self._health_thread.start()
-        log.info("gateway on %s:%d (metrics on %d)", self.settings.address, self.port, self.metrics_port)
+        log.info("gateway on %s:%d (metrics on %d)", self.settings.gateway_address, self.port, self.metrics_port)
 
     def stop(self, grace: float = 5.0) -> None:
         self._stopped.set()
@@ -88,7 +97,7 @@ def serve(settings: Settings, ready_file: str | Path | None = None) -> None:
     gateway = Gateway(settings)
     gateway.start()
     if ready_file:
-        record = {"pid": os.getpid(), "address": settings.address, "port": gateway.port,
+        record = {"pid": os.getpid(), "address": settings.gateway_address, "port": gateway.port,
                   "metrics_port": gateway.metrics_port}
         tmp = Path(f"{ready_file}.tmp")
         tmp.write_text(json.dumps(record))

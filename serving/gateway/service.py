@@ -27,7 +27,7 @@ from serving.index.milvus_index import MilvusIndex
 class RetrievalService:
     def __init__(self, settings: Settings, index=None, replica_name: str = ""):
         self.settings = settings
-        self.index = index if index is not None else MilvusIndex.from_settings(settings)
+        self.index = index if index is not None else MilvusIndex.from_settings(settings, where="Milvus")
         self.versions = ActiveVersions(settings, self.index, replica_name)
 
     def refresh(self) -> None:
@@ -44,7 +44,7 @@ class RetrievalService:
     def health(self) -> tuple[bool, str]:
         """(serving, why not): Milvus and Triton reachable and a version active."""
         if not self.index.ping():
-            return False, f"Milvus unreachable at {self.settings.milvus}"
+            return False, "Milvus is unreachable"
         version = self.versions.current()
         if version is None:
             return False, f"no model version is active: {self.versions.problem}"
@@ -54,8 +54,8 @@ class RetrievalService:
             ready = client.is_server_ready(client_timeout=2) and all(
                 client.is_model_ready(name, str(v), client_timeout=2) for name, v in
                 zip(parts, [version.model.version] * 3 + [version.model.backbone_version]))
-        except Exception as err:  # noqa: BLE001 - any failure to reach Triton means not serving
-            return False, f"Triton unreachable at {self.settings.triton_url}: {err}"
+        except Exception:  # noqa: BLE001 - any failure to reach Triton means not serving
+            return False, "Triton is unreachable"
         return (True, "") if ready else (False, f"Triton does not have {version.key[0]} version {version.key[1]} ready")
 
     # -- queries -----------------------------------------------------------------------------------------------
@@ -93,8 +93,7 @@ class RetrievalService:
                 "captions": version.count(CAPTIONS),
                 "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT); first stage: "
                               f"{version.first_stage.describe()}",
-                "triton_url": self.settings.triton_url, "milvus_uri": self.settings.milvus,
-                "tensor_store": self.settings.tensor_store_root, "store_dtype": self.settings.store_dtype,
+                "store_dtype": self.settings.store_dtype,
                 "default_top_k": self.settings.top_k,
                 "default_candidate_depth": queries.default_depth(self.settings, version, VIDEOS),
             }

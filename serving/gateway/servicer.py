@@ -2,7 +2,7 @@
 
 Errors map to status codes in one decorator: a :class:`~serving.gateway.errors.GatewayError` carries its code,
 a :class:`~common.errors.DataError` / ``ConfigError`` is the caller's INVALID_ARGUMENT, an unreachable Triton or
-Milvus is UNAVAILABLE; anything else is INTERNAL and logged. Every call is counted and timed for Prometheus.
+Milvus is UNAVAILABLE; anything else is INTERNAL and logged. A reply names a failed backend but never its address. Every call is counted and timed for Prometheus.
 """
 from __future__ import annotations
 
@@ -37,6 +37,18 @@ def _status(err: Exception) -> grpc.StatusCode:
     return grpc.StatusCode.INTERNAL
 
 
+def _reply(err: Exception, code: grpc.StatusCode) -> str:
+    """What the caller is told: the message of an error about its request; for a backend that failed, or a bug,
+    only which part failed, never an address or the backend's own words (the log has those)."""
+    if isinstance(err, IndexUnavailable):
+        return "Milvus did not answer; retry later"
+    if isinstance(err, TritonRequestError):
+        return "Triton failed the request; retry later"
+    if code == grpc.StatusCode.INTERNAL:
+        return f"internal error ({type(err).__name__}); the gateway's log has the details"
+    return str(err) or type(err).__name__
+
+
 def rpc(method):
     """Run a servicer method; answer errors with their status code and count every call."""
     call = method.__name__
@@ -52,7 +64,7 @@ def rpc(method):
                 log.exception("%s failed", call)
             else:
                 log.info("%s: %s: %s", call, code.name, err)
-            context.abort(code, str(err) or type(err).__name__)
+            context.abort(code, _reply(err, code))
         finally:
             metrics.observe_call(call, code.name, time.perf_counter() - start)
 
@@ -187,7 +199,6 @@ class StrataServicer(pb_grpc.StrataServicer):
         return pb.DescribeResponse(
             model=pb.ModelVersion(name=info["name"], version=info["version"]), levels=info["levels"],
             videos=info["videos"], captions=info["captions"], index_view=info["index_view"],
-            triton_url=info["triton_url"], milvus_uri=info["milvus_uri"], tensor_store=info["tensor_store"],
             store_dtype=info["store_dtype"], default_top_k=info["default_top_k"],
             default_candidate_depth=info["default_candidate_depth"], frame_dim=info["frame_dim"],
             region_dim=info["region_dim"], max_frames=info["max_frames"])

@@ -33,7 +33,8 @@ replica reads the same active model version. ``collections()`` does not list it.
 Aliases are not offered: Milvus Lite's server answers ``create_alias`` / ``alter_alias`` with UNIMPLEMENTED, so
 the active collection is named in the state record instead.
 
-Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI; bad input (wrong dim, missing id,
+Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI without its credentials (or only
+"Milvus", for a server whose messages reach its callers: ``MilvusIndex(uri, where="Milvus")``); bad input (wrong dim, missing id,
 unknown field) raises ``DataError``; a bad request (unknown kind, collection of another kind) ``ConfigError``.
 pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one.
 """
@@ -47,7 +48,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from common.connect import milvus_client
+from common.connect import milvus_client, public_uri
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
@@ -100,29 +101,32 @@ def _unavailable_error(err: BaseException) -> bool:
 class MilvusIndex:
     """Collections of id -> (vector, metadata) on one Milvus, searched by inner product."""
 
-    def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16):
+    def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16, where: str = "",
+                 settings: Settings | None = None):
         if timeout_s <= 0:
             raise ConfigError(f"MilvusIndex timeout_s must be > 0, got {timeout_s}")
-        self.uri = uri
+        self.uri, self.settings = uri, settings
+        self.where = where or f"Milvus at {public_uri(uri)}"   # what messages call it: never its credentials
         self.timeout_s = float(timeout_s)
         self.tie_margin = int(tie_margin)
         self._client_obj = None
         self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "MilvusIndex":
-        """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline."""
-        return cls(settings.milvus, timeout_s=settings.request_timeout_s)
+    def from_settings(cls, settings: Settings, where: str = "") -> "MilvusIndex":
+        """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline and
+        credentials; ``where``: what its messages call it."""
+        return cls(settings.milvus, timeout_s=settings.request_timeout_s, where=where, settings=settings)
 
     # -- connection -----------------------------------------------------------------------------------------
     def _client(self):
         if self._client_obj is None:
             if not self._reachable(min(self.timeout_s, 2.0)):
-                raise IndexUnavailable(f"Milvus at {self.uri} is unreachable (nothing accepts connections there)")
+                raise IndexUnavailable(f"{self.where} is unreachable (nothing accepts connections there)")
             try:
-                self._client_obj = milvus_client(self.uri, self.timeout_s)
+                self._client_obj = milvus_client(self.uri, self.timeout_s, self.settings)
             except Exception as err:  # noqa: BLE001 - pymilvus raises MilvusException for everything
-                raise IndexUnavailable(f"Milvus at {self.uri} is unreachable: {err}") from None
+                raise IndexUnavailable(f"{self.where} is unreachable: {err}") from None
         return self._client_obj
 
     def _reachable(self, timeout: float) -> bool:
@@ -157,8 +161,8 @@ class MilvusIndex:
             if _unavailable_error(err) or not self._reachable(1.0):
                 # A fresh channel next time: gRPC backs off reconnecting a failed one for up to two minutes.
                 self.close()
-                raise IndexUnavailable(f"Milvus at {self.uri} did not answer {what}: {err}") from None
-            raise DataError(f"Milvus at {self.uri} refused {what}: {err}") from None
+                raise IndexUnavailable(f"{self.where} did not answer {what}: {err}") from None
+            raise DataError(f"{self.where} refused {what}: {err}") from None
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """True if Milvus answers a cheap call within about ``timeout_s`` seconds; never raises."""
@@ -194,7 +198,7 @@ class MilvusIndex:
         if self.has(name):
             have_kind, have_dim = self._schema(name)
             if (have_kind, have_dim) != (kind, int(dim)):
-                raise ConfigError(f"collection {name} on {self.uri} holds {have_kind} of dim {have_dim}, not "
+                raise ConfigError(f"collection {name} on {self.where} holds {have_kind} of dim {have_dim}, not "
                                   f"{kind} of dim {dim}: use another name, or drop it first")
         else:
             self._create(name, self._build_schema(int(dim), kind), self._index_params(index_type, nlist))
@@ -228,12 +232,12 @@ class MilvusIndex:
         """(kind, dim) of an existing collection."""
         if name not in self._schemas:
             if not self.has(name):
-                raise DataError(f"no collection {name} on Milvus at {self.uri} (ensure_collection first)")
+                raise DataError(f"no collection {name} on {self.where} (ensure_collection first)")
             info = self._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
             description = info.get("description", "")
             kind = description.split(":", 1)[1] if description.startswith("strata:") else ""
             if kind not in KINDS:
-                raise ConfigError(f"collection {name} on {self.uri} was not made by Strata (description {description!r})")
+                raise ConfigError(f"collection {name} on {self.where} was not made by Strata (description {description!r})")
             dims = [f["params"]["dim"] for f in info["fields"] if f["name"] == "vector"]
             self._schemas[name] = (kind, int(dims[0]))
         return self._schemas[name]

@@ -12,6 +12,10 @@ deviation, CHW float32.
 
 Every failure to read a file is a :class:`VideoFileError` naming it: not a video, no video stream, a codec FFmpeg
 cannot decode, no decodable frame, an empty file.
+
+Files come from clients, so FFmpeg opens them with an allow-list of container formats (:data:`CONTAINERS`: no
+playlist, concat or image-sequence demuxer, which open other URLs or files) and no network protocol: a local file
+may be read through FFmpeg's ``file`` protocol only, uploaded bytes through none.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from common.frame_backbone import ImageSpec
 from training.data.sampling import frame_indices
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif", ".ts", ".flv")
+CONTAINERS = ("mov", "mp4", "matroska", "webm", "avi", "mpegts", "mpeg", "ogg", "gif", "flv")   # FFmpeg demuxers
+NO_PROTOCOL = "none"   # a protocol_whitelist that names no protocol: nothing may be opened from inside the bytes
 
 
 class VideoFileError(DataError):
@@ -47,18 +53,20 @@ def _open(source: str | Path | bytes, name: str):
     if isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise VideoFileError(f"{name}: the file is empty (0 bytes)")
-        handle = io.BytesIO(bytes(source))
+        handle, protocols = io.BytesIO(bytes(source)), NO_PROTOCOL
     else:
         path = Path(source)
         if not path.is_file():
             raise VideoFileError(f"{name}: no such file")
         if path.stat().st_size == 0:
             raise VideoFileError(f"{name}: the file is empty (0 bytes)")
-        handle = str(path)
+        handle, protocols = str(path), "file"
+    options = {"format_whitelist": ",".join(CONTAINERS), "protocol_whitelist": protocols}
     try:
-        container = av.open(handle, mode="r")
+        container = av.open(handle, mode="r", options=options)
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as err:
-        raise VideoFileError(f"{name}: not a video FFmpeg can read ({err})") from None
+        raise VideoFileError(f"{name}: not a video FFmpeg can read in an allowed container ({', '.join(CONTAINERS)}): "
+                             f"{err}") from None
     if not container.streams.video:
         container.close()
         raise VideoFileError(f"{name}: the file has no video stream")

@@ -19,7 +19,7 @@ from pathlib import Path
 from common.connect import triton_client
 from common.errors import ConfigError
 from common.records import TRITON, ProcessState
-from common.repository import model_names
+from common.repository import model_names, verify_version, versions
 from serving.process import ManagedProcess, ProcessError
 
 STATE_FILE = f"{TRITON.name}.json"   # in the run dir, as ManagedProcess names its record
@@ -112,6 +112,9 @@ class TritonServer:
         unknown = [m for m in models if m not in available]
         if unknown:
             raise ConfigError(f"model repository {repo} has no model(s) {', '.join(unknown)}; it holds {', '.join(available)}")
+        for model in models:   # every version it may load: a version folder is code
+            for version in versions(repo, model):
+                verify_version(repo, model, version)
         root, libs = _wheel()
         backends = _backend_dir(self.runs, root)
 

@@ -16,7 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from common.connect import triton_client
 from common.errors import ConfigError, StrataError
-from common.repository import PARTS, model_name, versions
+from common.repository import PARTS, model_name, verify_version, versions
 
 
 class SwapError(StrataError):
@@ -59,26 +59,29 @@ def check_on_disk(repo: str | Path, name: str, version: int) -> None:
                           f"strata export CHECKPOINT --repo {repo} --version {version}")
 
 
-def swap(url: str, name: str, version: int | None = None, retire: int | None = None,
-         repo: str | Path | None = None) -> dict[str, list[int]]:
+def swap(url: str, repo: str | Path, name: str, version: int | None = None, retire: int | None = None,
+         pinned_manifest: str | None = None) -> dict[str, list[int]]:
     """Make ``version`` served beside the current versions and/or drop ``retire``; returns the versions served.
-    With ``repo`` (the server's repository), a ``version`` not exported there is refused before Triton is asked."""
+    ``repo`` is the server's repository: a ``version`` not exported there is refused before Triton is asked, and
+    every version Triton is asked to (re)load has its files checked first (:func:`common.repository.verify_version`;
+    ``pinned_manifest``: the sha256 ``version``'s manifest must have)."""
     if version is None and retire is None:
         raise ConfigError("give --version N to add, --retire M to drop, or both")
     if version is not None and version == retire:
         raise ConfigError(f"version {version} cannot be both added and retired")
-    if version is not None and repo is not None:
+    if version is not None:
         check_on_disk(repo, name, version)
     client = triton_client(url)
     try:
-        return _load(client, name, version, retire)
+        return _load(client, Path(repo), name, version, retire, pinned_manifest)
     finally:
         client.close()
 
 
-def _load(client, name: str, version: int | None, retire: int | None) -> dict[str, list[int]]:
+def _load(client, repo: Path, name: str, version: int | None, retire: int | None,
+          pinned_manifest: str | None) -> dict[str, list[int]]:
     served = served_versions(client)
-    result = {}
+    plan = {}
     for target in targets(name, served):
         current = served[target]
         if retire is not None and retire not in current:
@@ -86,9 +89,15 @@ def _load(client, name: str, version: int | None, retire: int | None) -> dict[st
         wanted = sorted((set(current) | ({version} if version is not None else set())) - {retire})
         if not wanted:
             raise ConfigError(f"{target}: retiring version {retire} would leave no version served")
+        plan[target] = wanted
+    for target, wanted in plan.items():   # every file of every version checked before Triton loads any
+        first_load = [] if served[target] else versions(repo, target)[-1:]   # what a first load reads (below)
+        for v in sorted(set(wanted) | set(first_load)):
+            verify_version(repo, target, v, pinned_manifest if v == version else None)
+    for target, wanted in plan.items():
         try:
-            if not current:   # not loaded (another model than Triton started with): its config is read on loading
-                client.load_model(target)
+            if not served[target]:   # not loaded (another model than Triton started with): loading its latest
+                client.load_model(target)   # version with the repository's config gives the config to amend
             config = client.get_model_config(target, as_json=True)["config"]
             config["version_policy"] = {"specific": {"versions": wanted}}
             client.load_model(target, config=json.dumps(config))
@@ -97,5 +106,4 @@ def _load(client, name: str, version: int | None, retire: int | None) -> dict[st
         not_ready = [v for v in wanted if not client.is_model_ready(target, str(v))]
         if not_ready:
             raise SwapError(f"{target}: version(s) {not_ready} not ready after the load (see the server log)")
-        result[target] = wanted
-    return result
+    return plan

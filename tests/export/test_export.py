@@ -48,7 +48,7 @@ def test_files_config_and_manifest(repo):
     assert manifest["preprocessing"]["max_frames"] == 20 and manifest["preprocessing"]["max_words"] == 30
     assert manifest["preprocessing"]["text_features"]["kind"] == "minilm"
     assert manifest["source"]["seed"] == 0 and manifest["source"]["checkpoint_sha256"] is None
-    assert manifest["files"]["text"]["bytes"] == (repo / "vsepp_fast_text" / "1" / "model.onnx").stat().st_size
+    assert manifest["files"]["text"]["model.onnx"]["bytes"] == (repo / "vsepp_fast_text" / "1" / "model.onnx").stat().st_size
     parity = manifest["parity"]
     assert parity["data"] == "random" and len(parity["batches"]) == 3
     assert set(parity["outputs"]) == {"text.text_global", "text.text_index", "video.video_global", "video.video_index",

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 import pytest
 
 from common.settings import Settings
-from tests.serving.gateway.corpus import FREE_PORTS, VIDEOS, corpus_videos, sample_captions
+from tests.serving.gateway.corpus import BINDS, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 
 
 def export_hgr(settings: Settings, seed: int) -> None:
@@ -41,7 +41,7 @@ def running_stack(settings: Settings):
 @pytest.fixture(scope="session")
 def stack(strata_home):
     """The running stack with the corpus indexed: yields (settings, StackState)."""
-    settings = Settings(**FREE_PORTS, candidate_depth=40)
+    settings = Settings(**FREE_PORTS, **BINDS, candidate_depth=40)
     with running_stack(settings) as state:
         yield settings, state
 

@@ -38,7 +38,7 @@ def test_a_longer_video_keeps_round_linspace_frames(folders):
     assert video.indices[0] == 0 and video.indices[-1] == 44
 
 
-@pytest.mark.parametrize("name", ["zero_length.mp4", "corrupt.mp4", "no_video_stream.wav", "unsupported_codec.avi"])
+@pytest.mark.parametrize("name", ["zero_length.mp4", "corrupt.mp4", "no_video_stream.mka", "unsupported_codec.avi"])
 def test_a_bad_file_is_a_clear_error_naming_it(folders, name):
     root, phrases = folders
     with pytest.raises(VideoFileError) as err:
@@ -51,3 +51,27 @@ def test_folders_expand_to_their_video_files_with_ids_relative_to_the_folder(fol
     files = video_files([root / "good"])
     assert [p.name for p in files] == sorted(n for n, *_ in GOOD)
     assert video_id(files[0], root) == f"good/{files[0].stem}" and video_id(files[0]) == files[0].stem
+
+
+PLAYLISTS = {   # files that name a URL inside them: FFmpeg's hls and concat demuxers would fetch it
+    "playlist.m3u8": "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\nhttp://127.0.0.1:{port}/clip.ts\n#EXT-X-ENDLIST\n",
+    "list.ffconcat": "ffconcat version 1.0\nfile 'http://127.0.0.1:{port}/clip.mp4'\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAYLISTS))
+@pytest.mark.parametrize("as_bytes", [False, True], ids=["file", "uploaded bytes"])
+def test_a_file_naming_a_network_url_is_refused_and_nothing_is_fetched(tmp_path, name, as_bytes):
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        listener.settimeout(0.5)
+        path = tmp_path / name
+        path.write_text(PLAYLISTS[name].format(port=listener.getsockname()[1]))
+        with pytest.raises(VideoFileError) as err:
+            decode_video(path.read_bytes() if as_bytes else path, max_frames=20, name=name)
+        assert name in str(err.value) and "allowed container" in str(err.value)
+        with pytest.raises(socket.timeout):   # FFmpeg never connected
+            listener.accept()

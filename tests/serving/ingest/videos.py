@@ -52,7 +52,7 @@ def write_good(folder: Path) -> list[Path]:
 def write_audio_only(path: Path) -> Path:
     import av
 
-    with av.open(str(path), mode="w", format="wav") as out:
+    with av.open(str(path), mode="w", format="matroska") as out:
         stream = out.add_stream("pcm_s16le", rate=8000)
         stream.layout = "mono"
         frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
@@ -72,10 +72,10 @@ def write_bad(folder: Path) -> dict[str, str]:
     (folder / "tmp.mp4").unlink()
     (folder / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(np.random.default_rng(0).integers(
         0, 256, 4000, dtype=np.uint8)))
-    write_audio_only(folder / "no_video_stream.wav")
+    write_audio_only(folder / "no_video_stream.mka")
     avi = write_video(folder / "unsupported_codec.avi", "avi", "mjpeg", 4, 10, "yuvj420p")
     data = avi.read_bytes()
     avi.write_bytes(data.replace(b"MJPG", b"QQQQ"))   # a FourCC no FFmpeg decoder knows
     assert good
-    return {"zero_length.mp4": "empty", "corrupt.mp4": "not a video", "no_video_stream.wav": "no video stream",
+    return {"zero_length.mp4": "empty", "corrupt.mp4": "not a video", "no_video_stream.mka": "no video stream",
             "unsupported_codec.avi": "codec"}

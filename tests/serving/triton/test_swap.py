@@ -81,9 +81,9 @@ def test_swap_and_retire_under_pinned_load(repo_v1, start_server, tmp_path):
         thread.start()
     try:
         load.phase((1,), lambda: None)                                            # before: version 1 only
-        added = load.phase((1,), lambda: swap(state.grpc_url, BASE, 2))           # swap in 2 while 1 is used
+        added = load.phase((1,), lambda: swap(state.grpc_url, repo, BASE, 2))           # swap in 2 while 1 is used
         load.phase((1, 2), lambda: None)                                          # both served, both used
-        retired = load.phase((2,), lambda: swap(state.grpc_url, BASE, retire=1))  # callers moved to 2; drop 1
+        retired = load.phase((2,), lambda: swap(state.grpc_url, repo, BASE, retire=1))  # callers moved to 2; drop 1
     finally:
         load.stop.set()
         for thread in load.threads:
@@ -99,4 +99,44 @@ def test_swap_and_retire_under_pinned_load(repo_v1, start_server, tmp_path):
             np.testing.assert_allclose(out[name], want, atol=1e-5, rtol=0, err_msg=f"{part} v{version} {name}")
     assert served_versions(client)["vsepp_fast_video"] == [2]
     with pytest.raises(ConfigError, match="version 1 is not served"):
-        swap(state.grpc_url, BASE, retire=1)
+        swap(state.grpc_url, repo, BASE, retire=1)
+
+
+def _append(path, text: str) -> None:
+    path.write_text(path.read_text() + text)
+
+
+EDITS = [   # (name, file of the video model's version 2, edit); each is undone after
+    ("weights", "model.onnx", lambda p: p.write_bytes(p.read_bytes() + b"\0")),
+    ("python adapter", "model.py", lambda p: _append(p, "\nimport os; os.system('id')\n")),
+    ("added module", "numpy.py", lambda p: p.write_text("raise SystemExit\n")),
+    ("removed file", "model.onnx", lambda p: p.unlink()),
+    ("manifest", "manifest.json", lambda p: _append(p, " ")),
+]
+
+
+def test_every_edited_file_of_a_version_is_refused_at_load_naming_it(repo_v1, start_server, tmp_path):
+    """Version 2 is a copy of version 1; each kind of edit to one of its files is refused before Triton loads
+    anything, with the file named; the manifest is caught by the hash the active-version record pins."""
+    from common.repository import TamperedVersion, manifest_sha256, version_dir
+
+    repo = tmp_path / "repo"
+    shutil.copytree(repo_v1, repo)
+    _, state = start_server(repo)
+    for part in ("text", "video", "scorer"):
+        shutil.copytree(version_dir(repo, BASE, part, 1), version_dir(repo, BASE, part, 2))
+    assert (version_dir(repo, BASE, "video", 2) / "model.py").is_file()   # the python backend runs this code
+    client = grpcclient.InferenceServerClient(state.grpc_url)
+    pin = manifest_sha256(repo, BASE, 2)
+    for name, file, edit in EDITS:
+        path = version_dir(repo, BASE, "video", 2) / file
+        kept = path.read_bytes() if path.exists() else None
+        edit(path)
+        with pytest.raises(TamperedVersion) as refused:
+            swap(state.grpc_url, repo, BASE, 2, pinned_manifest=pin)
+        assert str(path) in str(refused.value), name
+        path.unlink(missing_ok=True)
+        if kept is not None:
+            path.write_bytes(kept)
+        assert served_versions(client)["vsepp_fast_text"] == [1], name   # nothing was loaded
+    assert swap(state.grpc_url, repo, BASE, 2, pinned_manifest=pin)[f"{BASE}_video"] == [1, 2]

@@ -183,15 +183,12 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("model", "levels", "videos", "captions", "index_view", "triton_url", "milvus_uri", "tensor_store", "store_dtype", "default_top_k", "default_candidate_depth", "frame_dim", "region_dim", "max_frames")
+    __slots__ = ("model", "levels", "videos", "captions", "index_view", "store_dtype", "default_top_k", "default_candidate_depth", "frame_dim", "region_dim", "max_frames")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
     VIDEOS_FIELD_NUMBER: _ClassVar[int]
     CAPTIONS_FIELD_NUMBER: _ClassVar[int]
     INDEX_VIEW_FIELD_NUMBER: _ClassVar[int]
-    TRITON_URL_FIELD_NUMBER: _ClassVar[int]
-    MILVUS_URI_FIELD_NUMBER: _ClassVar[int]
-    TENSOR_STORE_FIELD_NUMBER: _ClassVar[int]
     STORE_DTYPE_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_TOP_K_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -203,16 +200,13 @@ class DescribeResponse(_message.Message):
     videos: int
     captions: int
     index_view: str
-    triton_url: str
-    milvus_uri: str
-    tensor_store: str
     store_dtype: str
     default_top_k: int
     default_candidate_depth: int
     frame_dim: int
     region_dim: int
     max_frames: int
-    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., levels: _Optional[_Iterable[str]] = ..., videos: _Optional[int] = ..., captions: _Optional[int] = ..., index_view: _Optional[str] = ..., triton_url: _Optional[str] = ..., milvus_uri: _Optional[str] = ..., tensor_store: _Optional[str] = ..., store_dtype: _Optional[str] = ..., default_top_k: _Optional[int] = ..., default_candidate_depth: _Optional[int] = ..., frame_dim: _Optional[int] = ..., region_dim: _Optional[int] = ..., max_frames: _Optional[int] = ...) -> None: ...
+    def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., levels: _Optional[_Iterable[str]] = ..., videos: _Optional[int] = ..., captions: _Optional[int] = ..., index_view: _Optional[str] = ..., store_dtype: _Optional[str] = ..., default_top_k: _Optional[int] = ..., default_candidate_depth: _Optional[int] = ..., frame_dim: _Optional[int] = ..., region_dim: _Optional[int] = ..., max_frames: _Optional[int] = ...) -> None: ...
 
 class VideoFileChunk(_message.Message):
     __slots__ = ("id", "filename", "data", "top_k", "candidate_depth")
