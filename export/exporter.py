@@ -28,6 +28,7 @@ from common.repository import (
     ONNX_FILE,
     PARTS,
     TEXT_BACKBONE,
+    TOKENIZER_FILE,
     manifest_layout,
     model_name,
     part_layout,
@@ -37,11 +38,10 @@ from common.repository import (
 )
 from export.batches import random_inputs
 from export.parity import ParityError, check_parity
-from export.triton_config import ServingOptions, config_pbtxt
+from export.triton_config import ADAPTER, ServingOptions, config_pbtxt
 from training.engine.config import DataConfig
 from training.models.factory import serving_tables
 
-ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 
 # Sizes of the dynamic axes used to trace the graphs: all > 1 and distinct, so no axis is specialised.
 TRACE_SIZES = {"batch": 3, "words": 7, "verbs": 2, "nouns": 3, "frames": 5, "regions": 4, "texts": 3, "videos": 4}
@@ -98,8 +98,9 @@ def load_source(checkpoint: str | None, name: str | None, preset: str | None, se
     return create_model(name, preset, overrides=overrides).eval(), Source(name, preset, seed=seed)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _file_entry(path: Path) -> dict:
+    """A version file's record in the manifest: its name, size and sha256."""
+    return {"file": path.name, "bytes": path.stat().st_size, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
 
 
 def preflight(repo: Path, base: str, version: int, layout, configs: dict[str, str]) -> None:
@@ -211,7 +212,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
         manifest["files"] = {}
         for part in PARTS:
             onnx = version_dir(staging, base, part, version) / ONNX_FILE
-            manifest["files"][part] = {"file": ONNX_FILE, "bytes": onnx.stat().st_size, "sha256": _sha256(onnx)}
+            manifest["files"][part] = _file_entry(onnx)
         if options.backend == "tensorrt":
             from export.tensorrt import build_plans
 
@@ -255,7 +256,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
     from export.runner import OnnxPart
     from export.text_backbone import export_text_backbone
     from training.text.features import MiniLMBackbone
-    from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
+    from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer, tokenizer_file
 
     if options.backend == "tensorrt":
         raise ConfigError("the text backbone is served by the python or onnxruntime backend (TensorRT plans are "
@@ -275,6 +276,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
         onnx = OnnxPart(path)
         tokenizer_config = TokenizerConfig()
         tokenizer = WordTokenizer(tokenizer_config)
+        shutil.copyfile(tokenizer_file(), staging / str(version) / TOKENIZER_FILE)
         outputs: dict[str, OutputParity] = {}
         for batch in (BACKBONE_CAPTIONS, BACKBONE_CAPTIONS[:1]):
             inputs = tokenizer([c.split() for c in batch]).backbone_inputs()
@@ -297,7 +299,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
             "tokenizer": to_dict(tokenizer_config),
             "parity": {"atol": ATOL, "rtol": RTOL, "captions": len(BACKBONE_CAPTIONS),
                        "outputs": {o.output: {"max_abs": o.max_abs, "max_rel": o.max_rel} for o in outputs.values()}},
-            "files": {"text_backbone": {"file": ONNX_FILE, "bytes": path.stat().st_size, "sha256": _sha256(path)}},
+            "files": {"text_backbone": _file_entry(path), "tokenizer": _file_entry(staging / str(version) / TOKENIZER_FILE)},
             "serving": asdict(options),
         }
         (staging / str(version) / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=_json_default))
