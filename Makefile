@@ -1,20 +1,18 @@
 # Two entry points for a newcomer (see README):
 #   make demo   set everything up in .venv and run the main job
 #   make test   set everything up in .venv (if needed) and run the test suite
+# Both install through deploy/install.sh, as CI and the images do.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test test-installs setup clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
-	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "error: $(PYTHON) not found; Strata needs Python 3.11 (set PYTHON=...)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade "pip>=24" "setuptools>=68,<81" wheel
-	$(BIN)/pip install --quiet -e ".[test]"
+$(STAMP): pyproject.toml deploy/install.sh
+	PYTHON=$(PYTHON) deploy/install.sh dev $(VENV)
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -23,5 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# The installs from a wheel, each in a fresh venv outside the checkout (minutes; not part of `make test`).
+test-installs: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m installs tests/installs
+
 clean:
-	rm -rf $(VENV) *.egg-info
+	rm -rf $(VENV) *.egg-info build dist

@@ -1,7 +1,8 @@
 """The ``strata`` command: a thin dispatcher.
 
 Each package owns its subcommands in a torch-free ``cli`` module exposing ``register(subparsers)``;
-handlers import their heavy dependencies (PyTorch, Triton, Milvus) only when they run.
+handlers import their heavy dependencies (PyTorch, Triton, Milvus) only when they run, so every command is
+listed in every install, and one whose dependencies this install lacks says which install has them.
 """
 from __future__ import annotations
 
@@ -49,6 +50,28 @@ def _version() -> str:
         return "(not installed)"
 
 
+_OWN_PACKAGES = {name.split(".")[0] for name in COMMAND_MODULES}
+
+
+def _missing_install(module: str) -> str:
+    """What to install for a missing module: the extra of Strata's that requires a distribution of that name,
+    else the training install (it has everything)."""
+    from importlib.metadata import PackageNotFoundError, requires
+    from re import split
+
+    wanted, extra = module.split(".")[0].replace("_", "-").lower(), "training"
+    try:
+        for requirement in requires("strata") or []:
+            name, _, marker = requirement.partition(";")
+            if split(r"[\[<>=!~ ]", name.strip(), maxsplit=1)[0].replace("_", "-").lower() == wanted and "extra" in marker:
+                extra = marker.split("extra")[-1].strip(" =\"'")
+                break
+    except PackageNotFoundError:
+        pass
+    return (f"this command needs {module!r}, which this install of Strata lacks: "
+            f"pip install 'strata[{extra}]' (the README's Installs say what each install holds)")
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -56,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         result = args.func(args)
     except StrataError as err:
         print(f"strata: error: {err}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as err:
+        if err.name is None or err.name.split(".")[0] in _OWN_PACKAGES:
+            raise
+        print(f"strata: error: {_missing_install(err.name)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("strata: interrupted", file=sys.stderr)

@@ -33,6 +33,7 @@ ONNX_FILE = "model.onnx"
 PLAN_FILE = "model.plan"
 MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.pbtxt"
+TOKENIZER_FILE = "tokenizer.json"   # the text backbone's tokenizer, beside its graph
 MANIFEST_FORMAT = 1
 
 

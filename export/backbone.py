@@ -28,9 +28,8 @@ from common.errors import ConfigError
 from common.frame_backbone import (FRAME_BACKBONE, FRAME_FEAT, IMAGES, REGION_FEAT, SAMPLING, BackboneInfo, ImageSpec,
                                    backbone_layout, check_backbone)
 from common.repository import CONFIG_FILE, MANIFEST_FILE, MANIFEST_FORMAT, ONNX_FILE, version_files
-from export.triton_config import ServingOptions, config_pbtxt
+from export.triton_config import ADAPTER, ServingOptions, config_pbtxt
 
-ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 BUILTIN = "resnet152"
 DEFAULT_GRID = 6
 ATOL = 1e-3

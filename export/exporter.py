@@ -28,6 +28,7 @@ from common.repository import (
     ONNX_FILE,
     PARTS,
     TEXT_BACKBONE,
+    TOKENIZER_FILE,
     manifest_layout,
     model_name,
     part_layout,
@@ -38,11 +39,10 @@ from common.repository import (
 )
 from export.batches import random_inputs
 from export.parity import ParityError, check_parity
-from export.triton_config import ServingOptions, config_pbtxt
+from export.triton_config import ADAPTER, ServingOptions, config_pbtxt
 from training.engine.config import DataConfig
 from training.models.factory import serving_tables
 
-ADAPTER = Path(__file__).resolve().parent.parent / "model_repository" / "_templates" / "model.py"
 
 # Sizes of the dynamic axes used to trace the graphs: all > 1 and distinct, so no axis is specialised.
 TRACE_SIZES = {"batch": 3, "words": 7, "verbs": 2, "nouns": 3, "frames": 5, "regions": 4, "texts": 3, "videos": 4}
@@ -252,7 +252,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
     from export.runner import OnnxPart
     from export.text_backbone import export_text_backbone
     from training.text.features import MiniLMBackbone
-    from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
+    from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer, tokenizer_file
 
     if options.backend == "tensorrt":
         raise ConfigError("the text backbone is served by the python or onnxruntime backend (TensorRT plans are "
@@ -272,6 +272,7 @@ def export_text_backbone_version(repo: str | Path, version: int = 1, options: Se
         onnx = OnnxPart(path)
         tokenizer_config = TokenizerConfig()
         tokenizer = WordTokenizer(tokenizer_config)
+        shutil.copyfile(tokenizer_file(), staging / str(version) / TOKENIZER_FILE)
         outputs: dict[str, OutputParity] = {}
         for batch in (BACKBONE_CAPTIONS, BACKBONE_CAPTIONS[:1]):
             inputs = tokenizer([c.split() for c in batch]).backbone_inputs()

@@ -14,12 +14,15 @@ Backends (``--backend``):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from common.errors import ConfigError
 from common.layout import TensorSpec, TowerLayout
 
 BACKENDS = ("python", "onnxruntime", "tensorrt")
+# The python backend's adapter, copied into each version folder: package data of ``model_repository``.
+ADAPTER = Path(__file__).resolve().parents[1] / "model_repository" / "_templates" / "model.py"
 TRITON_DTYPES = {"float32": "TYPE_FP32", "int64": "TYPE_INT64"}
 BATCH_AXIS = "batch"
 

@@ -1,4 +1,5 @@
-"""Session fixtures: a private STRATA_HOME and one tiny SynthVTR dataset shared by the engine tests."""
+"""Session fixtures: a private STRATA_HOME, one tiny SynthVTR dataset shared by the engine tests, and the running
+stack that the gateway and client tests query."""
 from __future__ import annotations
 
 import os
@@ -42,3 +43,24 @@ def tiny_data_config(strata_home):
     from training.engine.config import DataConfig
 
     return DataConfig(path="tiny-synthvtr", synth=dict(TINY_SYNTH), test_splits=("tst", "tst_unseen"))
+
+
+@pytest.fixture(scope="session")
+def stack(strata_home):
+    """The running stack (tests/serving/gateway/stack.py) with the corpus indexed: yields (settings, StackState)."""
+    from common.settings import Settings
+    from tests.serving.gateway.corpus import BINDS, FREE_PORTS
+    from tests.serving.gateway.stack import running_stack
+
+    settings = Settings(**FREE_PORTS, **BINDS, candidate_depth=40)
+    with running_stack(settings) as state:
+        yield settings, state
+
+
+@pytest.fixture()
+def client(stack):
+    from clients.client import StrataClient
+    from common.connect import gateway_url
+
+    with StrataClient(gateway_url(stack[0]), timeout_s=60) as c:   # the record: a restart may move the port
+        yield c

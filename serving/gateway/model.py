@@ -19,7 +19,15 @@ import numpy as np
 
 from common.frame_backbone import video_sizes
 from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
-from common.repository import ONNX_FILE, TEXT_BACKBONE, manifest_layout, read_manifest, version_dir, versions
+from common.repository import (
+    ONNX_FILE,
+    TEXT_BACKBONE,
+    TOKENIZER_FILE,
+    manifest_layout,
+    read_manifest,
+    version_dir,
+    versions,
+)
 from export.runner import OnnxPart
 from serving.gateway.errors import FailedPrecondition, InvalidArgument
 from serving.gateway.items import Record, axis_lengths, split_items, stack_items
@@ -55,10 +63,11 @@ class ServedModel:
         self.reads_regions = self.region_dim > 0
         self.backbone_version = self._backbone_version()
         self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
-        from training.text.tokenize import BACKBONE_LAYOUT
+        from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
 
         self.backbone = TritonModel(self.towers.client, TEXT_BACKBONE, BACKBONE_LAYOUT, self.backbone_version,
                                     timeout_s=timeout_s)
+        self.tokenizer = WordTokenizer(TokenizerConfig(max_words=self.limits.max_words), self._tokenizer_path())
         self.scorer = OnnxPart(version_dir(self.repo, base, "scorer", self.version) / ONNX_FILE, threads=1, spinning=False)
 
     def _backbone_version(self) -> int:
@@ -71,6 +80,25 @@ class ServedModel:
         log.warning("%s version %d: its manifest predates recording the text_backbone version; using the latest, %d",
                     self.base, self.version, found[-1])
         return found[-1]
+
+    def _tokenizer_path(self) -> Path | None:
+        """The tokenizer the text backbone version carries; a version exported before it carried one falls back to
+        the installed MiniLM package's (None), which only the training install has."""
+        path = self.repo / TEXT_BACKBONE / str(self.backbone_version) / TOKENIZER_FILE
+        if path.is_file():
+            return path
+        from training.text.tokenize import tokenizer_file
+
+        try:
+            tokenizer_file()
+        except ImportError:
+            raise FailedPrecondition(
+                f"{TEXT_BACKBONE} version {self.backbone_version} carries no {TOKENIZER_FILE} (exported before it "
+                f"did) and this install has no MiniLM package to read it from: export the text backbone again "
+                f"(strata export --text-backbone) and export the model against it, or install strata[training]") from None
+        log.warning("%s version %d carries no %s; using the installed MiniLM package's", TEXT_BACKBONE,
+                    self.backbone_version, TOKENIZER_FILE)
+        return None
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -87,7 +115,6 @@ class ServedModel:
     # -- text ----------------------------------------------------------------------------------------------------
     def embed_texts(self, texts: Sequence[str], timings: dict[str, float] | None = None) -> EmbeddedTexts:
         from training.text.parser import parse_captions
-        from training.text.tokenize import TokenizerConfig, WordTokenizer
 
         timings = {} if timings is None else timings
         for i, text in enumerate(texts):
@@ -99,7 +126,7 @@ class ServedModel:
                 raise InvalidArgument("a text has no words after parsing")
             graphs = [encode_graph(p.graph.nodes, p.graph.edges, len(p.tokens), self.limits, where=repr(p.text))
                       for p in parsed]
-            tokens = WordTokenizer(TokenizerConfig(max_words=self.limits.max_words))([p.tokens for p in parsed])
+            tokens = self.tokenizer([p.tokens for p in parsed])
         with stage(timings, "backbone"):
             features = self.backbone.infer(tokens.backbone_inputs())
         word_feats = [pad_rows(features["word_feats"][i, :tokens.num_words[i]], g.total_words)

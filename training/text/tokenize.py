@@ -88,16 +88,21 @@ def tokenizer_file() -> Path:
 
 
 class WordTokenizer:
-    """Word lists -> :class:`TokenizedText` for the MiniLM text backbone."""
+    """Word lists -> :class:`TokenizedText` for the MiniLM text backbone.
 
-    def __init__(self, config: TokenizerConfig = TokenizerConfig()):
+    ``path`` is a ``tokenizer.json``: the installed MiniLM package's by default, or the copy an exported text
+    backbone carries (the gateway's, which has no PyTorch and so no MiniLM package).
+    """
+
+    def __init__(self, config: TokenizerConfig = TokenizerConfig(), path: str | Path | None = None):
         if not isinstance(config, TokenizerConfig):
             raise ConfigError(f"WordTokenizer needs a TokenizerConfig, got {type(config).__name__}")
         self.config = config
+        self.path = None if path is None else Path(path)
 
     @cached_property
     def _tokenizer(self) -> Tokenizer:
-        tok = Tokenizer.from_file(str(tokenizer_file()))
+        tok = Tokenizer.from_file(str(self.path or tokenizer_file()))
         tok.no_truncation()  # tokenizer.json ships fixed 128-token padding/truncation; limits are ours
         tok.no_padding()
         return tok

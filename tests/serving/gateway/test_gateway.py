@@ -208,3 +208,19 @@ def test_gateway_restart_keeps_counts_and_answers(stack):
         info = client.describe()
     assert [(h.id, h.score) for h in after.hits] == [(h.id, h.score) for h in before.hits]
     assert (info.videos, info.captions, info.model.version) == (VIDEOS, VIDEOS, state.version)
+
+
+def test_the_text_backbone_carries_its_tokenizer_which_the_serving_install_reads(stack):
+    """The gateway tokenises with the file beside the backbone's graph (the serving install has no MiniLM
+    package): exported whole, recorded in the manifest, byte-equal to the package's."""
+    import hashlib
+    import json
+
+    from common.repository import MANIFEST_FILE, TEXT_BACKBONE, TOKENIZER_FILE
+    from training.text.tokenize import tokenizer_file
+
+    folder = stack[0].repository / TEXT_BACKBONE / "1"
+    entry = json.loads((folder / MANIFEST_FILE).read_text())["files"][TEXT_BACKBONE][TOKENIZER_FILE]
+    carried = (folder / TOKENIZER_FILE).read_bytes()
+    assert entry["bytes"] == len(carried)
+    assert entry["sha256"] == hashlib.sha256(carried).hexdigest() == hashlib.sha256(tokenizer_file().read_bytes()).hexdigest()

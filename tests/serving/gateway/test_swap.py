@@ -8,12 +8,11 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from clients.client import StrataClient
 from common.settings import Settings
-from tests.serving.gateway.conftest import export_hgr, running_stack
+from tests.serving.gateway.stack import export_hgr, running_stack
 from tests.serving.gateway.corpus import BASE, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 from tests.serving.gateway.offline import Offline, rounded
 

@@ -1,14 +1,12 @@
-"""The real local stack for the gateway tests: an exported HGR (fast, random weights), Milvus Lite's server,
-tritonserver and the gateway, each started as `strata up` starts them, on free ports; a corpus larger than the
-candidate depths the tests ask for."""
+"""The real local stack the gateway and client tests query: an exported HGR (fast, random weights), Milvus Lite's
+server, tritonserver and the gateway, each started as `strata up` starts them, on free ports; a corpus larger than
+the candidate depths the tests ask for. The session's fixtures (``stack``, ``client``) are in tests/conftest.py."""
 from __future__ import annotations
 
 from contextlib import contextmanager
 
-import pytest
-
 from common.settings import Settings
-from tests.serving.gateway.corpus import BINDS, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
+from tests.serving.gateway.corpus import VIDEOS, corpus_videos, sample_captions
 
 
 def export_hgr(settings: Settings, seed: int) -> None:
@@ -36,20 +34,3 @@ def running_stack(settings: Settings):
         yield state
     finally:
         down(log=lambda *_: None)
-
-
-@pytest.fixture(scope="session")
-def stack(strata_home):
-    """The running stack with the corpus indexed: yields (settings, StackState)."""
-    settings = Settings(**FREE_PORTS, **BINDS, candidate_depth=40)
-    with running_stack(settings) as state:
-        yield settings, state
-
-
-@pytest.fixture()
-def client(stack):
-    from clients.client import StrataClient
-    from common.connect import gateway_url
-
-    with StrataClient(gateway_url(stack[0]), timeout_s=60) as c:   # the record: a restart may move the port
-        yield c
