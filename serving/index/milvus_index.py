@@ -35,7 +35,7 @@ the active collection is named in the state record instead.
 
 Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI without its credentials (or only
 "Milvus", for a server whose messages reach its callers: ``MilvusIndex(uri, where="Milvus")``); bad input (wrong dim, missing id,
-unknown field) raises ``DataError``; a bad request (unknown kind, collection of another kind) ``ConfigError``.
+unknown field) raises ``DataError``; an error Milvus answers, :class:`IndexRefused` (a ``DataError``) with its code; a bad request (unknown kind, collection of another kind) ``ConfigError``.
 pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one.
 """
 from __future__ import annotations
@@ -51,13 +51,13 @@ import numpy as np
 from common.connect import milvus_client, public_uri
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
-from common.settings import Settings
+from common.settings import TEXT_FIELD_BYTES, Settings
 
 KINDS = (VIDEOS, CAPTIONS)
 INDEX_TYPES = ("FLAT", "IVF_FLAT")
 METRIC = "IP"
 ID_MAX = 512
-TEXT_MAX = 4096
+TEXT_MAX = TEXT_FIELD_BYTES
 SOURCE_MAX = 4096
 STATE_COLLECTION = "strata_state"
 STATE_VALUE_MAX = 65535
@@ -69,6 +69,15 @@ ID_CHUNK = 1000                     # ids per get / exists / delete call
 
 class IndexUnavailable(StrataError):
     """Milvus could not be reached (or did not answer in time)."""
+
+
+class IndexRefused(DataError):
+    """Milvus answered a call with an error; ``milvus_code`` is its error code (pymilvus's ``ErrorCode``: 8 rate
+    limit, 9 writes denied by a quota, 100 no such collection, ...), or None for pymilvus's own refusal."""
+
+    def __init__(self, message: str, milvus_code: int | None = None):
+        super().__init__(message)
+        self.milvus_code = milvus_code
 
 
 # Metadata fields of each kind: name -> (Milvus type name, max length or None, default)
@@ -162,7 +171,7 @@ class MilvusIndex:
                 # A fresh channel next time: gRPC backs off reconnecting a failed one for up to two minutes.
                 self.close()
                 raise IndexUnavailable(f"{self.where} did not answer {what}: {err}") from None
-            raise DataError(f"{self.where} refused {what}: {err}") from None
+            raise IndexRefused(f"{self.where} refused {what}: {err}", getattr(err, "code", None)) from None
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """True if Milvus answers a cheap call within about ``timeout_s`` seconds; never raises."""
