@@ -65,6 +65,7 @@ MAX_BATCH_ROWS = 1000
 MAX_BATCH_BYTES = 4 << 20           # per upsert call, counting vectors and strings
 MAX_TOPK = 16384                    # Milvus's limit on one search's hits
 ID_CHUNK = 1000                     # ids per get / exists / delete call
+COLLECTION_NOT_FOUND = 100          # Milvus's error code (pymilvus ErrorCode.COLLECTION_NOT_FOUND)
 
 
 class IndexUnavailable(StrataError):
@@ -241,7 +242,8 @@ class MilvusIndex:
         """(kind, dim) of an existing collection."""
         if name not in self._schemas:
             if not self.has(name):
-                raise DataError(f"no collection {name} on {self.where} (ensure_collection first)")
+                raise IndexRefused(f"no collection {name} on {self.where} (ensure_collection first)",
+                                   COLLECTION_NOT_FOUND)
             info = self._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
             description = info.get("description", "")
             kind = description.split(":", 1)[1] if description.startswith("strata:") else ""

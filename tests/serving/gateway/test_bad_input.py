@@ -77,7 +77,7 @@ ROWS = [
      "INVALID_ARGUMENT", "MALFORMED_REQUEST", "not a valid strata.v1.IndexCaptionsRequest"),
     ("a malformed message in a stream", lambda c, u: raw(u, "IndexVideos", b"\x0a\x05\x0a", stream=True),
      "INVALID_ARGUMENT", "MALFORMED_REQUEST", "not a valid strata.v1.IndexVideosRequest"),
-    ("a 100 KB query", lambda c, u: c.search_videos("a dog runs " * 10_000),
+    ("a 100 KB query", lambda c, u: c.search_videos("a dog ran " * 10_000),
      "INVALID_ARGUMENT", "max_text_bytes", "100,000 UTF-8 bytes of text"),
     ("a query over spaCy's 1,000,000 characters", lambda c, u: c.search_videos("x" * 1_000_001),
      "INVALID_ARGUMENT", "max_text_bytes", "over the limit of 2,048"),
@@ -130,21 +130,26 @@ def test_a_caption_over_the_limit_leaves_nothing_searchable(client):
     assert client.delete("captions", ["long-caption"]).deleted == 0
 
 
-def test_a_clip_over_max_file_bytes_is_resource_exhausted_and_an_oversized_file_is_skipped_by_name(tight, tmp_path):
+def test_a_clip_over_max_file_bytes_is_resource_exhausted(tight, tmp_path):
     gateway, address = tight
     big = tmp_path / "big.mp4"
     big.write_bytes(b"\0" * 5000)
     with StrataClient(address) as client:
         with pytest.raises(StrataCallError) as err:
             client.search_captions_by_clip(str(big), chunk_bytes=1000)
-        assert (err.value.code.name, err.value.limit) == ("RESOURCE_EXHAUSTED", "max_file_bytes")
-        assert "5,000 bytes in file big.mp4" in err.value.details
-        small = tmp_path / "small.mp4"
-        small.write_bytes(b"not a video")
-        answer = client.index_video_files([("big", str(big)), ("small", str(small))], chunk_bytes=1000)
-    assert answer.indexed == 0
-    assert [(e.id, "setting max_file_bytes" in e.message) for e in answer.errors] == [("big", True), ("small", False)]
-    assert "not a video" in answer.errors[1].message
+    assert (err.value.code.name, err.value.limit) == ("RESOURCE_EXHAUSTED", "max_file_bytes")
+    assert "5,000 bytes in file big.mp4" in err.value.details
+
+
+def test_a_file_over_max_file_bytes_is_dropped_as_it_arrives_and_named_in_its_place():
+    from serving.gateway.servicer import OversizedFile, files_from_chunks
+
+    chunks = [pb.VideoFileChunk(id="big", filename="big.mp4", data=b"x" * 600), pb.VideoFileChunk(data=b"x" * 600),
+              pb.VideoFileChunk(id="small", data=b"y" * 10)]
+    big, small = files_from_chunks(chunks, max_bytes=1000)
+    assert isinstance(big, OversizedFile) and (big.id, big.error.code, big.error.metadata["limit"]) == (
+        "big", "RESOURCE_EXHAUSTED", "max_file_bytes")
+    assert (small.id, small.data) == ("small", b"y" * 10)
 
 
 def test_a_message_over_max_message_bytes_is_resource_exhausted_naming_the_size(tight):
@@ -191,8 +196,16 @@ def test_backend_errors_map_to_the_status_that_says_what_to_do(tight):
     with pytest.raises(TritonRequestError) as err:
         expired.infer(inputs)
     assert (failure(err.value).code, failure(err.value).retry_after_s) == ("DEADLINE_EXCEEDED", None)
-    with pytest.raises(Exception) as err:
-        version.index.search("no_such_collection", np.zeros((1, 4), np.float32), 3)
+    # a collection dropped under a gateway that knew it: Milvus answers "collection not found"
+    from serving.index.milvus_index import IndexRefused, MilvusIndex
+
+    index, other = version.index, MilvusIndex.from_settings(gateway.settings)
+    index.ensure_collection("dropped_under_us", 4, "videos")
+    assert index.search("dropped_under_us", np.ones((1, 4), np.float32), 3) == [[]]
+    other.drop("dropped_under_us")
+    other.close()
+    with pytest.raises(IndexRefused) as err:
+        index.search("dropped_under_us", np.ones((1, 4), np.float32), 3)
     assert (failure(err.value).code, failure(err.value).reason) == ("FAILED_PRECONDITION", "MODEL_NOT_LOADED")
 
 
