@@ -186,8 +186,8 @@ class StreamIds:
         if again:
             raise InvalidArgument(f"{self.what} id(s) {', '.join(map(repr, again[:5]))}"
                                   + (f" and {len(again) - 5} more" if len(again) > 5 else "")
-                                  + f" came in an earlier message of this stream; send each id once per call (the "
-                                  f"{self.committed} {self.what}s before this message are indexed)", field="id")
+                                  + f" came in an earlier message of this stream; send each id once per call (this "
+                                  f"call indexed {self.committed} {self.what}(s) before this message)", field="id")
         self.seen.update(ids)
 
 
