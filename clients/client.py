@@ -8,7 +8,9 @@
 
 Every call carries a deadline (``timeout_s``). Calls that change nothing, and the upserts (indexing the same id
 twice leaves it once), are retried by gRPC on UNAVAILABLE with exponential back-off; a delete is not retried.
-Errors arrive as :class:`StrataCallError` with the server's status code and message.
+Errors arrive as :class:`StrataCallError` with the server's status code, message and google.rpc details: the
+request field at fault, the reason (``LIMIT_EXCEEDED`` with the setting in ``limit``, ``MALFORMED_REQUEST``,
+``BACKEND_UNAVAILABLE``, ...) and when to retry.
 
 Credentials come from the settings (``settings``, default: those in force): ``gateway_tls_ca`` for TLS,
 ``gateway_client_cert`` / ``gateway_client_key`` for mTLS, and the bearer token from ``gateway_token_file`` or
@@ -32,13 +34,39 @@ from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
 
 
 class StrataCallError(StrataError):
-    """The gateway answered with an error status (``code``), or could not be reached."""
+    """The gateway answered with an error status (``code``), or could not be reached.
 
-    def __init__(self, call: str, code: grpc.StatusCode, details: str, url: str):
+    From the status's google.rpc details: ``violations`` ((field, description) of ``BadRequest``), ``reason`` and
+    ``metadata`` (``ErrorInfo``; a size cap names its setting in ``limit``), ``retry_after_s`` (``RetryInfo``)."""
+
+    def __init__(self, call: str, code: grpc.StatusCode, details: str, url: str, status=None):
         self.call, self.code, self.details = call, code, details
+        self.violations: list[tuple[str, str]] = []
+        self.reason, self.metadata, self.retry_after_s = "", {}, None
+        for detail in status.details if status is not None else ():
+            self._read(detail)
         hint = f" (is the gateway running at {url}? `strata up`, or pass --url)" if code in (
-            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) else ""
+            grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED) and not self.reason else ""
         super().__init__(f"{call}: {code.name}: {details}{hint}")
+
+    @property
+    def limit(self) -> str:
+        """The setting of the size cap the request went over ("" for another error)."""
+        return self.metadata.get("limit", "")
+
+    def _read(self, detail) -> None:
+        from google.rpc import error_details_pb2
+
+        for kind in (error_details_pb2.BadRequest, error_details_pb2.ErrorInfo, error_details_pb2.RetryInfo):
+            if detail.Is(kind.DESCRIPTOR):
+                message = kind()
+                detail.Unpack(message)
+                if kind is error_details_pb2.BadRequest:
+                    self.violations += [(v.field, v.description) for v in message.field_violations]
+                elif kind is error_details_pb2.ErrorInfo:
+                    self.reason, self.metadata = message.reason, dict(message.metadata)
+                else:
+                    self.retry_after_s = message.retry_delay.ToNanoseconds() / 1e9
 
 
 @dataclass(frozen=True)
@@ -69,7 +97,10 @@ def _file_chunks(video_id: str, path: str, chunk_bytes: int) -> Iterator[pb.Vide
 
 class StrataClient:
     def __init__(self, url: str, timeout_s: float = 30.0, settings: Settings | None = None):
-        self.url, self.timeout_s = url, timeout_s
+        from common.settings import load_settings
+
+        settings = settings if settings is not None else load_settings()
+        self.url, self.timeout_s, self.max_message_bytes = url, timeout_s, settings.max_message_bytes
         self.channel = gateway_channel(url, settings=settings)
         self.stub = pb_grpc.StrataStub(self.channel)
         self.health_stub = health_pb2_grpc.HealthStub(self.channel)
@@ -78,7 +109,9 @@ class StrataClient:
         try:
             return getattr(self.stub, name)(request, timeout=timeout_s or self.timeout_s)
         except grpc.RpcError as err:
-            raise StrataCallError(name, err.code(), err.details() or "", self.url) from None
+            from grpc_status import rpc_status
+
+            raise StrataCallError(name, err.code(), err.details() or "", self.url, rpc_status.from_call(err)) from None
 
     # -- queries -----------------------------------------------------------------------------------------------
     def search_videos(self, text: str, top_k: int = 0, candidate_depth: int = 0) -> pb.SearchResponse:
@@ -113,15 +146,20 @@ class StrataClient:
 
     # -- ingest ------------------------------------------------------------------------------------------------
     def index_videos(self, videos: Iterable[Video], batch: int = 64, timeout_s: float | None = None) -> pb.IndexResponse:
-        """Stream videos in batches (one call; an upsert by id, so a rerun after a failure is safe)."""
+        """Stream videos in messages of ``batch`` videos, fewer where they would exceed ``max_message_bytes`` (one
+        call; an upsert by id, so a rerun after a failure is safe)."""
         def requests() -> Iterator[pb.IndexVideosRequest]:
             chunk: list[pb.VideoItem] = []
+            size = 0
             for v in videos:
-                chunk.append(pb.VideoItem(id=v.id, features=features_to_pb(v.frames, v.regions), source=v.source,
-                                          duration=v.duration))
-                if len(chunk) == batch:
+                item = pb.VideoItem(id=v.id, features=features_to_pb(v.frames, v.regions), source=v.source,
+                                    duration=v.duration)
+                item_bytes = item.ByteSize() + 16   # with its field tag and length
+                if chunk and (len(chunk) == batch or size + item_bytes > self.max_message_bytes):
                     yield pb.IndexVideosRequest(videos=chunk)
-                    chunk = []
+                    chunk, size = [], 0
+                chunk.append(item)
+                size += item_bytes
             if chunk:
                 yield pb.IndexVideosRequest(videos=chunk)
 
@@ -148,11 +186,18 @@ class StrataClient:
 
         return self._call("SearchCaptionsByClip", requests())
 
-    def index_captions(self, captions: Iterable[tuple[str, str] | tuple[str, str, str]],
+    def index_captions(self, captions: Iterable[tuple[str, str] | tuple[str, str, str]], batch: int = 1000,
                        timeout_s: float | None = None) -> pb.IndexResponse:
-        """Captions as (id, text) or (id, text, video_id)."""
+        """Captions as (id, text) or (id, text, video_id), ``batch`` per call (each an upsert, so a rerun after a
+        failure is safe); the answer counts them all."""
         items = [pb.CaptionItem(id=c[0], text=c[1], video_id=c[2] if len(c) > 2 else "") for c in captions]
-        return self._call("IndexCaptions", pb.IndexCaptionsRequest(captions=items), timeout_s or max(self.timeout_s, 600.0))
+        answer = pb.IndexResponse()
+        for start in range(0, max(len(items), 1), batch):
+            part = self._call("IndexCaptions", pb.IndexCaptionsRequest(captions=items[start:start + batch]),
+                              timeout_s or max(self.timeout_s, 600.0))
+            answer.indexed, answer.total = answer.indexed + part.indexed, part.total
+            answer.model.CopyFrom(part.model)
+        return answer
 
     def delete(self, kind: str, ids: Sequence[str]) -> pb.DeleteResponse:
         """``kind``: ``videos`` or ``captions``."""

@@ -23,10 +23,9 @@ from common.records import GATEWAY, MILVUS, TRITON, Part, running_part
 from common.errors import ConfigError
 from common.settings import GATEWAY_TOKEN_ENV, MILVUS_TOKEN_ENV, Settings, load_settings, reach
 
-# The gateway channel: messages up to 64 MiB (uploaded features), and gRPC's own retries (bounded, backed off) of
-# the calls that are safe to repeat.
+# The gateway channel: messages up to the setting max_message_bytes (uploaded features), and gRPC's own retries
+# (bounded, backed off) of the calls that are safe to repeat.
 GATEWAY_SERVICE = "strata.v1.Strata"
-GATEWAY_MESSAGE_BYTES = 64 << 20
 GATEWAY_RETRIED = ("SearchVideos", "SearchCaptions", "ScoreVideos", "Describe", "IndexCaptions")
 GATEWAY_RETRY_POLICY = {
     "methodConfig": [{
@@ -126,15 +125,16 @@ def milvus_options(settings: Settings) -> dict[str, Any]:
 
 
 def gateway_channel(url: str, retries: bool = True, settings: Settings | None = None) -> Any:
-    """A gRPC channel to the gateway at ``url`` with the credentials of ``settings`` (default: those in force);
-    ``retries``: gRPC retries the calls safe to repeat."""
+    """A gRPC channel to the gateway at ``url`` with the credentials and message size (``max_message_bytes``) of
+    ``settings`` (default: those in force); ``retries``: gRPC retries the calls safe to repeat."""
     import grpc
 
-    options = [("grpc.max_receive_message_length", GATEWAY_MESSAGE_BYTES),
-               ("grpc.max_send_message_length", GATEWAY_MESSAGE_BYTES)]
+    settings = settings if settings is not None else load_settings()
+    options = [("grpc.max_receive_message_length", settings.max_message_bytes),
+               ("grpc.max_send_message_length", settings.max_message_bytes)]
     if retries:
         options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(GATEWAY_RETRY_POLICY))]
-    credentials = gateway_credentials(settings if settings is not None else load_settings())
+    credentials = gateway_credentials(settings)
     if credentials is None:
         return grpc.insecure_channel(url, options=options)
     return grpc.secure_channel(url, credentials, options=options)

@@ -34,6 +34,9 @@ SETTINGS_FILE = "settings.yaml"
 ENV_PREFIX = "STRATA_"
 GATEWAY_TOKEN_ENV = "STRATA_GATEWAY_TOKEN"   # the client's bearer token when gateway_token_file is unset
 MILVUS_TOKEN_ENV = "STRATA_MILVUS_TOKEN"     # Milvus's token (or user:password) when milvus_token_file is unset
+TEXT_FIELD_BYTES = 4096   # the caption text field of a Milvus collection: max_text_bytes may not exceed it
+LIMITS = ("max_text_bytes", "max_ids_per_call", "max_video_frames", "max_regions", "max_file_bytes",
+          "max_decoded_frames", "max_frame_pixels", "max_message_bytes")   # the size caps of a request (README)
 
 
 @dataclass(frozen=True)
@@ -75,19 +78,31 @@ class Settings:
     request_timeout_s: float = 30.0            # the client library's deadline per call
     store_dtype: str = "float16"               # tensor store precision: float16 or float32
     index_batch: int = 256                     # videos or captions per write to the stores
+    # -- size caps of one request: refused above with INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the setting -----
+    max_text_bytes: int = 2048                 # a query's or caption's text, UTF-8 bytes (<= 4096, Milvus's field)
+    max_ids_per_call: int = 10000              # ids in one Delete or IndexCaptions call, or one IndexVideos message
+    max_video_frames: int = 2048               # frames of one uploaded video's features (kept whole as its source)
+    max_regions: int = 256                     # regions per frame of one uploaded video's features
+    max_file_bytes: int = 512 << 20            # one uploaded video file or clip (512 MiB)
+    max_decoded_frames: int = 108000           # frames a video file may decode to (an hour at 30 fps)
+    max_frame_pixels: int = 3840 * 2160        # width x height of a decoded frame (4K UHD)
+    max_message_bytes: int = 64 << 20          # one gRPC message either way (64 MiB): a batch of features, a chunk
 
     def __post_init__(self) -> None:
         ports = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name.endswith("_port")}
         for key, port in ports.items():
             if not 0 <= port <= 65535:
                 raise ValueError(f"{key} must be a port in 0..65535 (0: any free port), got {port}")
-        for key in ("top_k", "max_top_k", "max_candidate_depth", "index_batch"):
+        for key in ("top_k", "max_top_k", "max_candidate_depth", "index_batch", *LIMITS):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.candidate_depth < 0:
             raise ValueError(f"candidate_depth must be >= 0 (0: the model's measured depth), got {self.candidate_depth}")
         if self.top_k > self.max_top_k or self.candidate_depth > self.max_candidate_depth:
             raise ValueError("top_k and candidate_depth must not exceed max_top_k and max_candidate_depth")
+        if self.max_text_bytes > TEXT_FIELD_BYTES:
+            raise ValueError(f"max_text_bytes must be at most {TEXT_FIELD_BYTES} (the size of Milvus's caption field), "
+                             f"got {self.max_text_bytes}")
         if self.request_timeout_s <= 0:
             raise ValueError(f"request_timeout_s must be > 0, got {self.request_timeout_s}")
         if self.store_dtype not in ("float16", "float32"):

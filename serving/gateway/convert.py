@@ -4,6 +4,8 @@ The client library uses the same functions, so a tensor is encoded one way only.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from serving.gateway.errors import InvalidArgument
@@ -17,14 +19,16 @@ def tensor_to_pb(array: np.ndarray) -> pb.Tensor:
     return pb.Tensor(shape=list(array.shape), data=array.tobytes())
 
 
-def tensor_from_pb(tensor: pb.Tensor, what: str) -> np.ndarray:
+def tensor_from_pb(tensor: pb.Tensor, what: str, field: str = "") -> np.ndarray:
+    """The array a ``Tensor`` holds; a shape that does not match its bytes is refused (the product is taken in
+    Python's integers, so no shape overflows)."""
     shape = tuple(int(d) for d in tensor.shape)
     if any(d < 0 for d in shape):
-        raise InvalidArgument(f"{what}: negative dimension in shape {list(shape)}")
-    expected = int(np.prod(shape)) * WIRE_DTYPE.itemsize if shape else 0
+        raise InvalidArgument(f"{what}: negative dimension in shape {list(shape)}", field=field)
+    expected = math.prod(shape) * WIRE_DTYPE.itemsize if shape else 0
     if not shape or len(tensor.data) != expected:
-        raise InvalidArgument(f"{what}: shape {list(shape)} needs {expected} bytes of little-endian float32, "
-                              f"got {len(tensor.data)}")
+        raise InvalidArgument(f"{what}: shape {list(shape)} needs {expected:,} bytes of little-endian float32, "
+                              f"got {len(tensor.data):,}", field=field)
     return np.frombuffer(tensor.data, WIRE_DTYPE).reshape(shape)
 
 
@@ -35,11 +39,14 @@ def features_to_pb(frames: np.ndarray, regions: np.ndarray | None = None) -> pb.
     return message
 
 
-def features_from_pb(features: pb.VideoFeatures, what: str) -> tuple[np.ndarray, np.ndarray | None]:
+def features_from_pb(features: pb.VideoFeatures, what: str, field: str = "features"
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """(frames, regions or None); ``field`` is the message's path in the request, for errors."""
     if not features.HasField("frames"):
-        raise InvalidArgument(f"{what}: no frame features")
-    frames = tensor_from_pb(features.frames, f"{what} frames")
-    regions = tensor_from_pb(features.regions, f"{what} regions") if features.HasField("regions") else None
+        raise InvalidArgument(f"{what}: no frame features", field=f"{field}.frames")
+    frames = tensor_from_pb(features.frames, f"{what} frames", f"{field}.frames")
+    regions = (tensor_from_pb(features.regions, f"{what} regions", f"{field}.regions")
+               if features.HasField("regions") else None)
     return frames, regions
 
 

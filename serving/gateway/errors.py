@@ -1,13 +1,42 @@
-"""Errors of the retrieval core, each naming the gRPC status it maps to (the core itself knows no gRPC)."""
+"""Errors of the retrieval core and the one table that maps every error to the status a caller gets (no gRPC here:
+the servicer turns a :class:`Failure` into a gRPC status with google.rpc details).
+
+A :class:`GatewayError` names its status code (``code``, the name of a ``grpc.StatusCode``) and may carry what
+google.rpc's error details say: the request field at fault (``BadRequest``), a reason with metadata
+(``ErrorInfo``, domain :data:`DOMAIN`) and when to retry (``RetryInfo``). :func:`failure` maps everything else:
+a backend that failed becomes the status that tells the caller what to do (retry, fix the request, ask the
+operator), its reply naming the backend but never its address or its own words (the log has those).
+"""
 from __future__ import annotations
 
-from common.errors import StrataError
+import errno
+from collections.abc import Mapping
+import dataclasses
+from dataclasses import dataclass
+
+from common.errors import ConfigError, DataError, StrataError
+
+DOMAIN = "strata.v1"          # ErrorInfo's domain
+LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+MALFORMED_REQUEST = "MALFORMED_REQUEST"
+BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
+BACKEND_OVERLOADED = "BACKEND_OVERLOADED"
+MODEL_NOT_LOADED = "MODEL_NOT_LOADED"
+BACKEND_TIMEOUT = "BACKEND_TIMEOUT"
+RETRY_AFTER_S = 1.0           # RetryInfo's delay for a backend that is down or overloaded
 
 
 class GatewayError(StrataError):
-    """Base: ``code`` is the name of the ``grpc.StatusCode`` a servicer answers with."""
+    """Base: ``code`` is the name of the ``grpc.StatusCode`` a servicer answers with; ``field`` the request field
+    at fault, ``reason`` and ``metadata`` an ``ErrorInfo``, ``retry_after_s`` a ``RetryInfo`` (each optional)."""
 
     code = "INTERNAL"
+
+    def __init__(self, message: str, field: str = "", reason: str = "", metadata: Mapping[str, str] | None = None,
+                 retry_after_s: float | None = None):
+        super().__init__(message)
+        self.field, self.reason, self.retry_after_s = field, reason, retry_after_s
+        self.metadata = dict(metadata or {})
 
 
 class InvalidArgument(GatewayError):
@@ -24,3 +53,98 @@ class FailedPrecondition(GatewayError):
 
 class Unavailable(GatewayError):
     code = "UNAVAILABLE"
+
+
+class LimitExceeded(GatewayError):
+    """A request over one of the size caps, each a setting (``common.settings.LIMITS``). The message, the
+    ``BadRequest`` field violation and the ``ErrorInfo`` (reason ``LIMIT_EXCEEDED``, metadata ``limit``, ``max``,
+    ``got``) name it. INVALID_ARGUMENT for what the request says (text, ids, frames, pixels), RESOURCE_EXHAUSTED
+    for the bytes it sends (``max_file_bytes``, ``max_message_bytes``)."""
+
+    def __init__(self, field: str, what: str, got: int, limit: str, maximum: int, fix: str,
+                 code: str = "INVALID_ARGUMENT"):
+        super().__init__(f"{field}: {got:,} {what}, over the limit of {maximum:,} (setting {limit}); {fix}",
+                         field=field, reason=LIMIT_EXCEEDED,
+                         metadata={"limit": limit, "max": str(maximum), "got": str(got)})
+        self.code = code
+
+
+def check_limit(got: int, maximum: int, limit: str, field: str, what: str, fix: str,
+                code: str = "INVALID_ARGUMENT") -> None:
+    """Refuse ``got`` over ``maximum`` (the setting ``limit``) with :class:`LimitExceeded`."""
+    if got > maximum:
+        raise LimitExceeded(field, what, got, limit, maximum, fix, code)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """What a caller is told about an error: the status code's name, the message, and the google.rpc details."""
+
+    code: str
+    message: str
+    field: str = ""
+    reason: str = ""
+    metadata: dict[str, str] = dataclasses.field(default_factory=dict)
+    retry_after_s: float | None = None
+
+    @property
+    def logged(self) -> bool:
+        """A failure of the gateway itself, logged with its traceback."""
+        return self.code == "INTERNAL"
+
+
+# Triton's gRPC status -> (code, reason, what the caller should do)
+_TRITON = {
+    "StatusCode.UNAVAILABLE": ("UNAVAILABLE", BACKEND_UNAVAILABLE, "Triton is unavailable; retry later"),
+    "StatusCode.DEADLINE_EXCEEDED": ("DEADLINE_EXCEEDED", BACKEND_TIMEOUT,
+                                     "Triton did not answer within the request timeout (request_timeout_s); retry, "
+                                     "or send less per call"),
+    "StatusCode.NOT_FOUND": ("FAILED_PRECONDITION", MODEL_NOT_LOADED,
+                             "Triton does not have the served model version loaded; the operator must load it "
+                             "(strata up, or strata swap)"),
+    "StatusCode.RESOURCE_EXHAUSTED": ("RESOURCE_EXHAUSTED", BACKEND_OVERLOADED, "Triton is overloaded; retry later"),
+}
+
+# Milvus's error code -> (code, reason, what the caller should do)
+_MILVUS = {
+    8: ("RESOURCE_EXHAUSTED", BACKEND_OVERLOADED, "Milvus is rate-limiting requests; retry later"),
+    9: ("RESOURCE_EXHAUSTED", BACKEND_OVERLOADED, "Milvus denies writes (a quota, e.g. its disk or memory); the "
+                                                  "operator must free space or raise the quota"),
+    100: ("FAILED_PRECONDITION", MODEL_NOT_LOADED, "the served version's Milvus collection is gone (retired?); the "
+                                                  "operator must activate a version with an index (strata swap)"),
+}
+
+
+def _backend(code: str, reason: str, backend: str, message: str) -> Failure:
+    retry = RETRY_AFTER_S if code in ("UNAVAILABLE", "RESOURCE_EXHAUSTED") else None
+    return Failure(code, message, reason=reason, metadata={"backend": backend}, retry_after_s=retry)
+
+
+def failure(err: BaseException) -> Failure:
+    """The status and details a caller gets for ``err``: the one place errors map to statuses."""
+    from serving.index.milvus_index import IndexRefused, IndexUnavailable
+    from serving.triton.client import TritonRequestError
+
+    if isinstance(err, GatewayError):
+        return Failure(err.code, str(err) or type(err).__name__, err.field, err.reason, err.metadata, err.retry_after_s)
+    if isinstance(err, IndexUnavailable):
+        return _backend("UNAVAILABLE", BACKEND_UNAVAILABLE, "milvus", "Milvus did not answer; retry later")
+    if isinstance(err, IndexRefused):
+        # the gateway checks every request before Milvus sees it: any other refusal is the gateway's own failure
+        code, reason, message = _MILVUS.get(err.milvus_code, ("INTERNAL", "BACKEND_REFUSED",
+                                                              "Milvus refused the gateway's request; the gateway's "
+                                                              "log has the details"))
+        return _backend(code, reason, "milvus", message)
+    if isinstance(err, TritonRequestError):
+        if err.status is None:   # nothing answered
+            return _backend("UNAVAILABLE", BACKEND_UNAVAILABLE, "triton", "Triton did not answer; retry later")
+        code, reason, message = _TRITON.get(err.status, ("INTERNAL", "BACKEND_REFUSED",
+                                                         "Triton refused the gateway's request; the gateway's log "
+                                                         "has the details"))
+        return _backend(code, reason, "triton", message)
+    if isinstance(err, (DataError, ConfigError)):
+        return Failure("INVALID_ARGUMENT", str(err) or type(err).__name__)
+    if isinstance(err, MemoryError) or (isinstance(err, OSError) and err.errno == errno.ENOSPC):
+        return Failure("RESOURCE_EXHAUSTED", "the gateway ran out of memory or disk for this request; send less per "
+                                             "call, or retry later", retry_after_s=RETRY_AFTER_S)
+    return Failure("INTERNAL", f"internal error ({type(err).__name__}); the gateway's log has the details")

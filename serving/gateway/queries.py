@@ -11,6 +11,7 @@ import numpy as np
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from serving.gateway.limits import check_text
 from serving.gateway.model import stage
 from serving.gateway.types import Answer, Hit, LevelScore
 from serving.gateway.version import EMPTY_LEVELS, Version
@@ -35,6 +36,7 @@ def limits(settings: Settings, version: Version, kind: str, top_k: int, depth: i
 
 def search_videos(version: Version, settings: Settings, text: str, top_k: int = 0, depth: int = 0) -> Answer:
     top_k, depth = limits(settings, version, VIDEOS, top_k, depth)
+    check_text(settings, text, "text")
     timings: dict[str, float] = {}
     embedded = version.model.embed_texts([text], timings)
     query = embedded.items[0]
@@ -58,7 +60,7 @@ def search_captions(version: Version, settings: Settings, video_id: str = "", fr
     else:
         if frames is None:
             raise InvalidArgument("give an indexed video's id or uploaded video features")
-        version.model.check_video("uploaded video", frames, regions)
+        version.check_video("uploaded video", frames, regions, "features")
         query = version.model.embed_videos([frames], [regions], timings)[0]
     candidates = _candidates(version, CAPTIONS, query, depth, timings)
     with stage(timings, "fetch"):
@@ -75,7 +77,9 @@ def score_videos(version: Version, settings: Settings, text: str, video_ids: Seq
     if not video_ids:
         raise InvalidArgument("give at least one video id to score")
     if len(video_ids) > settings.max_candidate_depth:
-        raise InvalidArgument(f"at most {settings.max_candidate_depth} video ids per call, got {len(video_ids)}")
+        raise InvalidArgument(f"at most {settings.max_candidate_depth} video ids per call (setting "
+                              f"max_candidate_depth), got {len(video_ids)}", field="video_ids")
+    check_text(settings, text, "text")
     timings: dict[str, float] = {}
     ids = list(dict.fromkeys(video_ids))
     embedded = version.model.embed_texts([text], timings)

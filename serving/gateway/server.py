@@ -26,15 +26,13 @@ from common.settings import Settings
 from serving.gateway.auth import interceptors, server_credentials
 from serving.gateway.metrics import serve_metrics
 from serving.gateway.service import RetrievalService
-from serving.gateway.servicer import StrataServicer
+from serving.gateway.servicer import StrataServicer, add_to_server
 from serving.proto.strata.v1 import strata_pb2 as pb
-from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
 
 log = logging.getLogger("strata.gateway")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Strata"].full_name   # strata.v1.Strata
 HEALTH_PERIOD_S = 2.0
-MAX_MESSAGE_BYTES = 64 << 20   # an IndexVideos batch of pre-extracted features
 
 
 class Gateway:
@@ -43,9 +41,9 @@ class Gateway:
         credentials, checks = server_credentials(settings), interceptors(settings)   # refused before any work
         self.service = RetrievalService(settings)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)], interceptors=checks)
-        pb_grpc.add_StrataServicer_to_server(StrataServicer(self.service), self.server)
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes)], interceptors=checks)
+        add_to_server(StrataServicer(self.service), self.server)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server)

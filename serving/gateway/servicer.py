@@ -1,94 +1,194 @@
 """The ``strata.v1.Strata`` servicer: convert the request, call the core, convert the answer (nothing else).
 
-Errors map to status codes in one decorator: a :class:`~serving.gateway.errors.GatewayError` carries its code,
-a :class:`~common.errors.DataError` / ``ConfigError`` is the caller's INVALID_ARGUMENT, an unreachable Triton or
-Milvus is UNAVAILABLE; anything else is INTERNAL and logged. A reply names a failed backend but never its address. Every call is counted and timed for Prometheus.
+Errors map to status codes in one place, :func:`serving.gateway.errors.failure`; the :func:`rpc` decorator answers
+with that status and its google.rpc details (``BadRequest``, ``ErrorInfo``, ``RetryInfo``) in the standard
+``grpc-status-details-bin`` trailer. A failure of the gateway itself is INTERNAL and logged. Every call is counted
+and timed for Prometheus.
+
+Requests are parsed by :func:`add_to_server`'s handlers: bytes that are not a valid message (a truncated message, a
+string field that is not UTF-8) are the caller's INVALID_ARGUMENT, answered like any other refusal, never
+grpc's INTERNAL "Exception deserializing request!". Uploaded files are held to ``max_file_bytes`` as they arrive.
 """
 from __future__ import annotations
 
 import functools
 import logging
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import Message
 
-from common.errors import ConfigError, DataError
 from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway import metrics
 from serving.gateway.convert import answer_to_pb, features_from_pb
-from serving.gateway.errors import GatewayError, InvalidArgument
+from serving.gateway.errors import DOMAIN, MALFORMED_REQUEST, Failure, InvalidArgument, LimitExceeded, failure
 from serving.gateway.service import RetrievalService
 from serving.gateway.types import CaptionInput, VideoInput
-from serving.index.milvus_index import IndexUnavailable
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
-from serving.triton.client import TritonRequestError
 
 log = logging.getLogger("strata.gateway")
 
-
-def _status(err: Exception) -> grpc.StatusCode:
-    if isinstance(err, GatewayError):
-        return getattr(grpc.StatusCode, err.code)
-    if isinstance(err, (DataError, ConfigError)):
-        return grpc.StatusCode.INVALID_ARGUMENT
-    if isinstance(err, (IndexUnavailable, TritonRequestError)):
-        return grpc.StatusCode.UNAVAILABLE
-    return grpc.StatusCode.INTERNAL
+SERVICE = pb.DESCRIPTOR.services_by_name["Strata"]
 
 
-def _reply(err: Exception, code: grpc.StatusCode) -> str:
-    """What the caller is told: the message of an error about its request; for a backend that failed, or a bug,
-    only which part failed, never an address or the backend's own words (the log has those)."""
-    if isinstance(err, IndexUnavailable):
-        return "Milvus did not answer; retry later"
-    if isinstance(err, TritonRequestError):
-        return "Triton failed the request; retry later"
-    if code == grpc.StatusCode.INTERNAL:
-        return f"internal error ({type(err).__name__}); the gateway's log has the details"
-    return str(err) or type(err).__name__
+@dataclass(frozen=True)
+class Malformed:
+    """What the request deserializer gives for bytes that do not parse (grpc would answer INTERNAL for a raise)."""
+
+    message_type: str
+    error: str
+
+    def refuse(self) -> InvalidArgument:
+        return InvalidArgument(f"the request is not a valid {self.message_type} message ({self.error}): a string "
+                               f"field that is not UTF-8, a truncated message, or bytes that are not protobuf; encode "
+                               f"it with a protobuf library from strata.proto", reason=MALFORMED_REQUEST,
+                               metadata={"message": self.message_type})
+
+
+def _parser(message_class):
+    def parse(data: bytes):
+        from google.protobuf.message import DecodeError
+
+        try:
+            return message_class.FromString(data)
+        except (DecodeError, UnicodeDecodeError) as err:
+            return Malformed(message_class.DESCRIPTOR.full_name, str(err))
+    return parse
+
+
+def _checked(requests: Iterator) -> Iterator:
+    for request in requests:
+        if isinstance(request, Malformed):
+            raise request.refuse()
+        yield request
+
+
+def add_to_server(servicer: "StrataServicer", server: grpc.Server) -> None:
+    """Register every method of ``strata.v1.Strata`` with request parsing that refuses malformed messages."""
+    from google.protobuf.message_factory import GetMessageClass
+
+    handlers = {}
+    for method in SERVICE.methods:
+        kind = f"{'stream' if method.client_streaming else 'unary'}_{'stream' if method.server_streaming else 'unary'}"
+        handlers[method.name] = getattr(grpc, f"{kind}_rpc_method_handler")(
+            getattr(servicer, method.name), request_deserializer=_parser(GetMessageClass(method.input_type)),
+            response_serializer=GetMessageClass(method.output_type).SerializeToString)
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
+
+
+def status_of(answer: Failure):
+    """``answer`` as a ``grpc.Status`` carrying a google.rpc ``Status`` with its details."""
+    from google.protobuf import any_pb2, duration_pb2
+    from google.rpc import code_pb2, error_details_pb2, status_pb2
+    from grpc_status import rpc_status
+
+    details = []
+    if answer.field:
+        details.append(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=answer.field, description=answer.message)]))
+    if answer.reason:
+        details.append(error_details_pb2.ErrorInfo(reason=answer.reason, domain=DOMAIN, metadata=answer.metadata))
+    if answer.retry_after_s is not None:
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(answer.retry_after_s * 1e9))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+    packed = []
+    for detail in details:
+        item = any_pb2.Any()
+        item.Pack(detail)
+        packed.append(item)
+    return rpc_status.to_status(status_pb2.Status(code=code_pb2.Code.Value(answer.code), message=answer.message,
+                                                  details=packed))
 
 
 def rpc(method):
-    """Run a servicer method; answer errors with their status code and count every call."""
+    """Run a servicer method; answer errors with their status and details, and count every call."""
     call = method.__name__
 
     @functools.wraps(method)
     def wrapper(self, request, context):
-        start, code = time.perf_counter(), grpc.StatusCode.OK
+        start, code = time.perf_counter(), "OK"
         try:
-            return method(self, request, context)
+            if isinstance(request, Malformed):
+                raise request.refuse()
+            return method(self, request if isinstance(request, Message) else _checked(request), context)
         except Exception as err:  # noqa: BLE001 - every error becomes a status, the server keeps serving
-            code = _status(err)
-            if code == grpc.StatusCode.INTERNAL:
+            answer = failure(err)
+            code = answer.code
+            if answer.logged:
                 log.exception("%s failed", call)
             else:
-                log.info("%s: %s: %s", call, code.name, err)
-            context.abort(code, _reply(err, code))
+                log.info("%s: %s: %s", call, code, err)
+            context.abort_with_status(status_of(answer))
         finally:
-            metrics.observe_call(call, code.name, time.perf_counter() - start)
+            metrics.observe_call(call, code, time.perf_counter() - start)
 
     return wrapper
 
 
-FILES_PER_BATCH = 8   # raw files decoded, embedded and committed together
+FILES_PER_BATCH = 8   # raw files decoded, embedded and committed together (fewer when they reach max_file_bytes)
 
 
-def files_from_chunks(chunks):
-    """Whole files from a chunk stream: consecutive chunks with the same id (an empty id continues the file)."""
+@dataclass(frozen=True)
+class OversizedFile:
+    """A file of a stream that went over ``max_file_bytes``: its chunks were dropped as they came."""
+
+    id: str
+    name: str
+    error: LimitExceeded
+
+
+def _over(size: int, max_bytes: int, name: str) -> LimitExceeded:
+    return LimitExceeded("data", f"bytes in file {name} (and counting)", size, "max_file_bytes", max_bytes,
+                         "send a shorter or more compressed video", code="RESOURCE_EXHAUSTED")
+
+
+def files_from_chunks(chunks, max_bytes: int):
+    """Whole files from a chunk stream: consecutive chunks with the same id (an empty id continues the file). A
+    file over ``max_bytes`` is not kept: an :class:`OversizedFile` stands in its place."""
     from serving.ingest.raw import VideoFile
 
-    current, parts = None, []
+    current, parts, size = None, [], 0
+
+    def whole():
+        name = current.filename or current.id
+        if size > max_bytes:
+            return OversizedFile(current.id, name, _over(size, max_bytes, name))
+        return VideoFile(current.id, name, b"".join(parts))
+
     for chunk in chunks:
         if chunk.id and (current is None or chunk.id != current.id):
             if current is not None:
-                yield VideoFile(current.id, current.filename or current.id, b"".join(parts))
-            current, parts = chunk, []
+                yield whole()
+            current, parts, size = chunk, [], 0
         elif current is None:
-            raise InvalidArgument("the first chunk of a file must carry its id")
-        parts.append(chunk.data)
+            raise InvalidArgument("the first chunk of a file must carry its id", field="id")
+        size += len(chunk.data)
+        if size <= max_bytes:
+            parts.append(chunk.data)
+        else:
+            parts = []
     if current is not None:
-        yield VideoFile(current.id, current.filename or current.id, b"".join(parts))
+        yield whole()
+
+
+class StreamIds:
+    """The ids one stream has sent so far: an id in two messages of one stream is refused (not silently upserted)."""
+
+    def __init__(self, what: str):
+        self.what, self.seen, self.committed = what, set(), 0
+
+    def add(self, ids: list[str]) -> None:
+        again = sorted(self.seen.intersection(ids))
+        if again:
+            raise InvalidArgument(f"{self.what} id(s) {', '.join(map(repr, again[:5]))}"
+                                  + (f" and {len(again) - 5} more" if len(again) > 5 else "")
+                                  + f" came in an earlier message of this stream; send each id once per call (this "
+                                  f"call indexed {self.committed} {self.what}(s) before this message)", field="id")
+        self.seen.update(ids)
 
 
 class StrataServicer(pb_grpc.StrataServicer):
@@ -122,15 +222,17 @@ class StrataServicer(pb_grpc.StrataServicer):
 
     @rpc
     def IndexVideos(self, request_iterator, context):
-        written, last = 0, None
+        written, last, ids = 0, None, StreamIds("video")
         for batch in request_iterator:
             videos = []
-            for item in batch.videos:
-                frames, regions = features_from_pb(item.features, f"video {item.id!r}")
+            for k, item in enumerate(batch.videos):
+                frames, regions = features_from_pb(item.features, f"video {item.id!r}", f"videos[{k}].features")
                 videos.append(VideoInput(item.id, frames, regions, item.source, item.duration))
             if videos:
+                ids.add([v.id for v in videos])
                 last = self.service.index_videos(videos)
                 written += last.count
+                ids.committed = written
         if last is None:
             raise InvalidArgument("the stream held no videos")
         metrics.set_corpus(VIDEOS, last.total)
@@ -141,13 +243,22 @@ class StrataServicer(pb_grpc.StrataServicer):
     def IndexVideoFiles(self, request_iterator, context):
         from common.frame_backbone import SAMPLING
 
-        written, total, errors = 0, None, []
-        pending = []
-        for file in files_from_chunks(request_iterator):
+        from serving.ingest.raw import FileError
+
+        written, total, errors, ids = 0, None, [], StreamIds("video")
+        pending, pending_bytes = [], 0
+        limit = self.service.settings.max_file_bytes
+        for file in files_from_chunks(request_iterator, limit):
+            ids.add([file.id])
+            if isinstance(file, OversizedFile):
+                errors.append(FileError(file.id, file.name, str(file.error)))
+                continue
             pending.append(file)
-            if len(pending) >= FILES_PER_BATCH:
+            pending_bytes += len(file.data)
+            if len(pending) >= FILES_PER_BATCH or pending_bytes >= limit:
                 count, total, failed = self.raw.index(pending)
-                written, errors, pending = written + count, errors + failed, []
+                written, errors, pending, pending_bytes = written + count, errors + failed, [], 0
+                ids.committed = written
         if pending:
             count, total, failed = self.raw.index(pending)
             written, errors = written + count, errors + failed
@@ -162,11 +273,15 @@ class StrataServicer(pb_grpc.StrataServicer):
 
     @rpc
     def SearchCaptionsByClip(self, request_iterator, context):
-        first, data = None, []
+        first, data, size = None, [], 0
+        limit = self.service.settings.max_file_bytes
         for chunk in request_iterator:
             first = first or chunk
             if chunk.id and chunk.id != first.id:
-                raise InvalidArgument("SearchCaptionsByClip takes one clip: every chunk carries the same id")
+                raise InvalidArgument("SearchCaptionsByClip takes one clip: every chunk carries the same id", field="id")
+            size += len(chunk.data)
+            if size > limit:
+                raise _over(size, limit, first.filename or first.id or "uploaded clip")
             data.append(chunk.data)
         if first is None:
             raise InvalidArgument("send the clip's bytes in at least one chunk")

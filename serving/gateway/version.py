@@ -12,9 +12,11 @@ from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import InvalidArgument
 from serving.gateway.first_stage import FirstStage
+from serving.gateway.limits import check_features, check_ids, check_source, check_text
 from serving.gateway.model import ServedModel
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.writer import Item, Writer
+from serving.index.milvus_index import ID_MAX
 from serving.index.naming import collection_name
 
 EMPTY_LEVELS = "empty_levels"   # stored with each caption: 1 for a level with no text node
@@ -29,7 +31,7 @@ class Version:
     def __init__(self, model: ServedModel, index, settings: Settings):
         from serving.store import open_store
 
-        self.model, self.index = model, index
+        self.model, self.index, self.settings = model, index, settings
         self.store_dtype = np.dtype(settings.store_dtype)
         self.batch = settings.index_batch
         self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
@@ -55,11 +57,17 @@ class Version:
         """Tower outputs as stored: floats in the store's precision."""
         return {k: v.astype(self.store_dtype) if v.dtype.kind == "f" else v for k, v in outputs.items()}
 
+    def check_video(self, where: str, frames: np.ndarray, regions: np.ndarray | None, field: str) -> None:
+        """Refuse features over the size caps, or that this model cannot take."""
+        check_features(self.settings, frames, regions, field)
+        self.model.check_video(where, frames, regions)
+
     def index_videos(self, videos: Sequence[VideoInput]) -> int:
         """Check, embed and commit videos (upsert by id); returns how many were written."""
-        _check_ids([v.id for v in videos], "video")
-        for v in videos:
-            self.model.check_video(f"video {v.id!r}", v.frames, v.regions)
+        check_ids(self.settings, [v.id for v in videos], "video", "videos")
+        for k, v in enumerate(videos):
+            check_source(v.source, f"videos[{k}].source")
+            self.check_video(f"video {v.id!r}", v.frames, v.regions, f"videos[{k}].features")
         items = []
         for start in range(0, len(videos), self.batch):
             chunk = videos[start:start + self.batch]
@@ -72,7 +80,12 @@ class Version:
         return self.writers[VIDEOS].commit(items)
 
     def index_captions(self, captions: Sequence[CaptionInput]) -> int:
-        _check_ids([c.id for c in captions], "caption")
+        check_ids(self.settings, [c.id for c in captions], "caption", "captions")
+        for k, c in enumerate(captions):   # all checked before anything is embedded or written
+            check_text(self.settings, c.text, f"captions[{k}].text")
+            if len(c.video_id.encode()) > ID_MAX:
+                raise InvalidArgument(f"captions[{k}].video_id: at most {ID_MAX} UTF-8 bytes, got "
+                                      f"{len(c.video_id.encode())}", field=f"captions[{k}].video_id")
         items = []
         for start in range(0, len(captions), self.batch):
             chunk = captions[start:start + self.batch]
@@ -85,7 +98,7 @@ class Version:
     def delete(self, kind: str, ids: Sequence[str]) -> int:
         if kind not in (VIDEOS, CAPTIONS):
             raise InvalidArgument(f"kind must be videos or captions, got {kind!r}")
-        _check_ids(ids, kind[:-1])
+        check_ids(self.settings, ids, kind[:-1], "ids")
         return self.writers[kind].delete(list(ids))
 
     def close(self) -> None:
@@ -93,12 +106,3 @@ class Version:
             store.close()
         self.model.close()
 
-
-def _check_ids(ids: Sequence[str], what: str) -> None:
-    if not ids:
-        raise InvalidArgument(f"give at least one {what}")
-    for item_id in ids:
-        if not item_id or len(item_id.encode()) > 512:
-            raise InvalidArgument(f"a {what} id must be 1..512 bytes, got {item_id!r}")
-    if len(set(ids)) != len(ids):
-        raise InvalidArgument(f"{what} ids repeat within one call: {sorted({i for i in ids if list(ids).count(i) > 1})[:5]}")

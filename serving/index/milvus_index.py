@@ -35,7 +35,7 @@ the active collection is named in the state record instead.
 
 Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI without its credentials (or only
 "Milvus", for a server whose messages reach its callers: ``MilvusIndex(uri, where="Milvus")``); bad input (wrong dim, missing id,
-unknown field) raises ``DataError``; a bad request (unknown kind, collection of another kind) ``ConfigError``.
+unknown field) raises ``DataError``; an error Milvus answers, :class:`IndexRefused` (a ``DataError``) with its code; a bad request (unknown kind, collection of another kind) ``ConfigError``.
 pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one.
 """
 from __future__ import annotations
@@ -51,13 +51,13 @@ import numpy as np
 from common.connect import milvus_client, public_uri
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
-from common.settings import Settings
+from common.settings import TEXT_FIELD_BYTES, Settings
 
 KINDS = (VIDEOS, CAPTIONS)
 INDEX_TYPES = ("FLAT", "IVF_FLAT")
 METRIC = "IP"
 ID_MAX = 512
-TEXT_MAX = 4096
+TEXT_MAX = TEXT_FIELD_BYTES
 SOURCE_MAX = 4096
 STATE_COLLECTION = "strata_state"
 STATE_VALUE_MAX = 65535
@@ -65,10 +65,20 @@ MAX_BATCH_ROWS = 1000
 MAX_BATCH_BYTES = 4 << 20           # per upsert call, counting vectors and strings
 MAX_TOPK = 16384                    # Milvus's limit on one search's hits
 ID_CHUNK = 1000                     # ids per get / exists / delete call
+COLLECTION_NOT_FOUND = 100          # Milvus's error code (pymilvus ErrorCode.COLLECTION_NOT_FOUND)
 
 
 class IndexUnavailable(StrataError):
     """Milvus could not be reached (or did not answer in time)."""
+
+
+class IndexRefused(DataError):
+    """Milvus answered a call with an error; ``milvus_code`` is its error code (pymilvus's ``ErrorCode``: 8 rate
+    limit, 9 writes denied by a quota, 100 no such collection, ...), or None for pymilvus's own refusal."""
+
+    def __init__(self, message: str, milvus_code: int | None = None):
+        super().__init__(message)
+        self.milvus_code = milvus_code
 
 
 # Metadata fields of each kind: name -> (Milvus type name, max length or None, default)
@@ -162,7 +172,7 @@ class MilvusIndex:
                 # A fresh channel next time: gRPC backs off reconnecting a failed one for up to two minutes.
                 self.close()
                 raise IndexUnavailable(f"{self.where} did not answer {what}: {err}") from None
-            raise DataError(f"{self.where} refused {what}: {err}") from None
+            raise IndexRefused(f"{self.where} refused {what}: {err}", getattr(err, "code", None)) from None
 
     def ping(self, timeout_s: float = 1.0) -> bool:
         """True if Milvus answers a cheap call within about ``timeout_s`` seconds; never raises."""
@@ -232,7 +242,8 @@ class MilvusIndex:
         """(kind, dim) of an existing collection."""
         if name not in self._schemas:
             if not self.has(name):
-                raise DataError(f"no collection {name} on {self.where} (ensure_collection first)")
+                raise IndexRefused(f"no collection {name} on {self.where} (ensure_collection first)",
+                                   COLLECTION_NOT_FOUND)
             info = self._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
             description = info.get("description", "")
             kind = description.split(":", 1)[1] if description.startswith("strata:") else ""

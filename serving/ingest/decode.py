@@ -11,7 +11,9 @@ bilinear scaler), centre crop ``size`` x ``size``, scaled to [0, 1] and normalis
 deviation, CHW float32.
 
 Every failure to read a file is a :class:`VideoFileError` naming it: not a video, no video stream, a codec FFmpeg
-cannot decode, no decodable frame, an empty file.
+cannot decode, no decodable frame, an empty file. A file from a client is decoded within :class:`DecodeLimits` (the
+settings ``max_decoded_frames`` and ``max_frame_pixels``): past either, decoding stops at once with
+:class:`~serving.gateway.errors.LimitExceeded` naming the setting.
 
 Files come from clients, so FFmpeg opens them with an allow-list of container formats (:data:`CONTAINERS`: no
 playlist, concat or image-sequence demuxer, which open other URLs or files) and no network protocol: a local file
@@ -27,6 +29,8 @@ import numpy as np
 
 from common.errors import DataError
 from common.frame_backbone import ImageSpec
+from common.settings import Settings
+from serving.gateway.errors import check_limit
 from training.data.sampling import frame_indices
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".ogv", ".gif", ".ts", ".flv")
@@ -36,6 +40,31 @@ NO_PROTOCOL = "none"   # a protocol_whitelist that names no protocol: nothing ma
 
 class VideoFileError(DataError):
     """A video file that cannot be decoded; the message names the file."""
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """How far a client's file may be decoded: frames, and pixels of one frame (``None``: no limit)."""
+
+    frames: int | None = None
+    pixels: int | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "DecodeLimits":
+        return cls(settings.max_decoded_frames, settings.max_frame_pixels)
+
+    def check_pixels(self, width: int, height: int, name: str) -> None:
+        if self.pixels is not None:
+            check_limit(width * height, self.pixels, "max_frame_pixels", "data",
+                        f"pixels in a {width}x{height} frame of {name}", "scale the video down before sending it")
+
+    def check_frames(self, count: int, name: str) -> None:
+        if self.frames is not None:
+            check_limit(count, self.frames, "max_decoded_frames", "data", f"decoded frames of {name} (and counting)",
+                        "cut the video shorter before sending it")
+
+
+NO_LIMITS = DecodeLimits()
 
 
 @dataclass(frozen=True)
@@ -77,14 +106,17 @@ def _open(source: str | Path | bytes, name: str):
     return container, stream
 
 
-def _frames(source, name: str):
-    """Decoded frames of the first video stream, in the order the decoder emits them (presentation order)."""
+def _frames(source, name: str, limits: DecodeLimits = NO_LIMITS):
+    """Decoded frames of the first video stream, in the order the decoder emits them (presentation order); a frame
+    over ``limits.pixels`` stops decoding (the stream's declared size is checked before the first one)."""
     import av
 
     container, stream = _open(source, name)
     try:
+        limits.check_pixels(stream.codec_context.width or 0, stream.codec_context.height or 0, name)
         try:
             for frame in container.decode(stream):
+                limits.check_pixels(frame.width, frame.height, name)
                 yield frame
         except av.FFmpegError as err:
             raise VideoFileError(f"{name}: decoding failed ({err})") from None
@@ -117,17 +149,25 @@ def preprocess(frame, spec: ImageSpec) -> np.ndarray:
 
 
 def decode_video(source: str | Path | bytes, max_frames: int, spec: ImageSpec = ImageSpec(),
-                 name: str | None = None) -> DecodedVideo:
+                 name: str | None = None, limits: DecodeLimits = NO_LIMITS) -> DecodedVideo:
     """The sampled, preprocessed frames of a video file (a path or its bytes); ``name`` names it in errors."""
+    import av
+
     name = name or str(source)
-    count = sum(1 for _ in _frames(source, name))
+    count = 0
+    for _ in _frames(source, name, limits):
+        count += 1
+        limits.check_frames(count, name)
     if count == 0:
         raise VideoFileError(f"{name}: no frame could be decoded")
     indices = frame_indices(count, max_frames)
     wanted, kept = set(indices.tolist()), []
-    for position, frame in enumerate(_frames(source, name)):
+    for position, frame in enumerate(_frames(source, name, limits)):
         if position in wanted:
-            kept.append(preprocess(frame, spec))
+            try:
+                kept.append(preprocess(frame, spec))
+            except (av.FFmpegError, ValueError) as err:
+                raise VideoFileError(f"{name}: frame {position} cannot be converted to RGB ({err})") from None
     if len(kept) != len(indices):
         raise VideoFileError(f"{name}: decoded {count} frames, then {len(kept)} of the {len(indices)} sampled ones "
                              f"on the second pass (the file changed, or decoding is not repeatable)")

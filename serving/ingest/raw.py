@@ -1,8 +1,9 @@
 """Raw video files into a served model version: decode (PyAV) -> ``frame_backbone`` on Triton -> the version's
 video tower -> the writer (torch-free). Used by the gateway's file calls and by bulk ingest.
 
-A file that cannot be decoded is reported with its name and skipped; the rest of the batch is indexed. Decoding
-and the backbone run before anything is written, so a bad file leaves nothing behind.
+A file that cannot be decoded, or is over a decoding limit (``max_decoded_frames``, ``max_frame_pixels``), is
+reported with its name and skipped; the rest of the batch is indexed. Decoding and the backbone run before anything
+is written, so a bad file leaves nothing behind.
 """
 from __future__ import annotations
 
@@ -14,9 +15,9 @@ import numpy as np
 
 from common.errors import ConfigError
 from common.frame_backbone import check_version, read_backbone
-from serving.gateway.errors import FailedPrecondition
+from serving.gateway.errors import FailedPrecondition, LimitExceeded
 from serving.ingest.backbone import FrameBackbone
-from serving.ingest.decode import DecodedVideo, VideoFileError, decode_video
+from serving.ingest.decode import DecodedVideo, DecodeLimits, VideoFileError, decode_video
 
 log = logging.getLogger("strata.ingest")
 
@@ -40,6 +41,7 @@ class RawVideos:
 
     def __init__(self, service):
         self.service = service
+        self.limits = DecodeLimits.from_settings(service.settings)
         self._backbones: dict[tuple[str, int], FrameBackbone] = {}
 
     def backbone(self, version) -> FrameBackbone:
@@ -58,8 +60,9 @@ class RawVideos:
         backbone, decoded, errors = self.backbone(version), [], []
         for f in files:
             try:
-                decoded.append((f, decode_video(f.data, version.model.max_frames, backbone.info.image, f.name)))
-            except VideoFileError as err:
+                decoded.append((f, decode_video(f.data, version.model.max_frames, backbone.info.image, f.name,
+                                                self.limits)))
+            except (VideoFileError, LimitExceeded) as err:
                 log.info("skipped %s: %s", f.name, err)
                 errors.append(FileError(f.id, f.name, str(err)))
         return decoded, errors
@@ -85,7 +88,8 @@ class RawVideos:
         return result.count, result.total, errors
 
     def clip(self, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """An uploaded clip's features (a bad clip is the caller's INVALID_ARGUMENT: VideoFileError is a DataError)."""
+        """An uploaded clip's features (a bad clip is the caller's INVALID_ARGUMENT: VideoFileError is a DataError;
+        one over a decoding limit is refused naming it)."""
         version = self.service.active()
-        decoded = decode_video(data, version.model.max_frames, self.backbone(version).info.image, name)
+        decoded = decode_video(data, version.model.max_frames, self.backbone(version).info.image, name, self.limits)
         return self.backbone(version).features([decoded])[0]

@@ -31,7 +31,13 @@ RELEASE_WAIT_S = 5.0
 
 
 class TritonRequestError(StrataError):
-    """Triton answered a request with an error."""
+    """Triton answered a request with an error; ``status`` is the gRPC status it gave (``StatusCode.NOT_FOUND``:
+    no such model version loaded, ``StatusCode.DEADLINE_EXCEEDED``: the request's timeout ran out, ...), or None
+    when the call failed before any answer (nothing listening)."""
+
+    def __init__(self, message: str, status: str | None = None):
+        super().__init__(message)
+        self.status = status
 
 
 class _Region:
@@ -94,7 +100,8 @@ class TritonModel:
             try:
                 config = self.client.get_model_config(self.name, as_json=True)["config"]
             except InferenceServerException as err:
-                raise TritonRequestError(f"{self.name}: cannot read its config from Triton: {err.message()}") from None
+                raise TritonRequestError(f"{self.name}: cannot read its config from Triton: {err.message()}",
+                                         err.status()) from None
             self._max_batch_size = int(config.get("max_batch_size", 0))
         return self._max_batch_size
 
@@ -139,7 +146,7 @@ class TritonModel:
             return self.client.infer(self.name, request, model_version="" if version is None else str(version),
                                      outputs=outputs, client_timeout=self.timeout_s)
         except InferenceServerException as err:
-            raise TritonRequestError(f"{self.name} version {version or 'latest'}: {err.message()}") from None
+            raise TritonRequestError(f"{self.name} version {version or 'latest'}: {err.message()}", err.status()) from None
 
     def _region(self, kind: str) -> _Region:
         if kind not in self._regions:
