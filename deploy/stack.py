@@ -62,8 +62,8 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from serving.gateway.active import active_pin, active_version
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
-    from serving.swap import ensure_loaded
     from serving.triton.server import TritonServer
+    from serving.triton.swap import ensure_loaded
 
     # 1. Milvus
     if settings.milvus_uri:
