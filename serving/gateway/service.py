@@ -75,15 +75,29 @@ class RetrievalService:
 
     @staticmethod
     def _triton_ready(version: Version) -> bool | None:
-        """Whether Triton has every model of ``version`` ready; None when Triton does not answer."""
-        client = version.model.towers.client
+        """Whether Triton answers with every model of ``version``; None when Triton does not answer at all.
+
+        Triton reports a model that it reloads (a swap adding or retiring a version beside it), and itself, as not
+        ready while the loaded instances keep answering; so where the readiness API says no, one real call through
+        the backbone and both towers decides."""
+        model = version.model
+        client = model.towers.client
         try:
-            parts = [m.name for m in version.model.towers.models.values()] + [TEXT_BACKBONE]
-            return client.is_server_ready(client_timeout=2) and all(
-                client.is_model_ready(name, str(v), client_timeout=2) for name, v in
-                zip(parts, [version.model.version] * 3 + [version.model.backbone_version]))
+            parts = [m.name for m in model.towers.models.values()] + [TEXT_BACKBONE]
+            if client.is_server_ready(client_timeout=2) and all(
+                    client.is_model_ready(name, str(v), client_timeout=2) for name, v in
+                    zip(parts, [model.version] * 3 + [model.backbone_version])):
+                return True
         except Exception:  # noqa: BLE001 - any failure to reach Triton means not serving
             return None
+        frames = np.zeros((1, model.frame_dim), np.float32)
+        regions = np.zeros((1, 1, model.region_dim), np.float32) if model.reads_regions else None
+        try:
+            model.embed_texts(["a person is walking"])
+            model.embed_videos([frames], [regions])
+            return True
+        except Exception:  # noqa: BLE001 - whatever fails, this version does not answer now
+            return False
 
     # -- queries -----------------------------------------------------------------------------------------------
     def search_videos(self, text: str, top_k: int = 0, depth: int = 0) -> Answer:
