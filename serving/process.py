@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from common.errors import StrataError
+from common.files import write_atomic
 from common.records import Part, ProcessState, alive, parse_record, running
 
 MANAGED_ENV = "STRATA_MANAGED"   # in a managed process's environment: the path of its record
@@ -270,9 +271,7 @@ class ManagedProcess:
                                              env=marked, start_new_session=True)
         state = ProcessState(self._process.pid, self.name, self.marker, address, ports, serves, list(command),
                              str(self.log_file), time.time())
-        written = self.state_file.with_name(f".{self.state_file.name}.{os.getpid()}.tmp")
-        written.write_text(json.dumps(asdict(state), indent=2))
-        written.replace(self.state_file)
+        write_atomic(self.state_file, json.dumps(asdict(state), indent=2))
         try:
             self._wait_ready(state, ready, timeout)
         except BaseException:  # a retry, an error or an interrupt: leave nothing running
