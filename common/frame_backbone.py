@@ -17,7 +17,7 @@ from pathlib import Path
 
 from common.errors import ConfigError
 from common.layout import ModelLayout, TensorSpec, TowerLayout
-from common.repository import (MANIFEST_FILE, MANIFEST_FORMAT, latest_version, manifest_layout, model_bases,
+from common.repository import (MANIFEST_FILE, check_manifest_format, latest_version, manifest_layout, model_bases,
                                read_manifest, versions)
 
 FRAME_BACKBONE = "frame_backbone"
@@ -88,8 +88,7 @@ def read_backbone(repo: str | Path, version: int | None = None) -> BackboneInfo:
     if not path.is_file():
         raise ConfigError(f"{repo}: {FRAME_BACKBONE} version {version} has no manifest ({path})")
     manifest = json.loads(path.read_text())
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ConfigError(f"{path}: manifest format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
+    check_manifest_format(path, manifest)
     return BackboneInfo(version, manifest)
 
 

@@ -96,9 +96,21 @@ def read_manifest(repo: Path, base: str, version: int, part: str = "text") -> di
         manifest = json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}: not valid JSON: {err}") from None
-    if manifest.get("format") != MANIFEST_FORMAT:
-        raise ConfigError(f"{path}: manifest format {manifest.get('format')!r}, expected {MANIFEST_FORMAT}")
+    check_manifest_format(path, manifest)
     return manifest
+
+
+def check_manifest_format(path: Path, manifest: object) -> None:
+    """A manifest this Strata reads is of :data:`MANIFEST_FORMAT`; an older or newer one is refused, naming the fix
+    (no older format has ever been written: there is nothing to migrate)."""
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found == MANIFEST_FORMAT:
+        return
+    if isinstance(found, int) and not isinstance(found, bool) and found > MANIFEST_FORMAT:
+        raise ConfigError(f"{path}: manifest format {found} was written by a newer Strata (this one reads format "
+                          f"{MANIFEST_FORMAT}): upgrade Strata, or export this version again with this one")
+    raise ConfigError(f"{path}: manifest format {found!r} is not format {MANIFEST_FORMAT} (an older or foreign "
+                      f"export): export this version again with this Strata (strata export CHECKPOINT)")
 
 
 def manifest_layout(manifest: dict) -> ModelLayout:

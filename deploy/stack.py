@@ -62,8 +62,8 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from serving.gateway.active import active_pin, active_version
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
-    from serving.swap import ensure_loaded
     from serving.triton.server import TritonServer
+    from serving.triton.swap import ensure_loaded
 
     # 1. Milvus
     if settings.milvus_uri:
@@ -138,10 +138,18 @@ def _gateway_serving(ready_file: Path, state: ProcessState, settings: Settings) 
 
 
 def down(log=print) -> None:
-    """Stop the gateway, then Triton, then Milvus (each only if running)."""
+    """Stop the gateway, then Triton, then Milvus (each only if running). A part that cannot be stopped does not
+    keep the others running: each is tried, and what failed is raised at the end."""
     from serving.index.milvus_server import MilvusLiteServer
     from serving.triton.server import TritonServer
 
-    log(gateway_process().stop())
-    log(TritonServer().stop())
-    log(MilvusLiteServer().stop())
+    failed = []
+    for label, stop in (("gateway", lambda: gateway_process().stop()), ("Triton", lambda: TritonServer().stop()),
+                        ("Milvus", lambda: MilvusLiteServer().stop())):
+        try:
+            log(stop())
+        except (StrataError, OSError) as err:
+            failed.append(f"{label}: {err}")
+    if failed:
+        raise StackError(f"strata down stopped the other parts, but not: {'; '.join(failed)}; see their logs under "
+                         f"{strata_home()} and run strata down again")

@@ -9,7 +9,10 @@ is one :class:`ManagedProcess`, kept in a run folder:
 The process runs in its own session (``start_new_session``), so its pid is also its process-group id and
 :meth:`ManagedProcess.stop` can end the children it spawned with it. A record is trusted only while the pid is
 alive, not a zombie, and its ``/proc/<pid>/cmdline`` holds the caller's ``marker`` (a reused pid is not ours);
-otherwise it is stale and removed.
+otherwise it is stale and removed. The record is written whole (a temporary file renamed over it). Every process
+started also carries ``STRATA_MANAGED=<its record's path>`` in its environment: a record that cannot be read (cut
+short, edited, overwritten) is removed and the process it described, found by that mark, is stopped, since
+nothing could reach it any more.
 
 Ports. ``ports`` maps each setting name to a port (``{"milvus_port": 19530}``). A fixed port that something
 already listens on is refused before starting, naming the port and the setting to change. A port of ``0`` means
@@ -31,8 +34,10 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 from common.errors import StrataError
+from common.files import write_atomic
 from common.records import Part, ProcessState, alive, parse_record, running
 
+MANAGED_ENV = "STRATA_MANAGED"   # in a managed process's environment: the path of its record
 ADDRESS_IN_USE = ("Address already in use", "address already in use", "EADDRINUSE", "errno 98", "errno:98")
 
 
@@ -96,6 +101,25 @@ def foreign_listeners(port: int, pgid: int) -> int:
     return len(listening_inodes(port) - socket_inodes(group_members(pgid)))
 
 
+def marked_leaders(mark: str) -> list[int]:
+    """Live session leaders (a managed process, not the children it spawned) whose environment holds
+    ``STRATA_MANAGED=<mark>``."""
+    needle = f"{MANAGED_ENV}={mark}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if fields[0] in ("Z", "X") or int(fields[3]) != int(entry.name):   # field 6 of stat: the session id
+                continue
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def free_port(address: str = "127.0.0.1") -> int:
     """A port nothing listens on right now (another process may take it before we do: callers retry)."""
     with socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET) as s:
@@ -132,6 +156,7 @@ class ManagedProcess:
         self.log_file = self.runs / f"{name}.log"
         self._process: subprocess.Popen | None = None
         self._log_offset = 0
+        self.unreadable: list[int] = []   # pids stopped when this record was last found unreadable
 
     @classmethod
     def of(cls, part: Part, runs: str | Path | None = None, label: str = "") -> "ManagedProcess":
@@ -150,7 +175,8 @@ class ManagedProcess:
             return None
         try:
             state = parse_record(json.loads(self.state_file.read_text()))
-        except (ValueError, KeyError):
+        except (ValueError, KeyError, TypeError):
+            self.unreadable = self._stop_marked()
             self.state_file.unlink(missing_ok=True)
             return None
         if not alive(state.pid, state.marker):
@@ -160,6 +186,24 @@ class ManagedProcess:
             self._reap()
             return None
         return state
+
+    def _stop_marked(self, grace: float = 10.0) -> list[int]:
+        """Stop the processes started with this record's mark (its record unreadable): SIGTERM, then SIGKILL of
+        their groups after ``grace`` seconds; returns their pids."""
+        pids = marked_leaders(str(self.state_file.resolve()))
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace
+        while any(running(pid) for pid in pids) and time.monotonic() < deadline:
+            self._poll()
+            time.sleep(0.05)
+        for pid in pids:
+            self._kill_group(pid)
+        self._reap()
+        return pids
 
     def _kill_group(self, pgid: int) -> bool:
         """SIGKILL what is left of process group ``pgid``; True if anything was."""
@@ -222,11 +266,12 @@ class ManagedProcess:
         with open(self.log_file, "ab") as log:
             log.write(f"=== {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command)}\n".encode())
             log.flush()
+            marked = {**(env if env is not None else os.environ), MANAGED_ENV: str(self.state_file.resolve())}
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                             env=dict(env) if env is not None else None, start_new_session=True)
+                                             env=marked, start_new_session=True)
         state = ProcessState(self._process.pid, self.name, self.marker, address, ports, serves, list(command),
                              str(self.log_file), time.time())
-        self.state_file.write_text(json.dumps(asdict(state), indent=2))
+        write_atomic(self.state_file, json.dumps(asdict(state), indent=2))
         try:
             self._wait_ready(state, ready, timeout)
         except BaseException:  # a retry, an error or an interrupt: leave nothing running
@@ -261,8 +306,12 @@ class ManagedProcess:
     def stop(self, grace: float = 10.0) -> str:
         """SIGTERM the process, SIGKILL its whole group after ``grace`` seconds; returns what happened."""
         had_record = self.state_file.is_file()
+        self.unreadable = []
         state = self.state()
         if state is None:
+            if self.unreadable:
+                return (f"unreadable {self.label} record removed; stopped the process it described "
+                        f"(pid {', '.join(map(str, self.unreadable))})")
             return f"stale {self.label} record removed (the process had already exited)" if had_record \
                 else f"no {self.label} running"
         try:

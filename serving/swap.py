@@ -16,13 +16,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from common.connect import triton_client
 from common.errors import ConfigError, StrataError
-from common.repository import PARTS, TEXT_BACKBONE, model_name, versions
+from common.repository import PARTS, model_name, versions
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.active import active_pin, read_active, set_active
@@ -30,7 +29,7 @@ from serving.gateway.replicas import fresh_replicas
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.version import Version
 from serving.index.naming import collection_name, owned_collections
-from serving.triton.swap import SwapError
+from serving.triton.swap import SwapError, ensure_loaded
 
 
 @dataclass(frozen=True)
@@ -68,25 +67,6 @@ def check_graphs(repo, base: str, version: int) -> None:
         except Exception as err:  # noqa: BLE001 - ONNX Runtime raises its own types; all mean "does not load"
             raise SwapError(f"{base} version {version}: its {part} graph {path} does not load ({err}); the active "
                             f"version keeps serving") from None
-
-
-def ensure_loaded(triton_url: str, repo: Path, base: str, version: int, backbone: int | None,
-                  pinned_manifest: str | None = None) -> None:
-    """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
-    served already; every version loaded is checked on disk first (``pinned_manifest``: the sha256 that ``version``'s
-    manifest must have, from the active-version record)."""
-    from serving.triton.swap import swap as load_versions
-
-    client = triton_client(triton_url)
-    try:
-        wanted = [(model_name(base, part), version, pinned_manifest) for part in PARTS]
-        if backbone is not None:
-            wanted.append((TEXT_BACKBONE, backbone, None))
-        for name, v, pin in wanted:
-            if not client.is_model_ready(name, str(v)):
-                load_versions(triton_url, repo, name, v, pinned_manifest=pin)
-    finally:
-        client.close()
 
 
 def swap(settings: Settings, base: str, version: int | None = None, retire: int | None = None,

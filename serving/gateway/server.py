@@ -2,7 +2,8 @@
 Prometheus metrics over HTTP.
 
 Health is SERVING only while Milvus and Triton answer and a model version is active; a background loop re-checks
-it (and picks up a newly exported or activated version) every ``HEALTH_PERIOD_S``. Port 0 binds a free port;
+it (and picks up a newly exported or activated version, and loads the active version back into a Triton that was
+restarted without it) every ``HEALTH_PERIOD_S``. Port 0 binds a free port;
 the bound ports are written to ``ready_file`` (JSON), which is how ``strata up`` and the tests learn them.
 
 Credentials (TLS, mTLS, bearer tokens) come from the settings; :mod:`serving.gateway.auth` checks every call in
@@ -61,6 +62,7 @@ class Gateway:
     def check_health(self) -> bool:
         if self.service.index.ping():   # a refresh against an unreachable Milvus would wait for its timeout
             self.service.refresh()
+            self.service.restore()      # a Triton restarted without the active version gets it back
         serving, why = self.service.health()
         status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
         for name in ("", SERVICE_NAME):

@@ -13,8 +13,10 @@ captions   ``id`` VARCHAR(512) primary key, ``vector`` FLOAT_VECTOR(dim), ``text
 =========  ===============================================================================================
 
 The metric is IP (inner product: some models' index vectors are not unit-norm), the index FLAT (exact) unless
-asked for IVF_FLAT. The kind is recorded in the collection's description (``strata:<kind>``); an existing
-collection of another kind or dim is refused. Collections are created with Strong consistency, so a read sees
+asked for IVF_FLAT. The kind and the schema's version are recorded in the collection's description
+(``strata:<kind>;schema=<SCHEMA_VERSION>``); an existing collection of another kind or dim is refused, and so is
+one of another schema version, naming the fix. A description without ``;schema=`` was written before collections
+named their version, with the fields of version 1, and is read as version 1. Collections are created with Strong consistency, so a read sees
 every acknowledged write (``count`` is exact right after an upsert or delete).
 
 Writes are upserts: writing an id again replaces its row, so a rerun of an interrupted ingest leaves every item
@@ -66,6 +68,7 @@ MAX_BATCH_BYTES = 4 << 20           # per upsert call, counting vectors and stri
 MAX_TOPK = 16384                    # Milvus's limit on one search's hits
 ID_CHUNK = 1000                     # ids per get / exists / delete call
 COLLECTION_NOT_FOUND = 100          # Milvus's error code (pymilvus ErrorCode.COLLECTION_NOT_FOUND)
+SCHEMA_VERSION = 1                  # of every collection's fields; raise it when they change
 
 
 class IndexUnavailable(StrataError):
@@ -95,6 +98,28 @@ def metadata_fields(kind: str) -> tuple[str, ...]:
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
+
+
+def described(body: str) -> str:
+    """A collection's description: what it holds and the schema version it was made with."""
+    return f"strata:{body};schema={SCHEMA_VERSION}"
+
+
+def described_body(name: str, description: str, where: str) -> str:
+    """What a Strata collection's description says it holds (``videos``, ``levels:...``); ``ConfigError`` for a
+    collection Strata did not make, or one of another schema version (with the fix)."""
+    if not description.startswith("strata:"):
+        raise ConfigError(f"collection {name} on {where} was not made by Strata (description {description!r})")
+    body, marked, version = description.removeprefix("strata:").partition(";schema=")
+    found = int(version) if version.isdigit() else version if marked else 1   # unmarked: made before the mark, v1
+    if found == SCHEMA_VERSION:
+        return body
+    if isinstance(found, int) and found > SCHEMA_VERSION:
+        raise ConfigError(f"collection {name} on {where} has schema version {found}, made by a newer Strata (this "
+                          f"one reads version {SCHEMA_VERSION}): upgrade Strata")
+    raise ConfigError(f"collection {name} on {where} has schema version {found!r}, not {SCHEMA_VERSION}: re-embed "
+                      f"the corpus into collections of this schema (strata swap to a new version), or drop it and "
+                      f"index again")
 
 
 def _unavailable_error(err: BaseException) -> bool:
@@ -218,7 +243,7 @@ class MilvusIndex:
     def _build_schema(self, dim: int, kind: str):
         from pymilvus import DataType, MilvusClient
 
-        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=f"strata:{kind}")
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=described(kind))
         schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
         schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
         for field, (type_name, max_length, _) in _METADATA[kind].items():
@@ -246,7 +271,7 @@ class MilvusIndex:
                                    COLLECTION_NOT_FOUND)
             info = self._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
             description = info.get("description", "")
-            kind = description.split(":", 1)[1] if description.startswith("strata:") else ""
+            kind = described_body(name, description, self.where)
             if kind not in KINDS:
                 raise ConfigError(f"collection {name} on {self.where} was not made by Strata (description {description!r})")
             dims = [f["params"]["dim"] for f in info["fields"] if f["name"] == "vector"]
@@ -386,10 +411,13 @@ class MilvusIndex:
     def _ensure_state(self) -> None:
         if STATE_COLLECTION in self._schemas:
             return
-        if not self.has(STATE_COLLECTION):
+        if self.has(STATE_COLLECTION):
+            info = self._call("describe state", lambda c, **kw: c.describe_collection(STATE_COLLECTION, **kw))
+            described_body(STATE_COLLECTION, info.get("description", ""), self.where)
+        else:
             from pymilvus import DataType, MilvusClient
 
-            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description="strata:state")
+            schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=described("state"))
             schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
             schema.add_field("value", DataType.VARCHAR, max_length=STATE_VALUE_MAX)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)   # Milvus requires a vector field
@@ -436,7 +464,7 @@ class LevelIndex:
     """Collections of id -> several named vectors (one per score level), searched together with Milvus's
     multi-vector ``hybrid_search`` and a ``WeightedRanker``, on the connection of a :class:`MilvusIndex`. The ranker is
     asked not to normalise, but Milvus Lite 2.5.1 still maps each inner product x to 0.5 + arctan(x)/pi (seen here);
-    for unit vectors (x in [-1, 1]) that is nearly linear, so the weighted sum still follows the fusion's. The description records the fields: ``strata:levels:NAME=DIM,...``.
+    for unit vectors (x in [-1, 1]) that is nearly linear, so the weighted sum still follows the fusion's. The description records the fields: ``strata:levels:NAME=DIM,...;schema=N``.
     A Milvus collection holds at most four vector fields by default, so a model offers at most four levels."""
 
     MAX_FIELDS = 4
@@ -449,11 +477,12 @@ class LevelIndex:
         if not 1 <= len(fields) <= self.MAX_FIELDS:
             raise ConfigError(f"collection {name}: 1..{self.MAX_FIELDS} level vectors, got {len(fields)}")
         wanted = {str(k): int(v) for k, v in fields.items()}
-        description = "strata:levels:" + ",".join(f"{k}={v}" for k, v in wanted.items())
+        body = "levels:" + ",".join(f"{k}={v}" for k, v in wanted.items())
+        description = described(body)
         if self.index.has(name):
             info = self.index._call(f"describe_collection {name}", lambda c, **kw: c.describe_collection(name, **kw))
-            if info.get("description", "") != description:
-                raise ConfigError(f"collection {name} on {self.index.uri} is {info.get('description')!r}, not "
+            if described_body(name, info.get("description", ""), self.index.where) != body:
+                raise ConfigError(f"collection {name} on {self.index.where} is {info.get('description')!r}, not "
                                   f"{description!r}: use another name, or drop it first")
         else:
             from pymilvus import DataType, MilvusClient

@@ -1,8 +1,10 @@
 """One item's tensors as bytes: a small JSON header, then raw little-endian buffers. Never pickled.
 
 Layout: ``b"SREC"``, the header's length (uint32, little-endian), the header (UTF-8 JSON:
-``{"size": payload bytes, "arrays": [{"name", "dtype", "shape", "offset"}, ...]}``), zero padding to a multiple
-of ``ALIGN``, then the payload: each array's C-order bytes at its ``offset``, itself a multiple of ``ALIGN``.
+``{"format": RECORD_FORMAT, "size": payload bytes, "arrays": [{"name", "dtype", "shape", "offset"}, ...]}``), zero
+padding to a multiple of ``ALIGN``, then the payload: each array's C-order bytes at its ``offset``, itself a multiple
+of ``ALIGN``. A header without ``format`` was written before the field existed, in this same layout, and is read as
+format 1; a record of a newer format is refused (upgrade Strata).
 Decoding checks the structure (magic, header, dtypes, shapes, bounds, total length); the payload's bits are not
 checksummed, as that would cost more than the fetch itself. Checked headers are cached (items share a few layouts).
 """
@@ -24,6 +26,7 @@ DTYPES = ("bool", "uint8", "int8", "int32", "int64", "float16", "float32", "floa
 _LITTLE_ENDIAN = {name: np.dtype(name).newbyteorder("<") for name in DTYPES}
 _PREFIX = struct.Struct("<4sI")
 _ENTRY_KEYS = {"name", "dtype", "shape", "offset"}
+RECORD_FORMAT = 1
 
 
 def _aligned(n: int) -> int:
@@ -46,7 +49,7 @@ def encode_record(arrays: Mapping[str, np.ndarray]) -> bytes:
         entries.append({"name": name, "dtype": array.dtype.name, "shape": list(array.shape), "offset": offset})
         buffers.append(data + bytes(_aligned(len(data)) - len(data)))
         offset += len(buffers[-1])
-    header = json.dumps({"size": offset, "arrays": entries}, separators=(",", ":")).encode()
+    header = json.dumps({"format": RECORD_FORMAT, "size": offset, "arrays": entries}, separators=(",", ":")).encode()
     start = _PREFIX.size + len(header)
     return b"".join([_PREFIX.pack(MAGIC, len(header)), header, bytes(_aligned(start) - start), *buffers])
 
@@ -73,9 +76,15 @@ def _layout(header: bytes) -> tuple[int, tuple[tuple[str, np.dtype, tuple[int, .
     """A checked header: the record's total length and each array's (name, dtype, shape, absolute offset)."""
     try:
         parsed = json.loads(header)
-        size, entries = parsed["size"], parsed["arrays"]
-    except (ValueError, TypeError, KeyError) as err:
+        size, entries, found = parsed["size"], parsed["arrays"], parsed.get("format", 1)
+    except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise DataError(f"tensor record header is corrupt: {err}") from None
+    if found != RECORD_FORMAT:
+        if isinstance(found, int) and found > RECORD_FORMAT:
+            raise DataError(f"tensor record format {found} was written by a newer Strata (this one reads format "
+                            f"{RECORD_FORMAT}): upgrade Strata to read this store")
+        raise DataError(f"tensor record format {found!r} is not one this Strata reads (format {RECORD_FORMAT}): "
+                        f"index these items again (a swap to a new version re-embeds them into a fresh store)")
     if not isinstance(size, int) or not isinstance(entries, list):
         raise DataError("tensor record header is corrupt: 'size' must be an integer and 'arrays' a list")
     start = _aligned(_PREFIX.size + len(header))

@@ -16,7 +16,7 @@ from tritonclient.utils import InferenceServerException
 
 from common.connect import triton_client
 from common.errors import ConfigError, StrataError
-from common.repository import PARTS, model_name, verify_version, versions
+from common.repository import PARTS, TEXT_BACKBONE, model_name, verify_version, versions
 
 
 class SwapError(StrataError):
@@ -74,6 +74,23 @@ def swap(url: str, repo: str | Path, name: str, version: int | None = None, reti
     client = triton_client(url)
     try:
         return _load(client, Path(repo), name, version, retire, pinned_manifest)
+    finally:
+        client.close()
+
+
+def ensure_loaded(triton_url: str, repo: Path, base: str, version: int, backbone: int | None,
+                  pinned_manifest: str | None = None) -> None:
+    """Triton serves ``version`` of ``base``'s three models (and ``backbone`` of the text backbone) beside what it
+    served already; every version loaded is checked on disk first (``pinned_manifest``: the sha256 that ``version``'s
+    manifest must have, from the active-version record)."""
+    client = triton_client(triton_url)
+    try:
+        wanted = [(model_name(base, part), version, pinned_manifest) for part in PARTS]
+        if backbone is not None:
+            wanted.append((TEXT_BACKBONE, backbone, None))
+        for name, v, pin in wanted:
+            if not client.is_model_ready(name, str(v)):
+                swap(triton_url, repo, name, v, pinned_manifest=pin)
     finally:
         client.close()
 

@@ -9,7 +9,7 @@ import pytest
 from clients.cli import main
 from common.config import to_dict
 from common.errors import ConfigError
-from common.repository import read_manifest
+from common.repository import MANIFEST_FORMAT, read_manifest
 from export.batches import random_inputs
 from export.exporter import ParityData, export_version, load_source
 from export.parity import check_parity
@@ -123,3 +123,17 @@ def test_cli_exports_a_checkpoint_with_its_hash(tmp_path, capsys):
                                TorchRunner(model).encode_text(text)["text_index"], atol=1e-5)
     assert main(["export", "--repo", str(repo)]) == 2
     assert "give either a CHECKPOINT or --random-init" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("reader", ["model", "frame_backbone"])
+@pytest.mark.parametrize("found, fix", [(MANIFEST_FORMAT + 1, "written by a newer Strata .*upgrade Strata"),
+                                        (MANIFEST_FORMAT - 1, "export this version again with this Strata"),
+                                        (None, "export this version again with this Strata")])
+def test_a_manifest_of_another_format_is_refused_with_the_fix(tmp_path, reader, found, fix):
+    from common.frame_backbone import FRAME_BACKBONE, read_backbone
+
+    folder = tmp_path / (FRAME_BACKBONE if reader == "frame_backbone" else "m_text") / "1"
+    folder.mkdir(parents=True)
+    (folder / "manifest.json").write_text(json.dumps({} if found is None else {"format": found}))
+    with pytest.raises(ConfigError, match=fix):
+        read_backbone(tmp_path, 1) if reader == "frame_backbone" else read_manifest(tmp_path, "m", 1)

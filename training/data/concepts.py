@@ -17,6 +17,7 @@ from typing import Literal, Protocol, Union
 import numpy as np
 
 from common.errors import ConfigError, DataError, read_json_file
+from common.files import write_atomic
 
 KINDS = ("verbs", "nouns", "triplets")
 Triplet = tuple[str, str, str]
@@ -120,7 +121,7 @@ class ConceptVocab:
         return {"verbs": list(self.verbs), "nouns": list(self.nouns), "triplets": [list(t) for t in self.triplets]}
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1))
+        write_atomic(path, json.dumps(self.to_json(), indent=1))
 
     @classmethod
     def load(cls, path: str | Path) -> "ConceptVocab":

@@ -109,11 +109,23 @@ def prepare_output(out: Path, config: SynthConfig) -> bool:
 
 def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> tuple[dict[str, Any], bool]:
     """Write the dataset; returns the contents of ``synth_config.json`` and whether anything was written
-    (nothing is when ``out`` already holds this exact dataset)."""
+    (nothing is when ``out`` already holds this exact dataset).
+
+    One process at a time prepares a folder: the others wait on a lock beside it (``.<folder>.lock``), then find
+    the dataset written, so none removes the files of another's generation in progress."""
+    import fcntl
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / f".{out.name}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or the process ends
+        return _generate(config, out, progress)
+
+
+def _generate(config: SynthConfig, out: Path, progress: bool) -> tuple[dict[str, Any], bool]:
     import h5py
     from training.progress import progress as show_progress
 
-    out = Path(out)
     if not prepare_output(out, config):
         existing = read_config(out)
         assert existing is not None

@@ -13,6 +13,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from common.errors import ConfigError, DataError, read_json_file
+from common.files import write_atomic
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1
@@ -70,11 +71,8 @@ class Vocabulary:
         return ids, mask
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         data = {"format": VOCAB_FORMAT, "min_count": self.min_count, "words": list(self.words)}
-        path.write_text(json.dumps(data, ensure_ascii=False, indent=0))
-        return path
+        return write_atomic(path, json.dumps(data, ensure_ascii=False, indent=0))
 
     @classmethod
     def load(cls, path: str | Path) -> "Vocabulary":

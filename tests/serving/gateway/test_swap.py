@@ -83,7 +83,16 @@ def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
                     failures.append(err)
                 q += 1
 
+    health: list[str] = []
+
+    def watch() -> None:   # health, asked while the queries run: it must say what they find (serving)
+        with gateway(settings) as client:
+            while not stop.is_set():
+                health.append(client.health())
+                stop.wait(0.1)
+
     threads = [threading.Thread(target=ask, args=(kind,)) for kind in ("t2v", "v2t")]
+    threads.append(threading.Thread(target=watch))
     for thread in threads:
         thread.start()
     try:
@@ -96,6 +105,7 @@ def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
         for thread in threads:
             thread.join()
     assert failures == []
+    assert len(health) > 10 and set(health) == {"SERVING"}, {h: health.count(h) for h in set(health)}
     by_version = {v: sum(a.model.version == v for _, _, a in answers) for v in (1, 2)}
     assert by_version[1] > 0 and by_version[2] >= 10, by_version      # queries ran on both sides of the swap
     for kind, q, answer in answers:
@@ -132,11 +142,44 @@ def test_a_swap_whose_version_will_not_load_leaves_the_old_one_serving(swap_stac
     from serving.swap import swap
 
     settings, _ = swap_stack
-    export_hgr(settings, seed=5)                         # version 3, then broken
-    (settings.repository / f"{BASE}_video" / "3" / "model.onnx").write_bytes(b"not an onnx graph")
-    with pytest.raises(StrataError, match="version 3"):
-        swap(service_settings(settings), BASE, 3, log=lambda *_: None)
+    export_hgr(settings, seed=5)                         # version 3, then broken (and mended after)
+    graph = settings.repository / f"{BASE}_video" / "3" / "model.onnx"
+    good = graph.read_bytes()
+    graph.write_bytes(b"not an onnx graph")
+    try:
+        with pytest.raises(StrataError, match="version 3"):
+            swap(service_settings(settings), BASE, 3, log=lambda *_: None)
+    finally:
+        graph.write_bytes(good)
     with gateway(settings) as client:
         assert client.describe().model.version == 2
         assert client.search_videos(TEXTS[1], top_k=3).model.version == 2
         assert client.health() == "SERVING"
+
+
+def test_a_triton_restarted_without_the_active_version_gets_it_back_by_itself(swap_stack):
+    """`strata triton start` loads each model's latest version (3 here); the gateway loads the active one (2) back
+    into it, with no operator, and answers with it again."""
+    from clients.cli import main
+    from common.records import GATEWAY
+    from common.repository import versions
+    from serving.triton.server import TritonServer
+
+    settings, _ = swap_stack
+    assert versions(settings.repository, f"{BASE}_text")[-1] == 3   # the latest on disk is not the active version
+    triton = TritonServer()
+    before = triton.state()
+    log = GATEWAY.run_dir() / f"{GATEWAY.name}.log"
+    logged = log.stat().st_size
+    assert main(["triton", "stop"]) == 0
+    assert main(["triton", "start", "--http-port", str(before.http_port), "--grpc-port", str(before.grpc_port),
+                 "--metrics-port", str(before.metrics_port)]) == 0
+    with gateway(settings) as client:
+        deadline = time.monotonic() + 60
+        while client.health() != "SERVING" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert client.health() == "SERVING"
+        answer = client.search_videos(TEXTS[0], top_k=5)
+    assert answer.model.version == 2
+    check_answer("t2v", 0, answer, {2: reference(settings, 2)})
+    assert f"reloaded {BASE} version 2 into Triton" in log.read_bytes()[logged:].decode()   # healed by the gateway

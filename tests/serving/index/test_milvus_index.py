@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from common.errors import ConfigError, DataError
-from serving.index.milvus_index import MAX_BATCH_ROWS, STATE_COLLECTION, MilvusIndex
+from serving.index.milvus_index import MAX_BATCH_ROWS, SCHEMA_VERSION, STATE_COLLECTION, MilvusIndex
 
 
 def numpy_top(vectors: np.ndarray, ids: list[str], queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:
@@ -185,3 +185,57 @@ def test_every_index_gets_a_connection_of_its_own(milvus):
         assert index.ping()
         del index                      # unclosed: its connection stays in pymilvus's table
     assert len({alias for alias, _ in connections.list_connections()} - before) == 5
+
+
+def _video_collection(ix: MilvusIndex, name: str, description: str) -> None:
+    """A videos collection whose description is ``description`` (as an older or newer Strata would have made it)."""
+    from pymilvus import DataType, MilvusClient
+
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False, description=description)
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
+    schema.add_field("source", DataType.VARCHAR, max_length=4096)
+    schema.add_field("duration", DataType.FLOAT)
+    ix._create(name, schema, ix._index_params("FLAT", 0))
+
+
+def test_a_collection_carries_its_schema_version_and_another_version_is_refused(index):
+    ix, name = index
+    ix.ensure_collection(name, 8, "videos")
+    described = ix._call("describe", lambda c, **kw: c.describe_collection(name, **kw))["description"]
+    assert described == f"strata:videos;schema={SCHEMA_VERSION}"
+    _video_collection(ix, name + "_older", "strata:videos")     # made before descriptions named the version
+    fresh = MilvusIndex(ix.uri)                                 # reads the descriptions, not this one's cache
+    try:
+        fresh.ensure_collection(name + "_older", 8, "videos")   # the same fields: read as version 1
+        fresh.upsert(name + "_older", video_rows(np.eye(8, dtype=np.float32)[:2]))
+        assert fresh.count(name + "_older") == 2
+        _video_collection(ix, name + "_newer", f"strata:videos;schema={SCHEMA_VERSION + 1}")
+        with pytest.raises(ConfigError, match="made by a newer Strata .*upgrade Strata"):
+            fresh.ensure_collection(name + "_newer", 8, "videos")
+        _video_collection(ix, name + "_old", "strata:videos;schema=0")
+        with pytest.raises(ConfigError, match="schema version 0, not 1: re-embed the corpus"):
+            fresh.count(name + "_old")
+    finally:
+        fresh.close()
+
+
+def test_a_level_collection_of_another_schema_version_is_refused(index):
+    from pymilvus import DataType, MilvusClient
+
+    from serving.index.milvus_index import LevelIndex
+
+    ix, name = index
+    levels = LevelIndex(ix)
+    levels.ensure(name, {"event": 4})
+    assert ix._call("d", lambda c, **kw: c.describe_collection(name, **kw))["description"] == \
+        f"strata:levels:event=4;schema={SCHEMA_VERSION}"
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False,
+                                        description=f"strata:levels:event=4;schema={SCHEMA_VERSION + 1}")
+    schema.add_field("id", DataType.VARCHAR, is_primary=True, max_length=512)
+    schema.add_field("event", DataType.FLOAT_VECTOR, dim=4)
+    params = MilvusClient.prepare_index_params()
+    params.add_index("event", index_type="FLAT", metric_type="IP")
+    ix._create(name + "_newer", schema, params)
+    with pytest.raises(ConfigError, match="upgrade Strata"):
+        levels.ensure(name + "_newer", {"event": 4})

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -132,3 +133,49 @@ def _cmdline(pid: str, marker: str) -> bool:
             return marker.encode() in handle.read()
     except OSError:
         return False
+
+
+def test_an_unreadable_record_stops_the_process_it_described(tmp_path):
+    proc = ManagedProcess("demo", tmp_path, MARKER)
+    tag = f"{os.getpid()}-{time.monotonic_ns()}"
+    for damage in ('{"pid": ', "[1, 2]", "7", '{"pid": 1}'):    # cut short, not a record, a record missing fields
+        state = proc.start(listener(tag=tag)[0], {"test_port": 0}, tcp_ready, timeout=20)
+        (tmp_path / "demo.json").write_text(damage)
+        said = proc.stop(grace=5)
+        assert said == f"unreadable demo record removed; stopped the process it described (pid {state.pid})"
+        assert not alive(state.pid, MARKER) and group_members(state.pid) == []
+        assert not (tmp_path / "demo.json").exists()
+
+
+def test_down_stops_every_part_when_a_record_is_corrupt_or_a_process_has_exited(tmp_path, monkeypatch):
+    """The real Milvus Lite server with its record cut short, a gateway stand-in that exited by itself (its record
+    left behind) and a Triton stand-in: `strata down` stops every one of them."""
+    from common.records import GATEWAY, MILVUS, TRITON
+    from deploy.stack import down
+    from serving.index.milvus_server import MilvusLiteServer
+    from tests.serving.index.conftest import engine_processes
+
+    monkeypatch.setenv("STRATA_HOME", str(tmp_path))
+    milvus = MilvusLiteServer().start(port=0)
+    stand_ins = {part.name: ManagedProcess.of(part).start(listener(tag=part.marker)[0], {"test_port": 0}, tcp_ready,
+                                                          timeout=20) for part in (GATEWAY, TRITON)}
+    try:
+        MILVUS.record_file().write_text(MILVUS.record_file().read_text()[:20])
+        os.kill(stand_ins[GATEWAY.name].pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while alive(stand_ins[GATEWAY.name].pid, GATEWAY.marker):
+            assert time.monotonic() < deadline, "the gateway stand-in did not exit"
+            time.sleep(0.02)
+        lines: list[str] = []
+        down(log=lines.append)
+        assert lines[0] == "stale gateway record removed (the process had already exited)", lines
+        assert lines[1].startswith(f"stopped Triton server pid {stand_ins[TRITON.name].pid}"), lines
+        assert lines[2] == f"unreadable milvus record removed; stopped the process it described (pid {milvus.pid})", lines
+        assert not alive(milvus.pid, MILVUS.marker) and group_members(milvus.pid) == []
+        assert engine_processes(milvus.serves["db"]) == []
+        assert not alive(stand_ins[TRITON.name].pid, TRITON.marker)
+        assert not [part for part in (GATEWAY, TRITON, MILVUS) if part.record_file().exists()]
+    finally:
+        for pid in [milvus.pid] + [s.pid for s in stand_ins.values()]:
+            if group_members(pid):
+                os.killpg(pid, signal.SIGKILL)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from common.errors import DataError
-from serving.store.record import ALIGN, DTYPES, decode_record, encode_record
+from serving.store.record import ALIGN, DTYPES, RECORD_FORMAT, decode_record, encode_record
 
 SHAPES = [(), (0,), (3,), (2, 0, 4), (5, 7), (3, 4, 2)]
 
@@ -83,3 +83,26 @@ GOOD = encode_record({"x": np.arange(6, dtype=np.float32).reshape(2, 3), "m": np
 def test_corrupt_buffer_is_refused(data, problem):
     with pytest.raises(DataError, match=problem):
         decode_record(data)
+
+
+def test_a_record_carries_its_format():
+    (length,) = struct.unpack_from("<I", GOOD, 4)
+    assert json.loads(GOOD[8:8 + length])["format"] == RECORD_FORMAT
+
+
+def test_a_record_written_before_the_format_field_reads_as_format_one():
+    """Records stored before headers named their format have the same layout: they read unchanged."""
+    older = _with_header(GOOD, lambda h: h.pop("format"))
+    (length,) = struct.unpack_from("<I", older, 4)
+    assert "format" not in json.loads(older[8:8 + length])
+    decoded = decode_record(older)
+    np.testing.assert_array_equal(decoded["x"], np.arange(6, dtype=np.float32).reshape(2, 3))
+
+
+@pytest.mark.parametrize("found, problem", [
+    (RECORD_FORMAT + 1, "written by a newer Strata .* upgrade Strata"),
+    (0, "is not one this Strata reads .* index these items again"),
+])
+def test_a_record_of_another_format_is_refused_with_the_fix(found, problem):
+    with pytest.raises(DataError, match=problem):
+        decode_record(_with_header(GOOD, lambda h: h.update(format=found)))

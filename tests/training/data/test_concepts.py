@@ -83,3 +83,45 @@ def test_vocabulary_from_our_parser():
     assert vocab.verbs == ("chase",) and vocab.nouns == ("cat", "dog")
     assert vocab.triplets == (("dog", "chase", "cat"),)  # the passive caption gives the same triplet
     assert vocab.targets(parsed[2:])["verbs"].tolist() == [0]
+
+
+WRITER = """
+import sys, time
+from pathlib import Path
+from training.data.concepts import ConceptVocab
+from training.text.vocab import Vocabulary
+kind, tag, out, go = sys.argv[1], sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+words = [f"{tag}{i}" for i in range(20000)]
+item = (ConceptVocab(words, words, [(w, "chase", w) for w in words]) if kind == "concepts"
+        else Vocabulary.build([words]))
+for _ in range(25):
+    item.save(out)
+"""
+
+
+@pytest.mark.parametrize("kind", ["concepts", "vocabulary"])
+def test_files_written_by_two_processes_at_once_are_always_read_whole(tmp_path, kind):
+    """Two processes preparing one dataset write its concept (or vocabulary) file at once, many times, while this
+    one reads it: every read is one writer's file, whole."""
+    import subprocess
+    import sys
+    import time
+
+    from training.text.vocab import Vocabulary
+
+    out, go = tmp_path / f"{kind}.json", tmp_path / "go"
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, kind, tag, str(out), str(go)]) for tag in ("a", "b")]
+    go.touch()
+    seen = set()
+    deadline = time.monotonic() + 120
+    while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
+        if out.exists():
+            loaded = ConceptVocab.load(out) if kind == "concepts" else Vocabulary.load(out)
+            words = loaded.verbs if kind == "concepts" else [w for w in loaded.words if w[:1] in "ab"]
+            assert len(words) == 20000 and len({w[0] for w in words}) == 1   # one writer's, all of it
+            seen.add(words[0][0])
+    assert [w.wait(timeout=60) for w in writers] == [0, 0]
+    assert seen and not [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

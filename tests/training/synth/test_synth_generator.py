@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from common.config import from_dict
+from common.config import from_dict, to_dict
 from common.errors import ConfigError, DataError
 from training.data.hgr_format import HGRDataset
 from training.synth.config import SynthConfig
@@ -195,3 +195,35 @@ def test_the_synth_modules_import_without_torch_h5py_or_sklearn():
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'h5py', 'sklearn'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+GENERATE = """
+import json, sys, time
+from pathlib import Path
+from common.config import from_dict
+from training.synth.config import SynthConfig
+from training.synth.generator import generate
+config, out, go = from_dict(SynthConfig, json.loads(sys.argv[1])), Path(sys.argv[2]), Path(sys.argv[3])
+deadline = time.monotonic() + 60
+while not go.exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+print(generate(config, out, progress=False)[1])
+"""
+
+
+def test_two_processes_generating_one_folder_at_once_write_it_once(dataset, tmp_path):
+    """Started together on one folder: one writes it, the other waits and finds it written (never removing the
+    files of the generation in progress); the folder is the same dataset as one generated alone."""
+    out, go = tmp_path / "shared", tmp_path / "go"
+    config = json.dumps(to_dict(SMALL))
+    runs = [subprocess.Popen([sys.executable, "-c", GENERATE, config, str(out), str(go)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    go.touch()
+    results = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in results]
+    assert sorted(stdout.strip() for stdout, _ in results) == ["False", "True"]
+    for name in (CAPTIONS, TRUE_ROLE_GRAPHS, HARD_NEGATIVES, ANNOTATIONS):
+        assert _json(out / name) == _json(dataset / name), name
+    for name in (FRAME_FEATURES, REGION_FEATURES):
+        mine, alone = _arrays(out / name), _arrays(dataset / name)
+        assert mine.keys() == alone.keys() and all(np.array_equal(mine[k], alone[k]) for k in mine), name
