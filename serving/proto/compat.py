@@ -57,8 +57,8 @@ def breaking_changes(old: descriptor_pb2.FileDescriptorProto, new: descriptor_pb
     for attr in ("package", "syntax"):
         if getattr(old, attr) != getattr(new, attr):
             out.append(f"{attr} changed from {getattr(old, attr)!r} to {getattr(new, attr)!r}")
-    _messages(old.message_type, new.message_type, old.package, out)
-    _enums(old.enum_type, new.enum_type, old.package, out)
+    _each("message", old.message_type, new.message_type, old.package, out, _message)
+    _each("enum", old.enum_type, new.enum_type, old.package, out, _enum)
     new_services = {s.name: s for s in new.service}
     for service in old.service:
         name = f"{old.package}.{service.name}"
@@ -78,14 +78,15 @@ def breaking_changes(old: descriptor_pb2.FileDescriptorProto, new: descriptor_pb
     return out
 
 
-def _messages(old, new, scope: str, out: list[str]) -> None:
-    new_by_name = {m.name: m for m in new}
-    for message in old:
-        name = f"{scope}.{message.name}"
-        if message.name not in new_by_name:
-            out.append(f"message {name} removed")
+def _each(kind: str, old, new, scope: str, out: list[str], compare) -> None:
+    """``compare`` each old message or enum with the new one of its name; a missing one is a removal."""
+    new_by_name = {item.name: item for item in new}
+    for item in old:
+        name = f"{scope}.{item.name}"
+        if item.name not in new_by_name:
+            out.append(f"{kind} {name} removed")
             continue
-        _message(message, new_by_name[message.name], name, out)
+        compare(item, new_by_name[item.name], name, out)
 
 
 def _message(old: _Message, new: _Message, name: str, out: list[str]) -> None:
@@ -111,18 +112,8 @@ def _message(old: _Message, new: _Message, name: str, out: list[str]) -> None:
         out.append(f"message {name}: reserved number(s) {numbers} no longer reserved")
     for reserved in sorted(set(old.reserved_name) - set(new.reserved_name)):
         out.append(f"message {name}: reserved name {reserved!r} no longer reserved")
-    _messages(old.nested_type, new.nested_type, name, out)
-    _enums(old.enum_type, new.enum_type, name, out)
-
-
-def _enums(old, new, scope: str, out: list[str]) -> None:
-    new_by_name = {e.name: e for e in new}
-    for enum in old:
-        name = f"{scope}.{enum.name}"
-        if enum.name not in new_by_name:
-            out.append(f"enum {name} removed")
-            continue
-        _enum(enum, new_by_name[enum.name], name, out)
+    _each("message", old.nested_type, new.nested_type, name, out, _message)
+    _each("enum", old.enum_type, new.enum_type, name, out, _enum)
 
 
 def _enum(old: _Enum, new: _Enum, name: str, out: list[str]) -> None:
