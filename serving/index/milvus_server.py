@@ -37,7 +37,7 @@ from pathlib import Path
 from common.connect import http_uri
 from common.errors import ConfigError
 from common.records import MILVUS, ProcessState
-from common.settings import Settings, load_settings
+from common.settings import Settings
 from serving.index.milvus_index import MilvusIndex
 from serving.process import ManagedProcess
 
@@ -59,9 +59,10 @@ def check_db_path(db: str | Path) -> Path:
 
 
 def check_local_settings(settings: Settings) -> None:
-    """Refuse settings meant for a Milvus with databases or TLS: the local server's clients would be given them (every
-    Milvus client gets the settings' credentials) and Milvus Lite 2.5.1 has neither: it ignores a request's database
-    (so the collections would not land where ``milvus_db`` says) and cannot answer a TLS handshake."""
+    """Refuse to serve ``settings`` (``strata up`` without ``milvus_uri``) from the local server when they name a
+    database or a TLS CA: its clients would be given them (every Milvus client gets the settings' credentials) and
+    Milvus Lite 2.5.1 has neither: it ignores a request's database (so the collections would not land where
+    ``milvus_db`` says) and cannot answer a TLS handshake."""
     given = " and ".join(key for key in ("milvus_db", "milvus_tls_ca") if getattr(settings, key))
     if given:
         raise ConfigError(f"{given} set, but the local Milvus Lite server has no databases and no TLS: set milvus_uri "
@@ -90,10 +91,8 @@ class MilvusLiteServer:
               timeout: float = 60.0) -> ProcessState:
         """Start the server on ``db_path`` (default ``$STRATA_HOME/milvus/strata.db``); ``port`` 0: any free one.
 
-        Returns the state; its URI is ``http_uri(state.address, state.port())``. Settings in force that name a
-        database or a TLS CA are refused (:func:`check_local_settings`).
+        Returns the state; its URI is ``http_uri(state.address, state.port())``.
         """
-        check_local_settings(load_settings())
         db = check_db_path(db_path if db_path is not None else self.process.runs / DB_FILE)
         db.parent.mkdir(parents=True, exist_ok=True)
 

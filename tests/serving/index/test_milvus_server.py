@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from common.connect import http_uri
-from common.errors import ConfigError
 from serving.index.milvus_index import MilvusIndex
 from serving.index.milvus_server import MilvusLiteServer
 from serving.process import PortInUse, alive, free_port
@@ -114,13 +113,3 @@ def test_sigkilled_wrapper_leaves_no_engine_behind(tmp_path):
     server.stop()
     assert again.pid != state.pid
 
-
-@pytest.mark.parametrize("key", ["milvus_db", "milvus_tls_ca"])
-def test_a_database_or_tls_ca_in_force_is_refused_for_the_local_server(tmp_path, monkeypatch, key):
-    monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv(f"STRATA_{key.upper()}", "strata" if key == "milvus_db" else str(tmp_path / "ca.pem"))
-    server = MilvusLiteServer(tmp_path / "runs")
-    with pytest.raises(ConfigError, match=f"{key} set, but the local Milvus Lite server has no databases and no "
-                                          f"TLS: set milvus_uri .* or unset {key}"):
-        server.start(tmp_path / "runs" / "refused.db", port=0)
-    assert server.state() is None and engine_processes(tmp_path / "runs" / "refused.db") == []
