@@ -112,4 +112,3 @@ def test_sigkilled_wrapper_leaves_no_engine_behind(tmp_path):
     again = server.start(tmp_path / "k9.db")                     # its db lock and port are free again
     server.stop()
     assert again.pid != state.pid
-
