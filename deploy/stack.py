@@ -61,7 +61,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     from common.repository import PARTS, model_name, verify_version
     from serving.gateway.active import active_pin, active_version
     from serving.index.milvus_index import MilvusIndex
-    from serving.index.milvus_server import MilvusLiteServer
+    from serving.index.milvus_server import MilvusLiteServer, check_local_settings
     from serving.triton.server import TritonServer
     from serving.triton.swap import ensure_loaded
 
@@ -70,6 +70,7 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
         milvus = settings.milvus_uri
         log(f"milvus: using {milvus} (the milvus_uri setting)")
     else:
+        check_local_settings(settings)
         server = MilvusLiteServer()
         state = server.state() or server.start(port=settings.milvus_port, address=settings.milvus_address,
                                                timeout=timeout)

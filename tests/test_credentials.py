@@ -19,3 +19,16 @@ def test_milvus_clients_get_the_token_database_and_ca_of_the_settings(tmp_path, 
     assert milvus_options(Settings()) == {"token": "from-env"}
     with pytest.raises(ConfigError, match="milvus_token_file"):
         milvus_options(Settings(milvus_token_file=str(tmp_path / "missing")))
+
+
+@pytest.mark.parametrize("key", ["milvus_db", "milvus_tls_ca"])
+def test_strata_up_refuses_a_database_or_tls_ca_for_the_local_milvus_lite(tmp_path, monkeypatch, key):
+    from deploy.stack import up
+    from serving.index.milvus_server import MilvusLiteServer
+
+    monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
+    settings = Settings(**{key: "strata" if key == "milvus_db" else str(tmp_path / "ca.pem")})
+    with pytest.raises(ConfigError, match=f"{key} set, but the local Milvus Lite server has no databases and no "
+                                          f"TLS: set milvus_uri .* or unset {key}"):
+        up(settings, log=lambda line: None)
+    assert MilvusLiteServer().state() is None   # refused before anything started

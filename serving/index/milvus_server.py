@@ -29,15 +29,16 @@ import argparse
 import os
 import re
 import signal
-import socket
 import sys
 import threading
 import warnings
 from pathlib import Path
 
-from common.connect import http_uri, milvus_client
+from common.connect import http_uri
 from common.errors import ConfigError
 from common.records import MILVUS, ProcessState
+from common.settings import Settings
+from serving.index.milvus_index import MilvusIndex
 from serving.process import ManagedProcess
 
 DB_FILE = "strata.db"
@@ -57,22 +58,27 @@ def check_db_path(db: str | Path) -> Path:
     return path
 
 
-def _milvus_ready(state: ProcessState) -> bool:
-    """Ready = a fresh client can list collections (a short timeout: called in a loop).
+def check_local_settings(settings: Settings) -> None:
+    """Refuse to serve ``settings`` (``strata up`` without ``milvus_uri``) from the local server when they name a
+    database or a TLS CA: its clients would be given them (every Milvus client gets the settings' credentials) and
+    Milvus Lite 2.5.1 has neither: it ignores a request's database (so the collections would not land where
+    ``milvus_db`` says) and cannot answer a TLS handshake."""
+    given = " and ".join(key for key in ("milvus_db", "milvus_tls_ca") if getattr(settings, key))
+    if given:
+        raise ConfigError(f"{given} set, but the local Milvus Lite server has no databases and no TLS: set milvus_uri "
+                          f"to the Milvus they are meant for, or unset {given}")
 
-    A plain TCP connect comes first: a gRPC connect refused before the server listens puts the channel's
-    target into reconnect back-off (shared by every channel to it in this process) and delays readiness.
-    """
+
+def _milvus_ready(state: ProcessState) -> bool:
+    """Ready = a fresh index client can list collections (:meth:`MilvusIndex.ping`, which connects over TCP first:
+    a gRPC connect refused before the server listens puts the channel's target into reconnect back-off, shared by
+    every channel to it in this process, and delays readiness). Its client is made as every Milvus client is, with
+    the settings' credentials."""
+    index = MilvusIndex(http_uri(state.address, state.port("milvus_port")), timeout_s=2)
     try:
-        socket.create_connection((state.address, state.port("milvus_port")), timeout=0.5).close()
-    except OSError:
-        return False
-    client = milvus_client(http_uri(state.address, state.port("milvus_port")), 2)
-    try:
-        client.list_collections(timeout=2)
-        return True
+        return index.ping(timeout_s=2)
     finally:
-        client.close()
+        index.close()
 
 
 class MilvusLiteServer:
