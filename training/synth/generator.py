@@ -78,28 +78,31 @@ def read_config(out: Path) -> dict[str, Any] | None:
     return data
 
 
+def check_output(out: Path) -> None:
+    """Refuse an ``out`` that is not a folder, or a non-empty folder holding neither a SynthVTR dataset nor the
+    files of an interrupted generation."""
+    if out.exists() and not out.is_dir():
+        raise DataError(f"{out} exists and is not a folder")
+    if out.is_dir() and read_config(out) is None and not {p.name for p in out.iterdir()} <= set(DATASET_FILES):
+        raise DataError(f"{out} is not empty and holds no SynthVTR dataset ({CONFIG} missing); "
+                        "choose an empty or new folder")
+
+
 def prepare_output(out: Path, config: SynthConfig) -> bool:
     """Make ``out`` ready to write; False when it already holds this exact dataset (nothing to do).
 
     An empty or missing folder is used as is; a SynthVTR folder (it has ``synth_config.json``) of another config
     or version is overwritten (its dataset files are removed first); any other non-empty folder is refused.
     """
-    if out.exists() and not out.is_dir():
-        raise DataError(f"{out} exists and is not a folder")
+    check_output(out)
     out.mkdir(parents=True, exist_ok=True)
     if not any(out.iterdir()):
         return True
     existing = read_config(out)
-    if existing is None:
-        present = {p.name for p in out.iterdir()}
-        if present <= set(DATASET_FILES):  # an interrupted generation: its marker is written last
-            for name in present:
-                (out / name).unlink()
-            return True
-        raise DataError(
-            f"{out} is not empty and holds no SynthVTR dataset ({CONFIG} missing); "
-            "choose an empty or new folder"
-        )
+    if existing is None:  # an interrupted generation (check_output refused anything else): its marker is written last
+        for path in out.iterdir():
+            path.unlink()
+        return True
     if existing.get("version") == VERSION and existing.get("config") == to_dict(config):
         return False
     for name in (CONFIG,) + DATASET_FILES:  # the marker first: an interrupted rewrite is never mistaken as done
@@ -116,6 +119,7 @@ def generate(config: SynthConfig, out: str | Path, progress: bool = True) -> tup
     import fcntl
 
     out = Path(out)
+    check_output(out)   # a refused folder leaves no lock behind
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out.parent / f".{out.name}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)   # released when the file closes, or the process ends
