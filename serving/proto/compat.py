@@ -107,11 +107,7 @@ def _message(old: _Message, new: _Message, name: str, out: list[str]) -> None:
             out.append(f"{what}: label changed from {_label(field)} to {_label(now)}")
         if _oneof(old, field) != _oneof(new, now):
             out.append(f"{what}: oneof changed from {_oneof(old, field)!r} to {_oneof(new, now)!r}")
-    for start, end in _unreserved(old.reserved_range, new.reserved_range, inclusive=False):
-        numbers = f"{start}" if end == start else f"{start} to {end}"
-        out.append(f"message {name}: reserved number(s) {numbers} no longer reserved")
-    for reserved in sorted(set(old.reserved_name) - set(new.reserved_name)):
-        out.append(f"message {name}: reserved name {reserved!r} no longer reserved")
+    _reserved("message", old, new, name, out, inclusive=False)
     _each("message", old.nested_type, new.nested_type, name, out, _message)
     _each("enum", old.enum_type, new.enum_type, name, out, _enum)
 
@@ -123,11 +119,16 @@ def _enum(old: _Enum, new: _Enum, name: str, out: list[str]) -> None:
             out.append(f"enum value {name}.{value.name} = {value.number} removed")
         elif values[value.name] != value.number:
             out.append(f"enum value {name}.{value.name} renumbered from {value.number} to {values[value.name]}")
-    for start, end in _unreserved(old.reserved_range, new.reserved_range, inclusive=True):
+    _reserved("enum", old, new, name, out, inclusive=True)
+
+
+def _reserved(kind: str, old, new, name: str, out: list[str], inclusive: bool) -> None:
+    """Reserved numbers and names of ``old`` that ``new`` no longer reserves."""
+    for start, end in _unreserved(old.reserved_range, new.reserved_range, inclusive):
         numbers = f"{start}" if end == start else f"{start} to {end}"
-        out.append(f"enum {name}: reserved number(s) {numbers} no longer reserved")
+        out.append(f"{kind} {name}: reserved number(s) {numbers} no longer reserved")
     for reserved in sorted(set(old.reserved_name) - set(new.reserved_name)):
-        out.append(f"enum {name}: reserved name {reserved!r} no longer reserved")
+        out.append(f"{kind} {name}: reserved name {reserved!r} no longer reserved")
 
 
 def _unreserved(old, new, inclusive: bool) -> list[tuple[int, int]]:
