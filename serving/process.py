@@ -31,7 +31,7 @@ import subprocess
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from common.errors import StrataError
 from common.files import write_atomic
@@ -49,9 +49,8 @@ class PortInUse(ProcessError):
     """A fixed port that the caller asked for is taken."""
 
 
-def group_members(pgid: int) -> list[int]:
-    """Live pids whose process group is ``pgid`` (a managed process and the children it spawned)."""
-    members = []
+def live_processes() -> Iterator[tuple[Path, list[str]]]:
+    """(/proc/PID, the fields of its stat after the command name) of every process that has not exited."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -59,9 +58,13 @@ def group_members(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if fields[0] not in ("Z", "X") and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+        if fields[0] not in ("Z", "X"):
+            yield entry, fields
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live pids whose process group is ``pgid`` (a managed process and the children it spawned)."""
+    return [int(entry.name) for entry, fields in live_processes() if int(fields[2]) == pgid]
 
 
 def listening_inodes(port: int) -> set[int]:
@@ -106,13 +109,10 @@ def marked_leaders(mark: str) -> list[int]:
     ``STRATA_MANAGED=<mark>``."""
     needle = f"{MANAGED_ENV}={mark}".encode()
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for entry, fields in live_processes():
+        if int(fields[3]) != int(entry.name):   # field 6 of stat: the session id
             continue
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            if fields[0] in ("Z", "X") or int(fields[3]) != int(entry.name):   # field 6 of stat: the session id
-                continue
             if needle in (entry / "environ").read_bytes().split(b"\0"):
                 found.append(int(entry.name))
         except OSError:
