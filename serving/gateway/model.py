@@ -81,24 +81,14 @@ class ServedModel:
                     self.base, self.version, found[-1])
         return found[-1]
 
-    def _tokenizer_path(self) -> Path | None:
-        """The tokenizer the text backbone version carries; a version exported before it carried one falls back to
-        the installed MiniLM package's (None), which only the training install has."""
+    def _tokenizer_path(self) -> Path:
+        """The tokenizer file the text backbone version carries (the serving install has no MiniLM package)."""
         path = self.repo / TEXT_BACKBONE / str(self.backbone_version) / TOKENIZER_FILE
-        if path.is_file():
-            return path
-        from training.text.tokenize import tokenizer_file
-
-        try:
-            tokenizer_file()
-        except ImportError:
-            raise FailedPrecondition(
-                f"{TEXT_BACKBONE} version {self.backbone_version} carries no {TOKENIZER_FILE} (exported before it "
-                f"did) and this install has no MiniLM package to read it from: export the text backbone again "
-                f"(strata export --text-backbone) and export the model against it, or install strata[training]") from None
-        log.warning("%s version %d carries no %s; using the installed MiniLM package's", TEXT_BACKBONE,
-                    self.backbone_version, TOKENIZER_FILE)
-        return None
+        if not path.is_file():   # Triton refuses such a version too: its manifest predates per-file hashes
+            raise FailedPrecondition(f"{TEXT_BACKBONE} version {self.backbone_version} carries no {TOKENIZER_FILE} "
+                                     f"(exported before it did): export the text backbone again "
+                                     f"(strata export --text-backbone) and the model against it")
+        return path
 
     @property
     def levels(self) -> tuple[str, ...]:
