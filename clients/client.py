@@ -6,11 +6,14 @@
         for hit in answer.hits:
             print(hit.id, hit.score, {l.level: l.score for l in hit.levels})
 
-Every call carries a deadline (``timeout_s``). Calls that change nothing, and the upserts (indexing the same id
-twice leaves it once), are retried by gRPC on UNAVAILABLE with exponential back-off; a delete is not retried.
+Every call carries a deadline (``timeout_s``), which the gateway keeps for every backend call it makes. Calls that
+change nothing, and the upserts (indexing the same id twice leaves it once), are retried by gRPC on UNAVAILABLE
+and RESOURCE_EXHAUSTED, at most 4 attempts, backed off, throttled while most calls fail
+(:data:`common.connect.GATEWAY_RETRY_POLICY`); a delete and the streaming calls are not retried.
 Errors arrive as :class:`StrataCallError` with the server's status code, message and google.rpc details: the
 request field at fault, the reason (``LIMIT_EXCEEDED`` with the setting in ``limit``, ``MALFORMED_REQUEST``,
-``BACKEND_UNAVAILABLE``, ...) and when to retry.
+``BACKEND_UNAVAILABLE``, ``GATEWAY_OVERLOADED``, ...), when to retry, and for a write that failed part-way how many
+of its items were committed (``committed``; the rest, from ``failed_id`` on, were not).
 
 Credentials come from the settings (``settings``, default: those in force): ``gateway_tls_ca`` for TLS,
 ``gateway_client_cert`` / ``gateway_client_key`` for mTLS, and the bearer token from ``gateway_token_file`` or
@@ -53,6 +56,16 @@ class StrataCallError(StrataError):
     def limit(self) -> str:
         """The setting of the size cap the request went over ("" for another error)."""
         return self.metadata.get("limit", "")
+
+    @property
+    def committed(self) -> int | None:
+        """For a write that failed: how many of its items, in the order sent, were committed (None: not said)."""
+        return int(self.metadata["committed"]) if "committed" in self.metadata else None
+
+    @property
+    def failed_id(self) -> str:
+        """For a write that failed: the first item not committed ("" when not said)."""
+        return self.metadata.get("failed_id", "")
 
     def _read(self, detail) -> None:
         from google.rpc import error_details_pb2

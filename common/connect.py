@@ -23,17 +23,26 @@ from common.records import GATEWAY, MILVUS, TRITON, Part, running_part
 from common.errors import ConfigError
 from common.settings import GATEWAY_TOKEN_ENV, MILVUS_TOKEN_ENV, Settings, load_settings, reach
 
-# The gateway channel: messages up to the setting max_message_bytes (uploaded features), and gRPC's own retries
-# (bounded, backed off) of the calls that are safe to repeat.
+# The gateway channel: messages up to the setting max_message_bytes (uploaded features), and gRPC's own retries of
+# the calls that are safe to repeat (they change nothing, or upsert), on the statuses that say "try again": at
+# most 4 attempts, backed off exponentially with jitter, or after the delay the gateway asks for (its pushback,
+# which also says "never" for a request over a byte limit). The throttle stops retries while most calls of the
+# channel fail (each failure takes a token, each success gives back 0.1; retries only above 5 of 10), so a
+# client never multiplies an outage by its attempts.
 GATEWAY_SERVICE = "strata.v1.Strata"
 GATEWAY_RETRIED = ("SearchVideos", "SearchCaptions", "ScoreVideos", "Describe", "IndexCaptions")
 GATEWAY_RETRY_POLICY = {
     "methodConfig": [{
         "name": [{"service": GATEWAY_SERVICE, "method": m} for m in GATEWAY_RETRIED],
         "retryPolicy": {"maxAttempts": 4, "initialBackoff": "0.2s", "maxBackoff": "2s", "backoffMultiplier": 2,
-                        "retryableStatusCodes": ["UNAVAILABLE"]},
-    }]
+                        "retryableStatusCodes": ["UNAVAILABLE", "RESOURCE_EXHAUSTED"]},
+    }],
+    "retryThrottling": {"maxTokens": 10, "tokenRatio": 0.1},
 }
+# Triton's channel: reconnect within a second or two of a restart (gRPC's default backs off for up to 2 minutes)
+TRITON_CHANNEL = [("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1),
+                  ("grpc.initial_reconnect_backoff_ms", 100), ("grpc.min_reconnect_backoff_ms", 100),
+                  ("grpc.max_reconnect_backoff_ms", 1000)]
 
 
 _MILVUS_ALIASES = itertools.count()
@@ -89,10 +98,10 @@ def gateway_url(settings: Settings | None = None, url: str | None = None) -> str
 
 # -- clients ------------------------------------------------------------------------------------------------------
 def triton_client(url: str):
-    """A Triton gRPC client of the server at ``url`` (``host:grpc_port``)."""
+    """A Triton gRPC client of the server at ``url`` (``host:grpc_port``) that reconnects promptly after a restart."""
     import tritonclient.grpc as grpcclient
 
-    return grpcclient.InferenceServerClient(url)
+    return grpcclient.InferenceServerClient(url, channel_args=TRITON_CHANNEL)
 
 
 def milvus_client(uri: str, timeout_s: float, settings: Settings | None = None):

@@ -75,7 +75,8 @@ class Settings:
                                                # the depth measured for the model and direction (its manifest)
     max_top_k: int = 1000                      # refused above
     max_candidate_depth: int = 10000           # refused above
-    request_timeout_s: float = 30.0            # the client library's deadline per call
+    request_timeout_s: float = 30.0            # the client library's deadline per call, and each backend call's
+    max_concurrent_calls: int = 16             # calls the gateway runs at once; one more: RESOURCE_EXHAUSTED at once
     store_dtype: str = "float16"               # tensor store precision: float16 or float32
     index_batch: int = 256                     # videos or captions per write to the stores
     # -- size caps of one request: refused above with INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the setting -----
@@ -93,7 +94,7 @@ class Settings:
         for key, port in ports.items():
             if not 0 <= port <= 65535:
                 raise ValueError(f"{key} must be a port in 0..65535 (0: any free port), got {port}")
-        for key in ("top_k", "max_top_k", "max_candidate_depth", "index_batch", *LIMITS):
+        for key in ("top_k", "max_top_k", "max_candidate_depth", "index_batch", "max_concurrent_calls", *LIMITS):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.candidate_depth < 0:

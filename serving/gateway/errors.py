@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import dataclasses
 from dataclasses import dataclass
 
+from common.deadline import DeadlineExpired
 from common.errors import ConfigError, DataError, StrataError
 
 DOMAIN = "strata.v1"          # ErrorInfo's domain
@@ -23,6 +24,8 @@ BACKEND_UNAVAILABLE = "BACKEND_UNAVAILABLE"
 BACKEND_OVERLOADED = "BACKEND_OVERLOADED"
 MODEL_NOT_LOADED = "MODEL_NOT_LOADED"
 BACKEND_TIMEOUT = "BACKEND_TIMEOUT"
+GATEWAY_OVERLOADED = "GATEWAY_OVERLOADED"
+WRITE_FAILED = "WRITE_FAILED"
 RETRY_AFTER_S = 1.0           # RetryInfo's delay for a backend that is down or overloaded
 
 
@@ -67,6 +70,31 @@ class LimitExceeded(GatewayError):
                          field=field, reason=LIMIT_EXCEEDED,
                          metadata={"limit": limit, "max": str(maximum), "got": str(got)})
         self.code = code
+
+
+class Overloaded(GatewayError):
+    """The gateway runs ``max_concurrent_calls`` calls already: refused at once, before any work, with when to retry
+    (the caller's gRPC channel honours it: the pushback of Strata's retry policy)."""
+
+    code = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, running: int):
+        super().__init__(f"the gateway is running its limit of {running} calls at once (setting max_concurrent_calls); "
+                         f"retry shortly", reason=GATEWAY_OVERLOADED,
+                         metadata={"limit": "max_concurrent_calls", "max": str(running)}, retry_after_s=RETRY_AFTER_S / 10)
+
+
+class WriteFailed(StrataError):
+    """A write call failed at its item ``failed_id``: ``committed`` items before it (in the order sent) are written,
+    that one and the rest are not (a half-written batch is undone); ``cause`` is the error."""
+
+    def __init__(self, cause: BaseException, committed: int, failed_id: str):
+        super().__init__(str(cause))
+        self.cause, self.committed, self.failed_id = cause, committed, failed_id
+
+    def after(self, earlier: int) -> "WriteFailed":
+        """The same failure in a stream that had committed ``earlier`` items in messages before this one."""
+        return WriteFailed(self.cause, earlier + self.committed, self.failed_id)
 
 
 def check_limit(got: int, maximum: int, limit: str, field: str, what: str, fix: str,
@@ -125,8 +153,17 @@ def failure(err: BaseException) -> Failure:
     from serving.index.milvus_index import IndexRefused, IndexUnavailable
     from serving.triton.client import TritonRequestError
 
+    if isinstance(err, WriteFailed):
+        cause = failure(err.cause)
+        return dataclasses.replace(
+            cause, message=f"{cause.message} [{err.committed} item(s) of this call were committed before "
+                           f"{err.failed_id!r}; it and the items after it were not: send those again]",
+            reason=cause.reason or WRITE_FAILED,
+            metadata={**cause.metadata, "committed": str(err.committed), "failed_id": err.failed_id})
     if isinstance(err, GatewayError):
         return Failure(err.code, str(err) or type(err).__name__, err.field, err.reason, err.metadata, err.retry_after_s)
+    if isinstance(err, DeadlineExpired):
+        return Failure("DEADLINE_EXCEEDED", str(err))
     if isinstance(err, IndexUnavailable):
         return _backend("UNAVAILABLE", BACKEND_UNAVAILABLE, "milvus", "Milvus did not answer; retry later")
     if isinstance(err, IndexRefused):

@@ -1,15 +1,34 @@
-"""The gateway's Prometheus metrics: calls by name and status code, latency per call and per query stage, corpus
-sizes. Served over HTTP on the ``gateway_metrics_port`` setting."""
+"""The gateway's Prometheus metrics: calls by name and status code, calls in flight, latency per call and per query
+stage, corpus sizes, and the backend calls started (Triton, Milvus, the tensor store). Served over HTTP on the
+``gateway_metrics_port`` setting."""
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram, start_http_server
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+
+from common import deadline
 
 REQUESTS = Counter("strata_requests", "gRPC calls by method and status code", ["call", "code"])
 LATENCY = Histogram("strata_request_seconds", "gRPC call latency", ["call"],
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30))
 STAGES = Histogram("strata_stage_seconds", "query latency by stage (parse, backbone, tower, search, fetch, rerank)",
                    ["stage"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
+IN_FLIGHT = Gauge("strata_calls_in_flight", "gRPC calls running (at most the max_concurrent_calls setting)")
 CORPUS = Gauge("strata_corpus_items", "items indexed for the active model version", ["kind"])
+
+
+
+class _BackendCalls:
+    """``strata_backend_calls_total{backend}``: read from :func:`common.deadline.started` at each scrape."""
+
+    def collect(self):
+        family = CounterMetricFamily("strata_backend_calls", "backend calls started, by backend", labels=["backend"])
+        for backend, count in deadline.started().items():
+            family.add_metric([backend], count)
+        yield family
+
+
+REGISTRY.register(_BackendCalls())
 
 
 def observe_call(call: str, code: str, seconds: float) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from common.deadline import starting
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -45,8 +46,8 @@ def search_videos(version: Version, settings: Settings, text: str, top_k: int = 
         records = _fetch(version, VIDEOS, candidates)
     with stage(timings, "rerank"):
         fused, levels = version.model.score([query], [records[i] for i in candidates])
-    ranked = _top(candidates, fused[0], top_k)
-    hits = _hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(candidates))
+    hits = _hits(version, VIDEOS, _ranked(candidates, fused[0]), top_k, fused[0], levels[:, 0, :],
+                 [embedded.empty[0]] * len(candidates))
     return Answer(hits, *version.key, len(candidates), timings)
 
 
@@ -68,8 +69,7 @@ def search_captions(version: Version, settings: Settings, video_id: str = "", fr
     with stage(timings, "rerank"):
         fused, levels = version.model.score([records[i] for i in candidates], [query])
     empty = [tuple(bool(e) for e in records[i][EMPTY_LEVELS]) for i in candidates]
-    ranked = _top(candidates, fused[:, 0], top_k)
-    hits = _hits(version, CAPTIONS, ranked, fused[:, 0], levels[:, :, 0], empty)
+    hits = _hits(version, CAPTIONS, _ranked(candidates, fused[:, 0]), top_k, fused[:, 0], levels[:, :, 0], empty)
     return Answer(hits, *version.key, len(candidates), timings)
 
 
@@ -87,8 +87,8 @@ def score_videos(version: Version, settings: Settings, text: str, video_ids: Seq
         records = _fetch(version, VIDEOS, ids)
     with stage(timings, "rerank"):
         fused, levels = version.model.score(embedded.items, [records[i] for i in ids])
-    ranked = _top(ids, fused[0], len(ids))
-    hits = _hits(version, VIDEOS, ranked, fused[0], levels[:, 0, :], [embedded.empty[0]] * len(ids))
+    hits = _hits(version, VIDEOS, _ranked(ids, fused[0]), len(ids), fused[0], levels[:, 0, :],
+                 [embedded.empty[0]] * len(ids))
     return Answer(hits, *version.key, len(ids), timings)
 
 
@@ -102,7 +102,8 @@ def _candidates(version: Version, kind: str, query: dict[str, np.ndarray], depth
 
 
 def _fetch(version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
-    records = version.stores[kind].get(list(ids))
+    starting("store", "the tensor store")
+    records = version.stores[kind].get(list(ids), version.fetched[kind])
     missing = [i for i, r in zip(ids, records) if r is None]
     if missing:
         raise NotFound(f"unknown {kind[:-1]} id(s): {', '.join(map(repr, missing[:5]))}"
@@ -110,23 +111,28 @@ def _fetch(version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[st
     return dict(zip(ids, records))
 
 
-def _hits(version: Version, kind: str, ranked: list[tuple[str, int]], fused: np.ndarray, levels: np.ndarray,
-          empty: list[tuple[bool, ...]]) -> tuple[Hit, ...]:
-    """Hits for positions ``ranked`` of the scored candidates, with their stored metadata."""
+def _hits(version: Version, kind: str, ranked: list[tuple[str, int]], top_k: int, fused: np.ndarray,
+          levels: np.ndarray, empty: list[tuple[bool, ...]]) -> tuple[Hit, ...]:
+    """The first ``top_k`` committed items of ``ranked`` (positions of the scored candidates), with their stored
+    metadata. A candidate without a main row is not committed (a write undone half-way, or deleted since the search
+    found it) and is passed over: an answer names committed items only."""
     names = version.model.levels
-    candidate_ids = [item_id for item_id, _ in ranked]
     fields = ["source", "duration"] if kind == VIDEOS else ["text", "video_id"]
-    rows = version.index.get(version.collections[kind], candidate_ids, fields)
-    hits = []
-    for item_id, position in ranked:
-        row = rows.get(item_id, {})
-        hits.append(Hit(item_id, float(fused[position]),
-                        tuple(LevelScore(n, float(levels[k, position]), empty[position][k]) for k, n in enumerate(names)),
-                        **{f: row[f] for f in fields if f in row}))
+    hits: list[Hit] = []
+    at = 0
+    while len(hits) < top_k and at < len(ranked):
+        chunk, at = ranked[at:at + top_k - len(hits)], at + top_k - len(hits)
+        rows = version.index.get(version.collections[kind], [item_id for item_id, _ in chunk], fields)
+        for item_id, position in chunk:
+            if item_id in rows:
+                hits.append(Hit(item_id, float(fused[position]),
+                                tuple(LevelScore(n, float(levels[k, position]), empty[position][k])
+                                      for k, n in enumerate(names)),
+                                **{f: rows[item_id][f] for f in fields}))
     return tuple(hits)
 
 
-def _top(ids: Sequence[str], scores: np.ndarray, k: int) -> list[tuple[str, int]]:
-    """The ``k`` best (id, position) by score, ties broken by id."""
+def _ranked(ids: Sequence[str], scores: np.ndarray) -> list[tuple[str, int]]:
+    """Every (id, position), best score first, ties broken by id."""
     order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
-    return [(ids[i], i) for i in order[:k]]
+    return [(ids[i], i) for i in order]

@@ -6,6 +6,11 @@ it (and picks up a newly exported or activated version, and loads the active ver
 restarted without it) every ``HEALTH_PERIOD_S``. Port 0 binds a free port;
 the bound ports are written to ``ready_file`` (JSON), which is how ``strata up`` and the tests learn them.
 
+Load: at most ``max_concurrent_calls`` Strata calls run at once, and one more is refused at once with
+RESOURCE_EXHAUSTED (:class:`~serving.gateway.servicer.Admission`); the server's threads are that many and
+``SPARE_THREADS`` more, so health answers while every call slot is busy. Each call runs within its caller's deadline
+(:mod:`common.deadline`): no backend call starts after the caller gave up.
+
 Credentials (TLS, mTLS, bearer tokens) come from the settings; :mod:`serving.gateway.auth` checks every call in
 one interceptor.
 """
@@ -34,13 +39,15 @@ log = logging.getLogger("strata.gateway")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Strata"].full_name   # strata.v1.Strata
 HEALTH_PERIOD_S = 2.0
+SPARE_THREADS = 4   # beyond max_concurrent_calls: health checks, reflection and refusals answer while all calls run
 
 
 class Gateway:
-    def __init__(self, settings: Settings, workers: int = 8):
+    def __init__(self, settings: Settings):
         self.settings = settings
         credentials, checks = server_credentials(settings), interceptors(settings)   # refused before any work
         self.service = RetrievalService(settings)
+        workers = settings.max_concurrent_calls + SPARE_THREADS
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=workers), options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes)], interceptors=checks)

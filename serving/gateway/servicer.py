@@ -13,17 +13,29 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import grpc
 from google.protobuf.message import Message
 
+from common import deadline
 from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway import metrics
 from serving.gateway.convert import answer_to_pb, features_from_pb
-from serving.gateway.errors import DOMAIN, MALFORMED_REQUEST, Failure, InvalidArgument, LimitExceeded, failure
+from serving.gateway.errors import (
+    DOMAIN,
+    MALFORMED_REQUEST,
+    Failure,
+    InvalidArgument,
+    LimitExceeded,
+    Overloaded,
+    WriteFailed,
+    failure,
+)
 from serving.gateway.service import RetrievalService
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.proto.strata.v1 import strata_pb2 as pb
@@ -79,8 +91,13 @@ def add_to_server(servicer: "StrataServicer", server: grpc.Server) -> None:
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE.full_name, handlers),))
 
 
+PUSHBACK = "grpc-retry-pushback-ms"   # gRPC's own retry honours it: when to try again, or (negative) never
+
+
 def status_of(answer: Failure):
-    """``answer`` as a ``grpc.Status`` carrying a google.rpc ``Status`` with its details."""
+    """``answer`` as a ``grpc.Status`` carrying a google.rpc ``Status`` with its details, and gRPC's retry pushback:
+    the ``RetryInfo`` delay, or "do not retry" for a status the caller could retry but should not (a request over
+    a byte limit is RESOURCE_EXHAUSTED too)."""
     from google.protobuf import any_pb2, duration_pb2
     from google.rpc import code_pb2, error_details_pb2, status_pb2
     from grpc_status import rpc_status
@@ -100,12 +117,42 @@ def status_of(answer: Failure):
         item = any_pb2.Any()
         item.Pack(detail)
         packed.append(item)
-    return rpc_status.to_status(status_pb2.Status(code=code_pb2.Code.Value(answer.code), message=answer.message,
-                                                  details=packed))
+    status = rpc_status.to_status(status_pb2.Status(code=code_pb2.Code.Value(answer.code), message=answer.message,
+                                                    details=packed))
+    pushback = str(round(answer.retry_after_s * 1e3)) if answer.retry_after_s is not None else "-1"
+    return _Status(status.code, status.details, (*status.trailing_metadata, (PUSHBACK, pushback)))
+
+
+@dataclass(frozen=True)
+class _Status(grpc.Status):
+    code: grpc.StatusCode
+    details: str
+    trailing_metadata: tuple
+
+
+class Admission:
+    """At most ``limit`` calls run at once; one more is refused at once (:class:`Overloaded`), never queued. The
+    server has spare threads beyond the limit, so health checks and refusals are answered while every slot is busy."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._slots = threading.BoundedSemaphore(limit)
+
+    @contextmanager
+    def slot(self) -> Iterator[None]:
+        if not self._slots.acquire(blocking=False):
+            raise Overloaded(self.limit)
+        metrics.IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            metrics.IN_FLIGHT.dec()
+            self._slots.release()
 
 
 def rpc(method):
-    """Run a servicer method; answer errors with their status and details, and count every call."""
+    """Run a servicer method within an admission slot and the caller's deadline (:mod:`common.deadline`); answer
+    errors with their status and details, and count every call."""
     call = method.__name__
 
     @functools.wraps(method)
@@ -114,7 +161,8 @@ def rpc(method):
         try:
             if isinstance(request, Malformed):
                 raise request.refuse()
-            return method(self, request if isinstance(request, Message) else _checked(request), context)
+            with self.admission.slot(), deadline.serving(context.time_remaining(), context.is_active):
+                return method(self, request if isinstance(request, Message) else _checked(request), context)
         except Exception as err:  # noqa: BLE001 - every error becomes a status, the server keeps serving
             answer = failure(err)
             code = answer.code
@@ -176,10 +224,23 @@ def files_from_chunks(chunks, max_bytes: int):
 
 
 class StreamIds:
-    """The ids one stream has sent so far: an id in two messages of one stream is refused (not silently upserted)."""
+    """The ids one stream has sent so far: an id in two messages of one stream is refused (not silently upserted);
+    and how many of its items are committed, which a write that fails reports (:class:`WriteFailed`)."""
 
     def __init__(self, what: str):
         self.what, self.seen, self.committed = what, set(), 0
+
+    def write(self, first_id: str, write):
+        """``write()`` for the message whose first item is ``first_id``; its failure counts what this stream
+        committed before it."""
+        try:
+            return write()
+        except WriteFailed as err:
+            raise err.after(self.committed) from err.cause
+        except Exception as err:  # noqa: BLE001 - the caller learns what earlier messages committed
+            if self.committed:
+                raise WriteFailed(err, self.committed, first_id) from err
+            raise
 
     def add(self, ids: list[str]) -> None:
         again = sorted(self.seen.intersection(ids))
@@ -197,6 +258,7 @@ class StrataServicer(pb_grpc.StrataServicer):
 
         self.service = service
         self.raw = RawVideos(service)
+        self.admission = Admission(service.settings.max_concurrent_calls)
 
     @rpc
     def SearchVideos(self, request, context):
@@ -230,7 +292,7 @@ class StrataServicer(pb_grpc.StrataServicer):
                 videos.append(VideoInput(item.id, frames, regions, item.source, item.duration))
             if videos:
                 ids.add([v.id for v in videos])
-                last = self.service.index_videos(videos)
+                last = ids.write(videos[0].id, lambda: self.service.index_videos(videos))
                 written += last.count
                 ids.committed = written
         if last is None:
@@ -256,11 +318,11 @@ class StrataServicer(pb_grpc.StrataServicer):
             pending.append(file)
             pending_bytes += len(file.data)
             if len(pending) >= FILES_PER_BATCH or pending_bytes >= limit:
-                count, total, failed = self.raw.index(pending)
+                count, total, failed = ids.write(pending[0].id, lambda: self.raw.index(pending))
                 written, errors, pending, pending_bytes = written + count, errors + failed, [], 0
                 ids.committed = written
         if pending:
-            count, total, failed = self.raw.index(pending)
+            count, total, failed = ids.write(pending[0].id, lambda: self.raw.index(pending))
             written, errors = written + count, errors + failed
         version = self.service.active()
         if total is None:

@@ -41,8 +41,11 @@ class Version:
         # First stage: the model's strategy (recorded in its manifest) and the extra collections it needs.
         self.first_stage = FirstStage(index, model.manifest, model.layout, self.collections)
         self.first_stage.ensure()
-        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], settings.index_batch,
-                                     self.first_stage, kind) for kind in self.collections}
+        self.writers = {kind: Writer(index, self.stores[kind], self.collections[kind], kind, settings.index_batch,
+                                     self.first_stage) for kind in self.collections}
+        # what a query reads of a stored item: its tower outputs, not the source features kept beside them
+        self.fetched = {VIDEOS: frozenset(model.layout.video.output_names),
+                        CAPTIONS: frozenset({*model.layout.text.output_names, EMPTY_LEVELS})}
         self.users = 0
         self.retired = False
 

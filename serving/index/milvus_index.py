@@ -38,7 +38,9 @@ the active collection is named in the state record instead.
 Errors: an unreachable Milvus raises :class:`IndexUnavailable` naming the URI without its credentials (or only
 "Milvus", for a server whose messages reach its callers: ``MilvusIndex(uri, where="Milvus")``); bad input (wrong dim, missing id,
 unknown field) raises ``DataError``; an error Milvus answers, :class:`IndexRefused` (a ``DataError``) with its code; a bad request (unknown kind, collection of another kind) ``ConfigError``.
-pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one.
+pymilvus retries a failing call up to 75 times (minutes) unless given a timeout, so every call passes one: the
+index's own, cut to the time the gateway's caller has left (:mod:`common.deadline`; a caller gone raises
+``DeadlineExpired`` and nothing is sent).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from common.connect import milvus_client, public_uri
+from common.deadline import DeadlineExpired, call_timeout, caller_gone
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import TEXT_FIELD_BYTES, Settings
@@ -186,13 +189,17 @@ class MilvusIndex:
             self._client_obj = None
 
     def _call(self, what: str, fn, *args, **kwargs):
-        """Run a client call with this index's timeout; connection failures become IndexUnavailable."""
+        """Run a client call with this index's timeout, cut to the time the caller of the call being served has
+        left (:mod:`common.deadline`); connection failures become IndexUnavailable."""
+        timeout = call_timeout("milvus", self.timeout_s, f"Milvus ({what})")
         client = self._client()
         try:
-            return fn(client, *args, timeout=self.timeout_s, **kwargs)
+            return fn(client, *args, timeout=timeout, **kwargs)
         except StrataError:
             raise
         except Exception as err:  # noqa: BLE001
+            if caller_gone():   # the caller's time ran out, not Milvus's: keep the connection
+                raise DeadlineExpired(f"the caller's deadline ran out during {what}") from None
             if _unavailable_error(err) or not self._reachable(1.0):
                 # A fresh channel next time: gRPC backs off reconnecting a failed one for up to two minutes.
                 self.close()

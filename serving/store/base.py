@@ -6,7 +6,9 @@ Semantics every store keeps:
 - ``put`` upserts: an id already there is replaced whole; within one call the last record of an id wins. It is
   atomic (all of the call's items are written or none) and durable once it returns. Every record is encoded before
   anything is written, so a record that cannot be encoded leaves the store as it was.
-- ``get`` answers in the order asked, ``None`` for an unknown id; its arrays are read-only (copy to modify).
+- ``get`` answers in the order asked, ``None`` for an unknown id; its arrays are read-only (copy to modify). Given
+  ``fields``, a record holds only the arrays of those names, and only their bytes are read out (a query's
+  candidates need their tower outputs, not the source features stored beside them).
 - Several processes may read one store while one process writes; a reader sees each ``put`` whole or not at all.
 - ``drop`` deletes all of the store's data (retiring a model version) and closes it.
 - A store opened ``readonly`` refuses ``put``, ``delete`` and ``drop`` with ``ConfigError``.
@@ -14,7 +16,7 @@ Semantics every store keeps:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -48,8 +50,8 @@ class TensorStore(ABC):
         """Upsert ``(id, record)`` pairs, all or none, durably."""
 
     @abstractmethod
-    def get(self, ids: Sequence[str]) -> list[Record | None]:
-        """The records of ``ids`` in order, ``None`` where an id is unknown."""
+    def get(self, ids: Sequence[str], fields: Collection[str] | None = None) -> list[Record | None]:
+        """The records of ``ids`` in order, ``None`` where an id is unknown; only the arrays in ``fields`` if given."""
 
     @abstractmethod
     def delete(self, ids: Sequence[str]) -> int:

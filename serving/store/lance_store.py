@@ -8,7 +8,7 @@ rows and decodes them without copying their bytes.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import lance
@@ -66,7 +66,7 @@ class LanceStore(TensorStore):
         table = pa.table({"id": list(latest), "record": list(latest.values())}, schema=SCHEMA)
         self._current().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
 
-    def get(self, ids: Sequence[str]) -> list[Record | None]:
+    def get(self, ids: Sequence[str], fields: Collection[str] | None = None) -> list[Record | None]:
         check_ids(ids)
         positions = self._position_of()
         found = [(slot, positions[item_id]) for slot, item_id in enumerate(ids) if item_id in positions]
@@ -74,7 +74,7 @@ class LanceStore(TensorStore):
         if found:
             column = self._dataset.take([row for _, row in found], columns=["record"]).column("record")
             for (slot, _), value in zip(found, column):
-                records[slot] = decode_record(value.as_buffer())
+                records[slot] = decode_record(value.as_buffer(), fields)
         return records
 
     def delete(self, ids: Sequence[str]) -> int:

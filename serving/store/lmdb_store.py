@@ -8,7 +8,7 @@ full, it is doubled and the transaction retried; readers in other processes adop
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -66,10 +66,12 @@ class LmdbStore(TensorStore):
                 txn.put(key, value)
         self._write(job)
 
-    def get(self, ids: Sequence[str]) -> list[Record | None]:
+    def get(self, ids: Sequence[str], fields: Collection[str] | None = None) -> list[Record | None]:
         keys = check_ids(ids)
         with self._read(buffers=True) as txn:  # values are views of the map, valid inside the transaction only
             values = [txn.get(key) for key in keys]
+            if fields is not None:   # copy out only the arrays asked for
+                return [None if value is None else _read_only(decode_record(value, fields)) for value in values]
             block = np.empty(sum(len(value) for value in values if value is not None), np.uint8)
             spans, at = [], 0
             for value in values:  # one copy into one block: steadier than one bytes object per value
@@ -109,3 +111,12 @@ class LmdbStore(TensorStore):
         self._check_writable("drop")
         self.close()
         shutil.rmtree(self.location)
+
+
+def _read_only(record: Record) -> Record:
+    """Copies of ``record``'s arrays, read-only as every record ``get`` answers."""
+    out = {}
+    for name, array in record.items():
+        out[name] = array.copy()
+        out[name].flags.writeable = False
+    return out

@@ -14,7 +14,7 @@ import functools
 import json
 import math
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import numpy as np
 
@@ -54,8 +54,9 @@ def encode_record(arrays: Mapping[str, np.ndarray]) -> bytes:
     return b"".join([_PREFIX.pack(MAGIC, len(header)), header, bytes(_aligned(start) - start), *buffers])
 
 
-def decode_record(data: bytes | memoryview) -> dict[str, np.ndarray]:
-    """The arrays of an encoded record, as read-only views of ``data`` (no copy); ``DataError`` if it is corrupt."""
+def decode_record(data: bytes | memoryview, fields: Collection[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an encoded record (those named in ``fields`` if given), as views of ``data`` (no copy);
+    ``DataError`` if it is corrupt."""
     view = memoryview(data).cast("B")
     if len(view) < _PREFIX.size:
         raise DataError(f"tensor record truncated: {len(view)} bytes, shorter than its {_PREFIX.size}-byte prefix")
@@ -68,7 +69,8 @@ def decode_record(data: bytes | memoryview) -> dict[str, np.ndarray]:
     if end != len(view):
         problem = "truncated" if end > len(view) else "has trailing bytes"
         raise DataError(f"tensor record {problem}: {len(view)} bytes, header says {end}")
-    return {name: np.ndarray(shape, dtype, view, offset) for name, dtype, shape, offset in layout}
+    return {name: np.ndarray(shape, dtype, view, offset) for name, dtype, shape, offset in layout
+            if fields is None or name in fields}
 
 
 @functools.lru_cache(maxsize=4096)  # items of one model share a few layouts (one per frame count)

@@ -9,6 +9,7 @@ big inputs such as frame features cost far less that way).
 """
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -21,6 +22,7 @@ import tritonclient.utils.shared_memory as shm
 from tritonclient.utils import InferenceServerException
 
 from common.connect import triton_client
+from common.deadline import DeadlineExpired, call_timeout, caller_gone
 from common.errors import DataError, StrataError
 from common.layout import LEVEL_SCORES, SCORE, ModelLayout, TowerLayout
 from common.repository import PARTS, latest_version, manifest_layout, model_name, part_layout, read_manifest
@@ -142,10 +144,15 @@ class TritonModel:
         return {n: result.as_numpy(n) for n in names}
 
     def _call(self, request, outputs, version: int | None):
+        """One inference request, its timeout cut to the time the gateway's caller has left (:mod:`common.deadline`)."""
+        timeout = call_timeout("triton", self.timeout_s if self.timeout_s is not None else math.inf,
+                               f"Triton ({self.name})")
         try:
             return self.client.infer(self.name, request, model_version="" if version is None else str(version),
-                                     outputs=outputs, client_timeout=self.timeout_s)
+                                     outputs=outputs, client_timeout=None if math.isinf(timeout) else timeout)
         except InferenceServerException as err:
+            if caller_gone():
+                raise DeadlineExpired(f"the caller's deadline ran out during a request to {self.name}") from None
             raise TritonRequestError(f"{self.name} version {version or 'latest'}: {err.message()}", err.status()) from None
 
     def _region(self, kind: str) -> _Region:
