@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-installs setup clean
+.PHONY: demo test test-installs soak setup clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ test: $(STAMP)
 # The installs from a wheel, each in a fresh venv outside the checkout (minutes; not part of `make test`).
 test-installs: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m installs tests/installs
+
+# Two minutes of load from Locust on the real stack, both directions with ingests (minutes; not part of `make test`).
+soak: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[soak]"
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -s -m soak tests/soak
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist

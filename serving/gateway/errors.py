@@ -151,6 +151,7 @@ def _backend(code: str, reason: str, backend: str, message: str) -> Failure:
 def failure(err: BaseException) -> Failure:
     """The status and details a caller gets for ``err``: the one place errors map to statuses."""
     from serving.index.milvus_index import IndexRefused, IndexUnavailable
+    from serving.store.base import StoreUnavailable
     from serving.triton.client import TritonRequestError
 
     if isinstance(err, WriteFailed):
@@ -166,6 +167,9 @@ def failure(err: BaseException) -> Failure:
         return Failure("DEADLINE_EXCEEDED", str(err))
     if isinstance(err, IndexUnavailable):
         return _backend("UNAVAILABLE", BACKEND_UNAVAILABLE, "milvus", "Milvus did not answer; retry later")
+    if isinstance(err, StoreUnavailable):
+        return _backend("UNAVAILABLE", BACKEND_UNAVAILABLE, "store", "the tensor store failed; retry later (the "
+                                                                     "gateway's log has the details)")
     if isinstance(err, IndexRefused):
         # the gateway checks every request before Milvus sees it: any other refusal is the gateway's own failure
         code, reason, message = _MILVUS.get(err.milvus_code, ("INTERNAL", "BACKEND_REFUSED",

@@ -12,19 +12,43 @@ Semantics every store keeps:
 - Several processes may read one store while one process writes; a reader sees each ``put`` whole or not at all.
 - ``drop`` deletes all of the store's data (retiring a model version) and closes it.
 - A store opened ``readonly`` refuses ``put``, ``delete`` and ``drop`` with ``ConfigError``.
+- A failure of the storage itself (files gone, object storage unreachable, LMDB out of readers) is
+  :class:`StoreUnavailable`, whatever the backend's library raised; bad input stays ``DataError``.
 """
 from __future__ import annotations
 
+import errno
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
-from common.errors import ConfigError, DataError
+from common.errors import ConfigError, DataError, StrataError
 
 MAX_ID_BYTES = 511  # LMDB's default key limit, kept by every store so that they stay interchangeable
 
 Record = dict[str, np.ndarray]
+
+
+class StoreUnavailable(StrataError):
+    """The storage under a tensor store failed (see the module docstring); the message says which store and how."""
+
+
+def storage_failures(*failures: type[BaseException]):
+    """Decorator of a store method: an error of ``failures`` (the backend library's own) becomes
+    :class:`StoreUnavailable`. A full disk stays an ``OSError`` (ENOSPC): it is the caller's to handle as such."""
+    def decorate(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except failures as err:
+                if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                    raise
+                raise StoreUnavailable(f"tensor store {self.location}: {type(err).__name__}: {err}") from err
+        return call
+    return decorate
 
 
 def check_ids(ids: Sequence[str]) -> list[bytes]:

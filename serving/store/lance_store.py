@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from common.errors import DataError
-from serving.store.base import Record, TensorStore, check_ids
+from serving.store.base import Record, TensorStore, check_ids, storage_failures
 from serving.store.record import decode_record, encode_record
 
 SCHEMA = pa.schema([pa.field("id", pa.string(), nullable=False), pa.field("record", pa.large_binary())])
@@ -57,6 +57,7 @@ class LanceStore(TensorStore):
             self._positions_version = dataset.version
         return self._positions
 
+    @storage_failures(OSError)
     def put(self, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
         self._check_writable("put")
         check_ids([item_id for item_id, _ in items])
@@ -66,6 +67,7 @@ class LanceStore(TensorStore):
         table = pa.table({"id": list(latest), "record": list(latest.values())}, schema=SCHEMA)
         self._current().merge_insert("id").when_matched_update_all().when_not_matched_insert_all().execute(table)
 
+    @storage_failures(OSError)
     def get(self, ids: Sequence[str], fields: Collection[str] | None = None) -> list[Record | None]:
         check_ids(ids)
         positions = self._position_of()
@@ -77,6 +79,7 @@ class LanceStore(TensorStore):
                 records[slot] = decode_record(value.as_buffer(), fields)
         return records
 
+    @storage_failures(OSError)
     def delete(self, ids: Sequence[str]) -> int:
         self._check_writable("delete")
         check_ids(ids)
@@ -87,6 +90,7 @@ class LanceStore(TensorStore):
             self._dataset.merge_insert("id").when_matched_delete().execute(table)
         return len(existing)
 
+    @storage_failures(OSError)
     def ids(self) -> list[str]:
         return list(self._position_of())
 

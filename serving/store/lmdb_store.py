@@ -16,7 +16,7 @@ import lmdb
 import numpy as np
 
 from common.errors import DataError
-from serving.store.base import Record, TensorStore, check_ids
+from serving.store.base import Record, TensorStore, check_ids, storage_failures
 from serving.store.record import decode_record, encode_record
 
 DEFAULT_MAP_SIZE = 1 << 30  # address space only: the file grows with the data
@@ -56,6 +56,7 @@ class LmdbStore(TensorStore):
             except lmdb.MapFullError:
                 self._env.set_mapsize(self._env.info()["map_size"] * 2)
 
+    @storage_failures(lmdb.Error)
     def put(self, items: Sequence[tuple[str, Mapping[str, np.ndarray]]]) -> None:
         self._check_writable("put")
         keys = check_ids([item_id for item_id, _ in items])
@@ -66,6 +67,7 @@ class LmdbStore(TensorStore):
                 txn.put(key, value)
         self._write(job)
 
+    @storage_failures(lmdb.Error)
     def get(self, ids: Sequence[str], fields: Collection[str] | None = None) -> list[Record | None]:
         keys = check_ids(ids)
         with self._read(buffers=True) as txn:  # values are views of the map, valid inside the transaction only
@@ -84,11 +86,13 @@ class LmdbStore(TensorStore):
         view = memoryview(block)  # records are multiples of ALIGN long, so each stays aligned in the block
         return [None if span is None else decode_record(view[span[0]:span[1]]) for span in spans]
 
+    @storage_failures(lmdb.Error)
     def delete(self, ids: Sequence[str]) -> int:
         self._check_writable("delete")
         keys = check_ids(ids)
         return self._write(lambda txn: sum(txn.delete(key) for key in keys))
 
+    @storage_failures(lmdb.Error)
     def ids(self) -> list[str]:
         with self._read(buffers=True) as txn:
             return [bytes(key).decode() for key in txn.cursor().iternext(values=False)]

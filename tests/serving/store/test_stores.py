@@ -125,3 +125,34 @@ def test_lmdb_map_grows_when_full(tmp_path):
         store.put(list(big.items()))
         assert store._env.info()["map_size"] >= 640 * 1024
         assert len(store) == 40 and float(store.get(["v39"])[0]["frame_feats"][0, 0]) == 39
+
+
+def test_fields_read_only_the_arrays_asked_for(uri):
+    records = {f"video{i}": make_record(i, 2 + i) for i in range(3)}
+    with open_store(uri) as store:
+        store.put(list(records.items()))
+        got = store.get(["video2", "nope", "video0"], fields={"video_event", "video_frame_mask"})
+        assert got[1] is None
+        for record, name in ((got[0], "video2"), (got[2], "video0")):
+            assert_same(record, {k: records[name][k] for k in ("video_event", "video_frame_mask")})
+            assert not record["video_event"].flags.writeable
+
+
+def test_storage_gone_under_the_store_is_store_unavailable_and_the_gateway_says_retry(tmp_path):
+    import shutil
+
+    from serving.gateway.errors import failure
+    from serving.store.base import StoreUnavailable
+
+    location = tmp_path / "store.lance"
+    with open_store(str(location)) as store:
+        store.put([("video0", make_record(0, 2))])
+        shutil.rmtree(location)       # the disk or bucket under it went away
+        for call in (lambda: store.get(["video0"]), lambda: store.put([("video1", make_record(1, 2))]),
+                     lambda: store.delete(["video0"])):
+            with pytest.raises(StoreUnavailable, match="store.lance") as err:
+                call()
+            answer = failure(err.value)
+            assert (answer.code, answer.reason, answer.metadata, answer.retry_after_s) == (
+                "UNAVAILABLE", "BACKEND_UNAVAILABLE", {"backend": "store"}, 1.0)
+            assert str(tmp_path) not in answer.message    # the caller is told what to do, the log where
