@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from common.connect import gateway_url
 from common.records import GATEWAY, MILVUS, TRITON, running_part
 
 pytestmark = pytest.mark.soak
@@ -78,7 +79,7 @@ class ResidentMemory(threading.Thread):
 
 
 def test_two_minutes_at_16_users_without_an_error_or_memory_growth(stack, tmp_path):
-    url = stack[1].gateway
+    url = gateway_url(stack[0])      # the record: a restart may have moved the port
     pids = {"gateway": running_part(GATEWAY).pid, "tritonserver": running_part(TRITON).pid,
             "milvus": running_part(MILVUS).pid}
     run_locust(url, WARM_UP_S, tmp_path / "warm-up")

@@ -105,6 +105,7 @@ def test_past_the_limit_a_call_is_refused_at_once_while_health_answers_and_retri
             channel.close()
     # gRPC retried the refused call (the gateway's pushback allows it) up to the policy's 4 attempts; then the
     # channel's retry throttle, its tokens spent, let each further call make one attempt (one more at most).
+    print(f"\nrefused: the first call made {first} attempts, the 10 after it {more} in all")
     assert first == 4
     assert 10 <= more <= 11
     # the held calls ran to their end: a stream without videos is refused as such
@@ -132,6 +133,8 @@ def test_no_backend_call_starts_after_the_caller_gave_up(small):
         assert _since(counted) == when_it_gave_up          # nothing started after the caller gave up
         assert when_it_gave_up["triton"] < full["triton"]  # and the work was cut short
         assert client.index_captions(captions[:1]).indexed == 1   # the gateway serves on
+        print(f"\nIndexCaptions of {len(captions)}: {whole:.2f} s and backend calls {full} in full; with a "
+              f"deadline of {whole / 4:.2f} s: {late.value.code.name}, backend calls {when_it_gave_up}, none after")
         client.delete("captions", ids)
 
 
@@ -142,6 +145,7 @@ def _since(counted: dict[str, int]) -> dict[str, int]:
 
 def test_triton_stopped_under_load_fails_calls_in_time_and_they_recover_by_themselves(stack, small, monkeypatch):
     from clients.cli import main
+    from common.connect import gateway_url
     from serving.triton.server import TritonServer
 
     _, url = small
@@ -182,6 +186,11 @@ def test_triton_stopped_under_load_fails_calls_in_time_and_they_recover_by_thems
     assert {s for s, _ in during} <= {"OK", "UNAVAILABLE"}, during   # calls begun before the stop may still end OK
     assert "UNAVAILABLE" in {s for s, _ in during}
     assert all(took < timeout_s for _, took in during)               # each within its deadline
-    with StrataClient(stack[1].gateway, timeout_s=30) as client:     # the stack's own gateway healed too
+    recovered = min(t + took for t, s, took in outcomes if s == "OK" and t > back) - back
+    print(f"\nTriton stopped under load: {len(during)} calls while it was down, "
+          f"{sum(s == 'UNAVAILABLE' for s, _ in during)} UNAVAILABLE, the slowest answered in "
+          f"{max(took for _, took in during):.2f} s (deadline {timeout_s:.0f} s); the first call after the restart "
+          f"succeeded {recovered:.2f} s after Triton was ready")
+    with StrataClient(gateway_url(stack[0]), timeout_s=30) as client:   # the stack's own gateway healed too
         assert wait_for(lambda: client.health() == "SERVING")
         assert client.search_videos(QUERY, top_k=3).hits
