@@ -42,7 +42,7 @@ def _field(field: FieldDescriptor, schemas: dict[str, Any]) -> dict[str, Any]:
         one = _message(field.message_type, schemas)
     else:
         one = dict(SCALARS[field.type])
-    return {"type": "array", "items": one} if field.label == F.LABEL_REPEATED else one
+    return {"type": "array", "items": one} if field.is_repeated else one
 
 
 def _message(message: Descriptor, schemas: dict[str, Any]) -> dict[str, Any]:
