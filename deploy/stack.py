@@ -49,7 +49,8 @@ def http_process() -> ManagedProcess:
 
 
 def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
-    """The gateway's environment: every setting in force as ``STRATA_<KEY>``, with the addresses actually bound."""
+    """The environment of the gateway and the HTTP API: every setting in force as ``STRATA_<KEY>``, with the
+    addresses actually bound."""
     from common.settings import describe
 
     env = dict(os.environ)
