@@ -22,6 +22,7 @@ from google.protobuf.descriptor import MethodDescriptor
 from google.protobuf.message import Message
 from google.protobuf.message_factory import GetMessageClass
 from google.rpc import code_pb2, status_pb2
+from grpc_status import rpc_status
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -115,8 +116,6 @@ def create_app(settings: Settings, gateway: str) -> Starlette:
 
     def endpoint(method: MethodDescriptor):
         async def handle(request: Request) -> JSONResponse:
-            from grpc_status import rpc_status
-
             try:
                 messages = parse(method, await _read(request, settings.max_message_bytes))
                 answer = await run_in_threadpool(call, method, messages, _forwarded(request))
