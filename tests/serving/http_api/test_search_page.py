@@ -1,0 +1,96 @@
+"""The search page in a real browser (headless Chromium) on the running stack: what it shows for a typed caption and
+for a chosen video is what the gRPC client answers, to the last bit of every score. The test saves a screenshot of
+the page; set STRATA_PAGE_SCREENSHOT to a path to keep it there (the README's is docs/search-page.png)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.serving.gateway.corpus import sample_captions
+from tests.serving.http_api.browser import chromium
+
+pytestmark = pytest.mark.slow
+
+WAIT_S = 30
+
+
+@pytest.fixture(scope="module")
+def page(stack):
+    """The browser on the stack's search page, once its status line is drawn."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    from common.connect import http_api_url
+
+    with chromium() as driver:
+        driver.get(f"{http_api_url(stack[0])}/")
+        WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element("id", "status").text.startswith("Model "))
+        yield driver
+
+
+def rows(driver, selector: str, count: int):
+    """The elements at ``selector`` once ``count`` of them are drawn."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S).until(lambda d: (found := d.find_elements("css selector", selector))
+                                               and len(found) == count and found)
+
+
+def search(driver, text: str, count: int):
+    """Type ``text`` and press Enter; the ``count`` video hits drawn."""
+    from selenium.webdriver.common.keys import Keys
+
+    query = driver.find_element("id", "query")
+    query.clear()
+    query.send_keys(text, Keys.ENTER)
+    return rows(driver, "#videos li.hit", count)
+
+
+def value(data) -> np.float32:
+    """A <data> element's score: its exact value, checked against the 4 decimals it shows."""
+    exact = float(data.get_attribute("value"))
+    assert data.text == f"{exact:.4f}"
+    return np.float32(exact)
+
+
+def test_the_status_line_names_the_model_and_the_corpus(page, client):
+    about = client.describe()
+    status = page.find_element("id", "status").text
+    assert status.startswith(f"Model {about.model.name} version {about.model.version} · ")
+    assert f"{about.videos:,} videos, {about.captions:,} captions" in status
+
+
+def test_a_typed_caption_shows_the_videos_the_grpc_api_ranks_with_their_level_scores(page, client):
+    text = sample_captions(5)[4]
+    expected = client.search_videos(text)
+    hits = search(page, text, len(expected.hits))
+    shown = [(hit.find_element("css selector", ".id").text, value(hit.find_element("css selector", "data.fused")),
+              [(level.find_element("tag name", "dt").text, value(level.find_element("tag name", "data")))
+               for level in hit.find_elements("css selector", ".level")])
+             for hit in hits]
+    assert shown == [(h.id, np.float32(h.score), [(lv.level, np.float32(lv.score)) for lv in h.levels])
+                     for h in expected.hits]
+    assert [h.find_element("css selector", ".source").text for h in hits] == [h.source for h in expected.hits]
+
+
+def test_a_chosen_video_shows_the_captions_the_grpc_api_finds_for_it(page, client, tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    text = sample_captions(8)[7]
+    hits = search(page, text, len(client.search_videos(text).hits))
+    buttons = [hit.find_element("css selector", "button.video") for hit in hits]
+    for button, press in ((buttons[1], lambda b: b.send_keys(Keys.ENTER)), (buttons[0], lambda b: b.click())):
+        video = button.find_element("css selector", ".id").text      # by keyboard, then by mouse
+        expected = client.search_captions(video)
+        press(button)
+        captions = rows(page, "#captions li.caption", len(expected.hits))
+        assert page.find_element("id", "captions-title").text == f"Captions of {video}"
+        shown = [(c.find_element("css selector", ".text").text, value(c.find_element("tag name", "data")))
+                 for c in captions]
+        assert shown == [(h.text, np.float32(h.score)) for h in expected.hits]
+        assert [b.get_attribute("aria-pressed") for b in buttons[:2]] == (
+            ["false", "true"] if button is buttons[1] else ["true", "false"])
+    screenshot = Path(os.environ.get("STRATA_PAGE_SCREENSHOT") or tmp_path / "search-page.png")
+    assert page.save_screenshot(str(screenshot)), screenshot
