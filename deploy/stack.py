@@ -162,7 +162,8 @@ def _http_api(settings: Settings, gateway: str, env: dict[str, str], timeout: fl
                               timeout=timeout, serves={"gateway": gateway}, env=env,
                               settings_hint="STRATA_HTTP_PORT, settings.yaml or --http-port")
     base = http_base(reach(state.address), state.port("http_port"), bool(settings.gateway_tls_cert))
-    log(f"http api: {base} (pid {state.pid}, OpenAPI at {base}/openapi.json, log {state.log})")
+    log(f"http api: {base} (pid {state.pid}, the search page at {base}/, OpenAPI at {base}/openapi.json, "
+        f"log {state.log})")
     return base
 
 
