@@ -40,6 +40,7 @@ def chromium() -> Iterator:
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})   # the page's console, for driver.get_log
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:
         yield driver

@@ -94,3 +94,9 @@ def test_a_chosen_video_shows_the_captions_the_grpc_api_finds_for_it(page, clien
             ["false", "true"] if button is buttons[1] else ["true", "false"])
     screenshot = Path(os.environ.get("STRATA_PAGE_SCREENSHOT") or tmp_path / "search-page.png")
     assert page.save_screenshot(str(screenshot)), screenshot
+
+
+def test_the_page_loads_and_runs_without_a_console_error(page):
+    """Nothing refused by its Content-Security-Policy, no file missing, no script error (after the tests above)."""
+    errors = [entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE"]
+    assert not errors
