@@ -24,8 +24,9 @@ def _missing() -> list[str]:
 
 
 @contextmanager
-def chromium() -> Iterator:
-    """A headless Chromium WebDriver, quit at the end; skips (fails in CI) where the browser is not installed."""
+def chromium(insecure_certs: bool = False) -> Iterator:
+    """A headless Chromium WebDriver, quit at the end; skips (fails in CI) where the browser is not installed.
+    ``insecure_certs``: accept any server certificate (a test CA's)."""
     missing = _missing()
     if missing:
         message = f"the search page's browser test needs {' and '.join(missing)}"
@@ -40,6 +41,7 @@ def chromium() -> Iterator:
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                  "--force-device-scale-factor=1", f"--window-size={WINDOW[0]},{WINDOW[1]}"):
         options.add_argument(flag)
+    options.accept_insecure_certs = insecure_certs
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})   # the page's console, for driver.get_log
     driver = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
     try:

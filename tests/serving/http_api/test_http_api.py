@@ -6,10 +6,6 @@ from __future__ import annotations
 import base64
 import secrets
 import ssl
-import threading
-import time
-from contextlib import contextmanager
-from dataclasses import replace
 
 import httpx
 import numpy as np
@@ -18,6 +14,7 @@ from google.protobuf import json_format
 
 from serving.proto.strata.v1 import strata_pb2 as pb
 from tests.serving.gateway.corpus import VIDEOS, corpus_videos, sample_captions
+from tests.serving.http_api.secured import READ_TOKEN, WRITE_TOKEN, secured_api
 
 pytestmark = pytest.mark.slow
 
@@ -146,54 +143,13 @@ def test_unknown_paths_and_methods_get_the_error_body(http):
 
 
 # -- the same credentials: a gateway with TLS and tokens, and the HTTP API in front of it over HTTPS ---------------
-READ_TOKEN, WRITE_TOKEN = secrets.token_hex(16), secrets.token_hex(16)
-
-
-@contextmanager
-def serving(server):
-    """Run a uvicorn ``server`` in a thread until the block ends."""
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the HTTP API did not start"
-        time.sleep(0.05)
-    try:
-        yield server.servers[0].sockets[0].getsockname()[1]
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def secured(stack, tmp_path_factory):
-    """A gateway in this process with TLS and an access file (on the stack's Milvus and Triton), and the HTTP API in
-    front of it with the same certificate; yields an HTTPS client of the API."""
-    import uvicorn
-
-    from common.connect import service_settings
-    from serving.gateway.server import Gateway
-    from serving.http_api.server import config
-    from tests.certs import TestCA
-
-    folder = tmp_path_factory.mktemp("http-pki")
-    ca = TestCA(folder)
-    cert, key = ca.issue("gateway", server=True)
-    access = folder / "access"
-    access.write_text(f"read {READ_TOKEN}\nwrite {WRITE_TOKEN}\n")
-    settings = replace(service_settings(stack[0]), gateway_address="127.0.0.1", gateway_port=0,
-                       gateway_metrics_address="127.0.0.1", gateway_metrics_port=0, http_address="127.0.0.1",
-                       gateway_tls_cert=str(cert), gateway_tls_key=str(key), gateway_access_file=str(access),
-                       gateway_tls_ca=str(ca.pem))
-    gateway = Gateway(settings)
-    gateway.start()
-    try:
-        with serving(uvicorn.Server(config(settings, f"127.0.0.1:{gateway.port}", 0))) as port:
-            verify = ssl.create_default_context(cafile=str(ca.pem))
-            with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=verify, timeout=60) as c:
-                yield c
-    finally:
-        gateway.stop(grace=0)
+    """An HTTPS client of the HTTP API in front of a gateway that requires tokens (tests/serving/http_api/secured.py)."""
+    with secured_api(stack[0], tmp_path_factory.mktemp("http-pki")) as api:
+        verify = ssl.create_default_context(cafile=str(api.ca))
+        with httpx.Client(base_url=api.url, verify=verify, timeout=60) as c:
+            yield c
 
 
 def test_the_callers_token_decides_as_it_does_over_grpc(secured):

@@ -1,5 +1,6 @@
 """The search page in a real browser (headless Chromium) on the running stack: what it shows for a typed caption and
-for a chosen video is what the gRPC client answers, to the last bit of every score. The test saves a screenshot of
+for a chosen video is what the gRPC client answers, to the last bit of every score; behind a gateway that requires
+tokens, the token typed into the page goes with its calls. The test saves a screenshot of
 the page; set STRATA_PAGE_SCREENSHOT to a path to keep it there (the README's is docs/search-page.png)."""
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from tests.serving.gateway.corpus import sample_captions
 from tests.serving.http_api.browser import chromium
+from tests.serving.http_api.secured import READ_TOKEN, secured_api
 
 pytestmark = pytest.mark.slow
 
@@ -20,22 +22,28 @@ WAIT_S = 30
 @pytest.fixture(scope="module")
 def page(stack):
     """The browser on the stack's search page, once its status line is drawn."""
-    from selenium.webdriver.support.wait import WebDriverWait
-
     from common.connect import http_api_url
 
     with chromium() as driver:
         driver.get(f"{http_api_url(stack[0])}/")
-        WebDriverWait(driver, WAIT_S).until(lambda d: d.find_element("id", "status").text.startswith("Model "))
+        until(driver, connected)
         yield driver
+
+
+def until(driver, condition):
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    return WebDriverWait(driver, WAIT_S).until(condition)
 
 
 def rows(driver, selector: str, count: int):
     """The elements at ``selector`` once ``count`` of them are drawn."""
-    from selenium.webdriver.support.wait import WebDriverWait
+    return until(driver, lambda d: (found := d.find_elements("css selector", selector)) and len(found) == count
+                 and found)
 
-    return WebDriverWait(driver, WAIT_S).until(lambda d: (found := d.find_elements("css selector", selector))
-                                               and len(found) == count and found)
+
+def connected(driver) -> bool:
+    return driver.find_element("id", "status").text.startswith("Model ")
 
 
 def search(driver, text: str, count: int):
@@ -100,3 +108,22 @@ def test_the_page_loads_and_runs_without_a_console_error(page):
     """Nothing refused by its Content-Security-Policy, no file missing, no script error (after the tests above)."""
     errors = [entry["message"] for entry in page.get_log("browser") if entry["level"] == "SEVERE"]
     assert not errors
+
+
+def test_a_token_typed_into_the_page_goes_with_its_calls(stack, client, tmp_path_factory):
+    from selenium.webdriver.common.keys import Keys
+
+    text = sample_captions(3)[2]
+    expected = [hit.id for hit in client.search_videos(text).hits]
+    with secured_api(stack[0], tmp_path_factory.mktemp("page-pki")) as api, chromium(insecure_certs=True) as driver:
+        driver.get(f"{api.url}/")
+        error = until(driver, lambda d: (box := d.find_element("id", "error")).is_displayed() and box)
+        assert error.text.endswith("enter a token under “Access token”.")
+        assert driver.find_element("id", "access").get_attribute("open") is not None
+        assert driver.find_element("id", "status").text == "Not connected."
+        driver.switch_to.active_element.send_keys(READ_TOKEN, Keys.TAB)     # the page put the focus on the token
+        until(driver, connected)
+        assert not error.is_displayed()
+        assert driver.execute_script("return sessionStorage.getItem('strata.token')") == READ_TOKEN
+        hits = search(driver, text, len(expected))
+        assert [hit.find_element("css selector", ".id").text for hit in hits] == expected
