@@ -1,5 +1,5 @@
 """The ASGI app: one route per method of ``strata.v1.Strata``, built from the service descriptor, over the gateway's
-stub, ``GET /openapi.json``, and the search page that calls them (:mod:`serving.http_api.page`).
+stub, ``GET /openapi.json``, and the search page that calls them (:mod:`serving.http_api.search_page`).
 
 A request's body is the method's request message as JSON (protobuf's JSON mapping); for a client-streaming method
 (``IndexVideos``, ``IndexVideoFiles``, ``SearchCaptionsByClip``) a JSON list of them, one object being a stream of
@@ -33,7 +33,7 @@ from starlette.routing import Route
 from common.connect import gateway_channel
 from common.settings import Settings
 from serving.gateway.errors import LIMIT_EXCEEDED, MALFORMED_REQUEST, Failure
-from serving.http_api import openapi, page
+from serving.http_api import openapi, search_page
 from serving.http_api.status import error_body
 from serving.proto.strata.v1 import strata_pb2 as pb
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
@@ -147,5 +147,5 @@ def create_app(settings: Settings, gateway: str) -> Starlette:
             raise NotImplementedError(f"{method.full_name} streams its answers, which this API cannot send as JSON")
     routes = [Route(openapi.path(SERVICE, m), endpoint(m), methods=["POST"]) for m in SERVICE.methods]
     routes.append(Route(OPENAPI_PATH, describe_api, methods=["GET"]))
-    routes += page.routes()
+    routes += search_page.routes()
     return Starlette(routes=routes, exception_handlers={HTTPException: http_error}, lifespan=lifespan)
