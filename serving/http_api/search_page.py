@@ -1,4 +1,4 @@
-"""The search page: ``GET /`` is its HTML, ``/page/`` its stylesheet and script (static files in ``page/``, no build
+"""The search page: ``GET /`` is its HTML, ``/page/`` its stylesheet, script and icon (static files in ``page/``, no build
 step). The page calls the HTTP API from the browser, so it needs nothing of the app but these routes; its
 Content-Security-Policy lets it load and call this origin only."""
 from __future__ import annotations

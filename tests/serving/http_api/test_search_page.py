@@ -1,7 +1,7 @@
 """The search page in a real browser (headless Chromium) on the running stack: what it shows for a typed caption and
 for a chosen video is what the gRPC client answers, to the last bit of every score; behind a gateway that requires
-tokens, the token typed into the page goes with its calls. The test saves a screenshot of
-the page; set STRATA_PAGE_SCREENSHOT to a path to keep it there (the README's is docs/search-page.png)."""
+tokens, the token typed into the page goes with its calls. The test saves a screenshot of the page; set
+STRATA_PAGE_SCREENSHOT to a path to keep it there (the README's is docs/search-page.png)."""
 from __future__ import annotations
 
 import os
