@@ -17,7 +17,11 @@ WINDOW = (1100, 760)
 
 
 def _missing() -> list[str]:
-    missing = [f"{name} ({INSTALL})" for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    """What the test lacks, each with the command that installs it."""
+    missing = []
+    browser = [name for name in ("chromium", "chromedriver") if shutil.which(name) is None]
+    if browser:
+        missing.append(f"{' and '.join(browser)} ({INSTALL})")
     if importlib.util.find_spec("selenium") is None:
         missing.append('selenium (pip install -e ".[test]")')
     return missing
