@@ -19,9 +19,9 @@ import os
 from dataclasses import replace
 from typing import Any
 
-from common.records import GATEWAY, MILVUS, TRITON, Part, running_part
+from common.records import GATEWAY, HTTP_API, MILVUS, TRITON, Part, running_part
 from common.errors import ConfigError
-from common.settings import GATEWAY_TOKEN_ENV, MILVUS_TOKEN_ENV, Settings, load_settings, reach
+from common.settings import GATEWAY_TOKEN_ENV, MILVUS_TOKEN_ENV, Settings, http_base, load_settings, reach
 
 # The gateway channel: messages up to the setting max_message_bytes (uploaded features), and gRPC's own retries of
 # the calls that are safe to repeat (they change nothing, or upsert), on the statuses that say "try again": at
@@ -96,6 +96,17 @@ def gateway_url(settings: Settings | None = None, url: str | None = None) -> str
     return url or _running_address(GATEWAY, "gateway_port") or (settings or load_settings()).gateway_url
 
 
+def http_api_url(settings: Settings | None = None, url: str | None = None) -> str:
+    """``url`` as given; else the running local HTTP API's base URL (its record); else the settings'."""
+    if url:
+        return url
+    settings = settings or load_settings()
+    state = running_part(HTTP_API)
+    if state is None:
+        return settings.http_url
+    return http_base(reach(state.address), state.port("http_port"), bool(settings.gateway_tls_cert))
+
+
 # -- clients ------------------------------------------------------------------------------------------------------
 def triton_client(url: str):
     """A Triton gRPC client of the server at ``url`` (``host:grpc_port``) that reconnects promptly after a restart."""
@@ -133,9 +144,13 @@ def milvus_options(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def gateway_channel(url: str, retries: bool = True, settings: Settings | None = None) -> Any:
+def gateway_channel(url: str, retries: bool = True, settings: Settings | None = None, forwarding: bool = False) -> Any:
     """A gRPC channel to the gateway at ``url`` with the credentials and message size (``max_message_bytes``) of
-    ``settings`` (default: those in force); ``retries``: gRPC retries the calls safe to repeat."""
+    ``settings`` (default: those in force); ``retries``: gRPC retries the calls safe to repeat.
+
+    ``forwarding``: the channel of a proxy that passes each caller's own token on with the call (the HTTP API): TLS
+    with ``gateway_tls_ca`` only, never the settings' token or client certificate, which would lend their role to
+    every caller (:func:`forwarding_credentials`)."""
     import grpc
 
     settings = settings if settings is not None else load_settings()
@@ -143,7 +158,7 @@ def gateway_channel(url: str, retries: bool = True, settings: Settings | None = 
                ("grpc.max_send_message_length", settings.max_message_bytes)]
     if retries:
         options += [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(GATEWAY_RETRY_POLICY))]
-    credentials = gateway_credentials(settings)
+    credentials = forwarding_credentials(settings) if forwarding else gateway_credentials(settings)
     if credentials is None:
         return grpc.insecure_channel(url, options=options)
     return grpc.secure_channel(url, credentials, options=options)
@@ -168,3 +183,21 @@ def gateway_credentials(settings: Settings) -> Any:
     if token is None:
         return tls
     return grpc.composite_channel_credentials(tls, grpc.access_token_call_credentials(token.decode().strip()))
+
+
+def forwarding_credentials(settings: Settings) -> Any:
+    """TLS channel credentials that check the gateway against ``gateway_tls_ca`` and carry nothing of their own;
+    None for a gateway without TLS. A gateway with TLS needs the CA; one that requires client certificates
+    (``gateway_client_ca``) cannot be reached this way: a shared certificate would give its role to every caller."""
+    import grpc
+
+    if settings.gateway_client_ca:
+        raise ConfigError("the gateway requires client certificates (gateway_client_ca), and the HTTP API passes on "
+                          "only its callers' bearer tokens: unset gateway_client_ca to serve HTTP, or call over gRPC")
+    ca = settings.secret("gateway_tls_ca")
+    if ca is None:
+        if settings.gateway_tls_cert:
+            raise ConfigError("the gateway has TLS (gateway_tls_cert) but gateway_tls_ca is not set: the HTTP API "
+                              "checks the gateway's certificate against it; set it to the CA that signed that certificate")
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=ca)

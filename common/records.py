@@ -1,6 +1,6 @@
 """The records of Strata's background servers, read side (torch-free).
 
-Each server that runs as its own process (the local Milvus Lite server, Triton, the gateway) keeps a record
+Each server that runs as its own process (the local Milvus Lite server, Triton, the gateway, the HTTP API) keeps a record
 ``<run dir>/<name>.json`` (:class:`ProcessState`) while it runs; :class:`serving.process.ManagedProcess` starts
 and stops it and writes the record. Anything that only needs to know *where* a local server runs (the connection
 factory, ``strata info``) reads the record here, and trusts it only while its pid is alive and ours
@@ -86,6 +86,7 @@ class Part:
 MILVUS = Part("milvus", "milvus", "serving.index.milvus_server")
 TRITON = Part("triton", "server", "tritonserver")
 GATEWAY = Part("gateway", "gateway", "serving.gateway")
+HTTP_API = Part("http_api", "http_api", "serving.http_api")
 
 
 def parse_record(data: dict) -> ProcessState:

@@ -8,8 +8,9 @@ Sources, later ones winning:
 4. command-line flags, passed to :func:`load_settings` as ``{key: value}``.
 
 Unknown keys and bad values raise ``ConfigError`` naming the key and where it came from. Each part listens on its
-own address setting (``gateway_address``, ``gateway_metrics_address``, ``triton_address``, ``milvus_address``),
-loopback by default. Paths that are relative resolve under ``$STRATA_HOME``.
+own address setting (``gateway_address``, ``gateway_metrics_address``, ``triton_address``, ``milvus_address``
+and ``http_address`` for the HTTP/JSON API), loopback by default. Paths that are relative resolve under
+``$STRATA_HOME``.
 
 Secrets are never setting values (settings are printed by ``strata info`` and handed to the processes `strata up`
 starts): a setting names the file that holds one, and an environment variable may hold it instead
@@ -45,8 +46,10 @@ class Settings:
     gateway_metrics_address: str = "127.0.0.1"  # the gateway's Prometheus metrics interface
     triton_address: str = "127.0.0.1"          # Triton's HTTP, gRPC and metrics (model control loads code: keep private)
     milvus_address: str = "127.0.0.1"          # the local Milvus Lite server (no authentication: keep private)
+    http_address: str = "127.0.0.1"            # the HTTP/JSON API's interface; other than loopback it needs TLS
     gateway_port: int = 50051                  # the gateway's gRPC port
     gateway_metrics_port: int = 9464           # the gateway's Prometheus metrics (HTTP)
+    http_port: int = 8080                      # the HTTP/JSON API (and its OpenAPI description)
     milvus_port: int = 19530                   # the local Milvus Lite server started by `strata up`
     milvus_uri: str = ""                       # another Milvus (http://host:19530); empty: the local one
     triton_http_port: int = 8000
@@ -113,10 +116,11 @@ class Settings:
                 raise ValueError(f"{pair[0]} and {pair[1]} go together: set both or neither")
         if self.gateway_client_ca and not self.gateway_tls_cert:
             raise ValueError("gateway_client_ca (mTLS) needs TLS: set gateway_tls_cert and gateway_tls_key too")
-        if not loopback(self.gateway_address) and not self.gateway_tls_cert and not self.gateway_insecure:
-            raise ValueError(f"gateway_address {self.gateway_address} is not loopback and the gateway has no TLS: "
-                             "set gateway_tls_cert and gateway_tls_key (see the README's Security section), or "
-                             "gateway_insecure: true to expose it in plain text anyway")
+        for key in ("gateway_address", "http_address"):
+            if not loopback(getattr(self, key)) and not self.gateway_tls_cert and not self.gateway_insecure:
+                raise ValueError(f"{key} {getattr(self, key)} is not loopback and the gateway has no TLS: "
+                                 "set gateway_tls_cert and gateway_tls_key (see the README's Security section), or "
+                                 "gateway_insecure: true to expose it in plain text anyway")
 
     def secret_file(self, key: str) -> Path | None:
         """The file the credential setting ``key`` names (relative: under ``$STRATA_HOME``), or None when unset."""
@@ -142,6 +146,11 @@ class Settings:
     @property
     def gateway_url(self) -> str:
         return f"{reach(self.gateway_address)}:{self.gateway_port}"
+
+    @property
+    def http_url(self) -> str:
+        """The HTTP/JSON API's base URL (https when the gateway has TLS: the API serves its certificate too)."""
+        return http_base(reach(self.http_address), self.http_port, bool(self.gateway_tls_cert))
 
     @property
     def triton_url(self) -> str:
@@ -182,6 +191,11 @@ def loopback(address: str) -> bool:
 def reach(bind: str) -> str:
     """The host a local client dials for a server bound to ``bind`` (all interfaces: loopback)."""
     return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(bind, bind)
+
+
+def http_base(host: str, port: int, tls: bool) -> str:
+    """``http(s)://host:port``, an IPv6 host in brackets."""
+    return f"{'https' if tls else 'http'}://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def settings_file() -> Path | None:

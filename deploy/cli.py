@@ -6,21 +6,25 @@ import argparse
 from common.conventions import add_command, port, positive_float, repo_help, repo_path, setting_help
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    up = add_command(subparsers, "up", help="start Milvus Lite, Triton and the gateway (reusing any already running)",
+    up = add_command(subparsers, "up", help="start Milvus Lite, Triton, the gateway and the HTTP API (reusing any "
+                                            "already running)",
                      description="Starts the local stack as background processes recorded under $STRATA_HOME: Milvus "
                                  "Lite's server (unless the milvus_uri setting names another Milvus), Triton with the "
-                                 "active model version, and the gateway. Every address comes from the settings.",
+                                 "active model version, the gateway, and the HTTP/JSON API in front of it. Every "
+                                 "address comes from the settings.",
                      examples=["strata up", "strata up --model hgr_fast --gateway-port 50052",
                                "STRATA_TRITON_GRPC_PORT=18001 strata up"])
     up.add_argument("--model", help=setting_help("model to serve when no version is active yet (empty: the only model "
                                                  "exported)", "model"))
     up.add_argument("--gateway-port", type=port, help=setting_help("gateway gRPC port (0: any free port)", "gateway_port"))
+    up.add_argument("--http-port", type=port, help=setting_help("HTTP/JSON API port (0: any free port)", "http_port"))
     up.add_argument("--milvus-port", type=port, help=setting_help("Milvus Lite port (0: any free port)", "milvus_port"))
     up.add_argument("--repo", help=repo_help())
     up.add_argument("--timeout", type=positive_float, default=240.0, help="seconds each part may take to come up")
     up.set_defaults(func=_up)
 
-    down = add_command(subparsers, "down", help="stop the gateway, Triton and Milvus Lite started by `strata up`",
+    down = add_command(subparsers, "down", help="stop the HTTP API, the gateway, Triton and Milvus Lite started by "
+                                                "`strata up`",
                        examples=["strata down"])
     down.set_defaults(func=_down)
 
@@ -29,11 +33,12 @@ def _up(args: argparse.Namespace) -> int:
     from common.settings import load_settings
     from deploy.stack import up
 
-    settings = load_settings({"model": args.model, "gateway_port": args.gateway_port,
+    settings = load_settings({"model": args.model, "gateway_port": args.gateway_port, "http_port": args.http_port,
                               "milvus_port": args.milvus_port,
                               "model_repository": str(repo_path(args.repo)) if args.repo else None})
     state = up(settings, timeout=args.timeout)
-    print(f"Strata is up: gateway {state.gateway}, serving {state.model} version {state.version}. "
+    http = f", HTTP API {state.http}" if state.http else ""
+    print(f"Strata is up: gateway {state.gateway}{http}, serving {state.model} version {state.version}. "
           f"Try: strata search \"a man is slicing bread\"; stop with: strata down")
     return 0
 

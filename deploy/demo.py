@@ -6,7 +6,7 @@
 4. bring up the service (Milvus Lite, Triton, the gRPC gateway: ``strata up``), index the SynthVTR test videos and
    their captions, and ask it in both directions: held-out captions as text queries (is the true video in the
    top 5?) and videos as queries for their captions, every hit with its per-level scores;
-5. stop the service (``--keep-running`` leaves it up).
+5. stop the service (``--keep-running`` leaves it up and ends with the search page's address).
 """
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=["strata demo", "strata demo --parse-only", "strata demo --keep-running   # then: strata search ..."])
     parser.add_argument("--parse-only", action="store_true", help="stop after the caption-parsing summary")
     parser.add_argument("--keep-running", action="store_true",
-                        help="leave the service up at the end (stop it with `strata down`)")
+                        help="leave the service up at the end and print the search page's address (stop it with "
+                             "`strata down`)")
     parser.add_argument("--gateway-port", type=int,
                         help=setting_help("gateway gRPC port (0: any free port)", "gateway_port"))
     parser.set_defaults(func=run)
@@ -120,6 +121,8 @@ def run(args: argparse.Namespace) -> int:
             print("run `strata up` to serve again (the index and the active version persist under $STRATA_HOME), "
                   "`strata down` to stop it")
     print(f"\ndemo done: run report in {best.parent}, model repository {repo}")
+    if args.keep_running and state.http:
+        print(f"the search page: {state.http}/")
     return 0
 
 

@@ -1,10 +1,11 @@
-"""The local stack behind ``strata up`` / ``strata down``: Milvus Lite's server, Triton and the gateway, each its
-own managed process with a record under ``$STRATA_HOME`` (torch-free).
+"""The local stack behind ``strata up`` / ``strata down``: Milvus Lite's server, Triton, the gateway and the HTTP
+API, each its own managed process with a record under ``$STRATA_HOME`` (torch-free).
 
 ``up`` starts what is not running and reuses what is: Milvus first (unless the ``milvus_uri`` setting names
 another Milvus), then Triton with the active version's models (the record in Milvus names it; a first start
-records the default), loaded at exactly that version, then the gateway. Ports come from the settings; ``0`` picks
-free ones, and every command finds them in the records (:mod:`common.connect`).
+records the default), loaded at exactly that version, then the gateway, then the HTTP API in front of it (started
+again if it fronts another gateway address). Ports come from the settings; ``0`` picks free ones, and every command
+finds them in the records (:mod:`common.connect`).
 """
 from __future__ import annotations
 
@@ -16,8 +17,8 @@ from pathlib import Path
 
 from common.errors import StrataError
 from common.home import strata_home
-from common.records import GATEWAY, ProcessState
-from common.settings import Settings, reach
+from common.records import GATEWAY, HTTP_API, ProcessState
+from common.settings import Settings, http_base, reach
 from serving.process import ManagedProcess
 
 READY_FILE = "gateway.ready.json"
@@ -36,14 +37,20 @@ class StackState:
     gateway: str
     model: str
     version: int
+    http: str       # the HTTP API's base URL; "" when it could not be started (up's log says why)
 
 
 def gateway_process() -> ManagedProcess:
     return ManagedProcess.of(GATEWAY)
 
 
+def http_process() -> ManagedProcess:
+    return ManagedProcess.of(HTTP_API, label="HTTP API")
+
+
 def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
-    """The gateway's environment: every setting in force as ``STRATA_<KEY>``, with the addresses actually bound."""
+    """The environment of the gateway and the HTTP API: every setting in force as ``STRATA_<KEY>``, with the
+    addresses actually bound."""
     from common.settings import describe
 
     env = dict(os.environ)
@@ -124,7 +131,48 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
     url = f"{reach(gstate.address)}:{gstate.port('gateway_port')}"
     log(f"gateway: {url} (pid {gstate.pid}, metrics on port {gstate.port('gateway_metrics_port')}, "
         f"log {gstate.log})")
-    return StackState(milvus, tstate.grpc_url, url, base, version)
+
+    # 4. the HTTP API, in front of that gateway
+    http = _http_api(settings, url, _env(settings, milvus, tstate.grpc_port), timeout, log)
+    return StackState(milvus, tstate.grpc_url, url, base, version, http)
+
+
+def _http_api(settings: Settings, gateway: str, env: dict[str, str], timeout: float, log) -> str:
+    """Start the HTTP API in front of ``gateway`` unless it runs there already; its base URL. One that cannot reach
+    the gateway with the settings (a gateway that requires client certificates, TLS without a CA) is not started,
+    and the log says why: the rest of the stack serves gRPC as before."""
+    from common.connect import forwarding_credentials
+    from common.errors import ConfigError
+
+    try:
+        forwarding_credentials(settings)
+    except ConfigError as err:
+        log(f"http api: not started: {err}")
+        return ""
+    process = http_process()
+    state = process.state()
+    if state is not None and state.serves.get("gateway") != gateway:
+        process.stop()   # it fronts a gateway that has moved
+        state = None
+    if state is None:
+        def command(ports: dict[str, int]) -> list[str]:
+            return [sys.executable, "-m", HTTP_API.marker, "--port", str(ports["http_port"]), "--gateway", gateway]
+
+        state = process.start(command, {"http_port": settings.http_port}, _listening, address=settings.http_address,
+                              timeout=timeout, serves={"gateway": gateway}, env=env,
+                              settings_hint="STRATA_HTTP_PORT, settings.yaml or --http-port")
+    base = http_base(reach(state.address), state.port("http_port"), bool(settings.gateway_tls_cert))
+    log(f"http api: {base} (pid {state.pid}, the search page at {base}/, OpenAPI at {base}/openapi.json, "
+        f"log {state.log})")
+    return base
+
+
+def _listening(state: ProcessState) -> bool:
+    """Ready once its port accepts connections (uvicorn binds it after the app is built)."""
+    import socket
+
+    with socket.create_connection((reach(state.address), state.port("http_port")), timeout=1):
+        return True
 
 
 def _gateway_serving(ready_file: Path, state: ProcessState, settings: Settings) -> bool:
@@ -139,13 +187,13 @@ def _gateway_serving(ready_file: Path, state: ProcessState, settings: Settings) 
 
 
 def down(log=print) -> None:
-    """Stop the gateway, then Triton, then Milvus (each only if running). A part that cannot be stopped does not
-    keep the others running: each is tried, and what failed is raised at the end."""
+    """Stop the HTTP API, the gateway, then Triton, then Milvus (each only if running). A part that cannot be stopped
+    does not keep the others running: each is tried, and what failed is raised at the end."""
     from serving.index.milvus_server import MilvusLiteServer
     from serving.triton.server import TritonServer
 
     failed = []
-    for label, stop in (("gateway", lambda: gateway_process().stop()), ("Triton", lambda: TritonServer().stop()),
+    for label, stop in (("HTTP API", lambda: http_process().stop()), ("gateway", lambda: gateway_process().stop()), ("Triton", lambda: TritonServer().stop()),
                         ("Milvus", lambda: MilvusLiteServer().stop())):
         try:
             log(stop())

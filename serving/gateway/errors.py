@@ -1,5 +1,6 @@
 """Errors of the retrieval core and the one table that maps every error to the status a caller gets (no gRPC here:
-the servicer turns a :class:`Failure` into a gRPC status with google.rpc details).
+a :class:`Failure` becomes a ``google.rpc.Status``, which the servicer sends as a gRPC status and the HTTP API as
+its error body).
 
 A :class:`GatewayError` names its status code (``code``, the name of a ``grpc.StatusCode``) and may carry what
 google.rpc's error details say: the request field at fault (``BadRequest``), a reason with metadata
@@ -119,6 +120,30 @@ class Failure:
     def logged(self) -> bool:
         """A failure of the gateway itself, logged with its traceback."""
         return self.code == "INTERNAL"
+
+    def rpc_status(self):
+        """This failure as a ``google.rpc.Status``: the code, the message and the details (``BadRequest`` for the
+        field, ``ErrorInfo`` for the reason, ``RetryInfo`` for the delay), as the gRPC trailer and the HTTP API's
+        error body carry it."""
+        from google.protobuf import any_pb2, duration_pb2
+        from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+        details = []
+        if self.field:
+            details.append(error_details_pb2.BadRequest(field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=self.field, description=self.message)]))
+        if self.reason:
+            details.append(error_details_pb2.ErrorInfo(reason=self.reason, domain=DOMAIN, metadata=self.metadata))
+        if self.retry_after_s is not None:
+            delay = duration_pb2.Duration()
+            delay.FromNanoseconds(int(self.retry_after_s * 1e9))
+            details.append(error_details_pb2.RetryInfo(retry_delay=delay))
+        packed = []
+        for detail in details:
+            item = any_pb2.Any()
+            item.Pack(detail)
+            packed.append(item)
+        return status_pb2.Status(code=code_pb2.Code.Value(self.code), message=self.message, details=packed)
 
 
 # Triton's gRPC status -> (code, reason, what the caller should do)

@@ -27,7 +27,6 @@ from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway import metrics
 from serving.gateway.convert import answer_to_pb, features_from_pb
 from serving.gateway.errors import (
-    DOMAIN,
     MALFORMED_REQUEST,
     Failure,
     InvalidArgument,
@@ -98,27 +97,9 @@ def status_of(answer: Failure):
     """``answer`` as a ``grpc.Status`` carrying a google.rpc ``Status`` with its details, and gRPC's retry pushback:
     the ``RetryInfo`` delay, or "do not retry" for a status the caller could retry but should not (a request over
     a byte limit is RESOURCE_EXHAUSTED too)."""
-    from google.protobuf import any_pb2, duration_pb2
-    from google.rpc import code_pb2, error_details_pb2, status_pb2
     from grpc_status import rpc_status
 
-    details = []
-    if answer.field:
-        details.append(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=answer.field, description=answer.message)]))
-    if answer.reason:
-        details.append(error_details_pb2.ErrorInfo(reason=answer.reason, domain=DOMAIN, metadata=answer.metadata))
-    if answer.retry_after_s is not None:
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(answer.retry_after_s * 1e9))
-        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
-    packed = []
-    for detail in details:
-        item = any_pb2.Any()
-        item.Pack(detail)
-        packed.append(item)
-    status = rpc_status.to_status(status_pb2.Status(code=code_pb2.Code.Value(answer.code), message=answer.message,
-                                                    details=packed))
+    status = rpc_status.to_status(answer.rpc_status())
     pushback = str(round(answer.retry_after_s * 1e3)) if answer.retry_after_s is not None else "-1"
     return _Status(status.code, status.details, (*status.trailing_metadata, (PUSHBACK, pushback)))
 

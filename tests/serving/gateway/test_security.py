@@ -207,14 +207,15 @@ def test_an_unreachable_milvus_with_a_token_in_its_uri_stays_out_of_replies_and_
         assert secret not in logged and secret not in details
 
 
-@pytest.mark.parametrize("part", ["gateway", "gateway_metrics", "triton", "milvus"])
+@pytest.mark.parametrize("part", ["gateway", "gateway_metrics", "triton", "milvus", "http"])
 def test_each_part_listens_on_its_own_bind_setting(stack, part):
     """The stack runs each part on its own loopback address (tests.serving.gateway.corpus.BINDS): its port answers
     there and not on 127.0.0.1."""
-    from common.records import GATEWAY, MILVUS, TRITON, running_part
+    from common.records import GATEWAY, HTTP_API, MILVUS, TRITON, running_part
 
     record, key = {"gateway": (GATEWAY, "gateway_port"), "gateway_metrics": (GATEWAY, "gateway_metrics_port"),
-                   "triton": (TRITON, "triton_grpc_port"), "milvus": (MILVUS, "milvus_port")}[part]
+                   "triton": (TRITON, "triton_grpc_port"), "milvus": (MILVUS, "milvus_port"),
+                   "http": (HTTP_API, "http_port")}[part]
     port = running_part(record).port(key)
     with socket.create_connection((BINDS[f"{part}_address"], port), timeout=5):
         pass

@@ -168,9 +168,10 @@ def test_down_stops_every_part_when_a_record_is_corrupt_or_a_process_has_exited(
             time.sleep(0.02)
         lines: list[str] = []
         down(log=lines.append)
-        assert lines[0] == "stale gateway record removed (the process had already exited)", lines
-        assert lines[1].startswith(f"stopped Triton server pid {stand_ins[TRITON.name].pid}"), lines
-        assert lines[2] == f"unreadable milvus record removed; stopped the process it described (pid {milvus.pid})", lines
+        assert lines[0] == "no HTTP API running", lines
+        assert lines[1] == "stale gateway record removed (the process had already exited)", lines
+        assert lines[2].startswith(f"stopped Triton server pid {stand_ins[TRITON.name].pid}"), lines
+        assert lines[3] == f"unreadable milvus record removed; stopped the process it described (pid {milvus.pid})", lines
         assert not alive(milvus.pid, MILVUS.marker) and group_members(milvus.pid) == []
         assert engine_processes(milvus.serves["db"]) == []
         assert not alive(stand_ins[TRITON.name].pid, TRITON.marker)

@@ -32,7 +32,7 @@ def main(videos: int = 600, files: int = 48) -> None:
     from training.synth.generator import generate
 
     quiet = lambda *_: None  # noqa: E731
-    settings = Settings(gateway_port=0, gateway_metrics_port=0, milvus_port=0, triton_http_port=0,
+    settings = Settings(gateway_port=0, gateway_metrics_port=0, http_port=0, milvus_port=0, triton_http_port=0,
                         triton_grpc_port=0, triton_metrics_port=0)
     generate(SynthConfig(videos=int(videos / 0.6) + 1, captions_per_video=1, seed=0, frames=(8, 40)), home / "synth",
              progress=False)

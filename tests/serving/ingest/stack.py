@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 ATOL = 2e-3   # gateway (float16 tensors) vs offline scores of the same videos
-PORTS = dict(gateway_port=0, gateway_metrics_port=0, milvus_port=0, triton_http_port=0, triton_grpc_port=0,
-             triton_metrics_port=0)
+PORTS = dict(gateway_port=0, gateway_metrics_port=0, http_port=0, milvus_port=0, triton_http_port=0,
+             triton_grpc_port=0, triton_metrics_port=0)
 
 
 @contextmanager
