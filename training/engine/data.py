@@ -172,8 +172,15 @@ class PreparedData:
 
     @property
     def all_sentences(self) -> list[str]:
-        """The dataset's sentences and, with ``data.role_switch_negatives``, the training captions' twins."""
-        return list(dict.fromkeys(self.dataset_sentences + list(self.switched.values())))
+        """The dataset's sentences, the selection sets' sentences and, with ``data.role_switch_negatives``, the
+        training captions' twins."""
+        return list(dict.fromkeys(self.dataset_sentences + self.selection_sentences + list(self.switched.values())))
+
+    @cached_property
+    def selection_sentences(self) -> list[str]:
+        """The true captions and twins of the switch-roles selection sets (SynthVTR; none elsewhere)."""
+        return list(dict.fromkeys(s for kinds in self.selection_sets.values() for items in kinds.values()
+                                  for _, positive, twin in items for s in (positive, twin)))
 
     @cached_property
     def switched(self) -> dict[str, str]:
@@ -189,14 +196,15 @@ class PreparedData:
     @cached_property
     def parsed(self) -> dict[str, Any]:
         parsed = self._parse(self.dataset_sentences)
-        if self.switched:
-            parsed.update(self._parse(list(self.switched.values()), twins=True))
+        made_here = self.selection_sentences + list(self.switched.values())
+        if made_here:
+            parsed.update(self._parse(made_here, made_here=True))
         return parsed
 
-    def _parse(self, sentences: Sequence[str], twins: bool = False) -> dict[str, Any]:
+    def _parse(self, sentences: Sequence[str], made_here: bool = False) -> dict[str, Any]:
         """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
-        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; role-switched twins, which no
-        file holds, are parsed by our parser."""
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; sentences made here (role-switched
+        twins, selection sets), which no file holds, are parsed by our parser."""
         from training.text.parser import ParsedCaption, parse_captions
         from training.text.rolegraph import load_sent2rolegraph
 
@@ -213,7 +221,7 @@ class PreparedData:
         if missing:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
-            mode = "parse" if user is None or twins else "error"
+            mode = "parse" if user is None or made_here else "error"
             lines: list[str] = []
             # Unbuffered appends of whole lines, one write per chunk: runs parsing at once never tear a line.
             with path.open("ab", buffering=0) as handle:
@@ -244,8 +252,16 @@ class PreparedData:
         config = TokenizerConfig(max_words=self.config.max_words)
         words = {s: self.parsed[s].tokens for s in self.dataset_sentences}
         caches = [ensure_text_feature_cache(self.cache / "text_features.h5", words, config, progress=self.progress)]
+        extra: dict[str, Any] = {}
+        if self.selection_sentences:  # a cache of their own, named by the sets' version: older caches stay valid
+            from training.synth.selections import VERSION as SELECTIONS
+
+            extra = {s: self.parsed[s].tokens for s in self.selection_sentences if s not in words}
+            caches.append(ensure_text_feature_cache(self.cache / f"text_features-{SELECTIONS}.h5", extra, config,
+                                                    progress=self.progress))
         if self.switched:  # the role-switched twins in a cache of their own: the dataset's cache stays as it is
-            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
+            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values())
+                     if s not in words and s not in extra}
             caches.append(ensure_text_feature_cache(self.cache / "text_features-switched.h5", twins, config,
                                                     progress=self.progress))
         return {s: cache for cache in caches for s in cache.word_lists()}
@@ -378,11 +394,27 @@ class PreparedData:
                         (video, captions["positive"], perturbed))
         return out
 
+    @cached_property
+    def selection_sets(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
+        """{split: {set: [(video, true caption, twin), ...]}}: the switch-roles sets replayed for a SynthVTR
+        folder (``training.synth.selections``); empty for other data."""
+        if not (self.root / SYNTH_CONFIG).is_file():
+            return {}
+        from common.config import from_dict
+        from training.synth.config import SynthConfig
+        from training.synth.generator import read_config
+        from training.synth.selections import selection_sets
+
+        check_synth_version(self.root)
+        config = from_dict(SynthConfig, read_config(self.root)["config"], where=str(self.root / SYNTH_CONFIG))
+        return {split: sets for split, sets in selection_sets(config).items() if split in self.dataset.splits}
+
     def has_hard_negatives(self, split: str) -> bool:
-        return split in self.hard_negative_sets
+        return split in self.hard_negative_sets or split in self.selection_sets
 
     def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
-        return self.hard_negative_sets[split]
+        """HGR's binary-selection negatives of the split (SynthVTR's file) and the switch-roles selection sets."""
+        return {**self.hard_negative_sets.get(split, {}), **self.selection_sets.get(split, {})}
 
     def _split(self, split: str) -> HGRSplit:
         if split not in self.splits:
