@@ -144,6 +144,7 @@ class PreparedData:
         self.dataset = open_dataset(self.root)
         self.cache = cache_dir(self.root)
         self.limits = TextLimits(config.max_words, config.max_verbs, config.max_nouns)
+        self._selections: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
 
     # -- caches ------------------------------------------------------------------------------------------------
     def build_caches(self) -> None:
@@ -172,15 +173,8 @@ class PreparedData:
 
     @property
     def all_sentences(self) -> list[str]:
-        """The dataset's sentences, the selection sets' sentences and, with ``data.role_switch_negatives``, the
-        training captions' twins."""
-        return list(dict.fromkeys(self.dataset_sentences + self.selection_sentences + list(self.switched.values())))
-
-    @cached_property
-    def selection_sentences(self) -> list[str]:
-        """The true captions and twins of the switch-roles selection sets (SynthVTR; none elsewhere)."""
-        return list(dict.fromkeys(s for kinds in self.selection_sets.values() for items in kinds.values()
-                                  for _, positive, twin in items for s in (positive, twin)))
+        """The dataset's sentences and, with ``data.role_switch_negatives``, the training captions' twins."""
+        return list(dict.fromkeys(self.dataset_sentences + list(self.switched.values())))
 
     @cached_property
     def switched(self) -> dict[str, str]:
@@ -196,9 +190,8 @@ class PreparedData:
     @cached_property
     def parsed(self) -> dict[str, Any]:
         parsed = self._parse(self.dataset_sentences)
-        made_here = self.selection_sentences + list(self.switched.values())
-        if made_here:
-            parsed.update(self._parse(made_here, made_here=True))
+        if self.switched:
+            parsed.update(self._parse(list(self.switched.values()), made_here=True))
         return parsed
 
     def _parse(self, sentences: Sequence[str], made_here: bool = False) -> dict[str, Any]:
@@ -237,12 +230,12 @@ class PreparedData:
     @cached_property
     def graphs(self) -> dict[str, EncodedGraph]:
         """Role graphs after HGR's truncation (limits of ``data``)."""
-        out = {}
-        for sentence in self.all_sentences:
-            item = self.parsed[sentence]
-            nodes, edges = item.graph.to_hgr()
-            out[sentence] = encode_graph(nodes, edges, len(item.tokens), self.limits, where=repr(sentence))
-        return out
+        return {sentence: self._encode_graph(sentence) for sentence in self.all_sentences}
+
+    def _encode_graph(self, sentence: str) -> EncodedGraph:
+        item = self.parsed[sentence]
+        nodes, edges = item.graph.to_hgr()
+        return encode_graph(nodes, edges, len(item.tokens), self.limits, where=repr(sentence))
 
     @cached_property
     def text_features(self):
@@ -252,16 +245,8 @@ class PreparedData:
         config = TokenizerConfig(max_words=self.config.max_words)
         words = {s: self.parsed[s].tokens for s in self.dataset_sentences}
         caches = [ensure_text_feature_cache(self.cache / "text_features.h5", words, config, progress=self.progress)]
-        extra: dict[str, Any] = {}
-        if self.selection_sentences:  # a cache of their own, named by the sets' version: older caches stay valid
-            from training.synth.selections import VERSION as SELECTIONS
-
-            extra = {s: self.parsed[s].tokens for s in self.selection_sentences if s not in words}
-            caches.append(ensure_text_feature_cache(self.cache / f"text_features-{SELECTIONS}.h5", extra, config,
-                                                    progress=self.progress))
         if self.switched:  # the role-switched twins in a cache of their own: the dataset's cache stays as it is
-            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values())
-                     if s not in words and s not in extra}
+            twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
             caches.append(ensure_text_feature_cache(self.cache / "text_features-switched.h5", twins, config,
                                                     progress=self.progress))
         return {s: cache for cache in caches for s in cache.word_lists()}
@@ -394,27 +379,49 @@ class PreparedData:
                         (video, captions["positive"], perturbed))
         return out
 
-    @cached_property
-    def selection_sets(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
-        """{split: {set: [(video, true caption, twin), ...]}}: the switch-roles sets replayed for a SynthVTR
-        folder (``training.synth.selections``); empty for other data."""
-        if not (self.root / SYNTH_CONFIG).is_file():
-            return {}
+    def has_hard_negatives(self, split: str) -> bool:
+        return split in self.hard_negative_sets or self._has_selection_sets(split)
+
+    def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
+        """HGR's binary-selection negatives of the split (SynthVTR's file) and its switch-roles selection sets."""
+        return {**self.hard_negative_sets.get(split, {}), **self.selection_sets(split)}
+
+    # -- switch-roles selection sets (SynthVTR) -----------------------------------------------------------------
+    def _has_selection_sets(self, split: str) -> bool:
+        from training.synth.selections import SELECTION_SPLITS
+
+        return split in SELECTION_SPLITS and split in self.dataset.splits and (self.root / SYNTH_CONFIG).is_file()
+
+    def selection_sets(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
+        """{set: [(video, true caption, twin), ...]} of ``training.synth.selections`` for the split, made ready
+        to score on first use (replayed, parsed and, for MiniLM, embedded in a cache of their own); only scoring
+        asks for them, so training and other commands never pay for them."""
+        if split not in self._selections:
+            self._selections[split] = self._prepare_selection_sets(split) if self._has_selection_sets(split) else {}
+        return self._selections[split]
+
+    def _prepare_selection_sets(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
         from common.config import from_dict
         from training.synth.config import SynthConfig
         from training.synth.generator import read_config
-        from training.synth.selections import selection_sets
+        from training.synth.selections import VERSION, selection_sets
 
         check_synth_version(self.root)
         config = from_dict(SynthConfig, read_config(self.root)["config"], where=str(self.root / SYNTH_CONFIG))
-        return {split: sets for split, sets in selection_sets(config).items() if split in self.dataset.splits}
+        sets = {kind: items for kind, items in selection_sets(config, splits=(split,))[split].items() if items}
+        sentences = list(dict.fromkeys(s for items in sets.values() for _, p, t in items for s in (p, t)))
+        self.parsed.update(self._parse(sentences, made_here=True))
+        self.graphs.update({s: self._encode_graph(s) for s in sentences if s not in self.graphs})
+        if self.needs.text_kind == "minilm":   # the dataset's own caches stay as they are
+            from training.text.features import ensure_text_feature_cache
+            from training.text.tokenize import TokenizerConfig
 
-    def has_hard_negatives(self, split: str) -> bool:
-        return split in self.hard_negative_sets or split in self.selection_sets
-
-    def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
-        """HGR's binary-selection negatives of the split (SynthVTR's file) and the switch-roles selection sets."""
-        return {**self.hard_negative_sets.get(split, {}), **self.selection_sets.get(split, {})}
+            known = set(self.dataset_sentences)
+            words = {s: self.parsed[s].tokens for s in sentences if s not in known}
+            cache = ensure_text_feature_cache(self.cache / f"text_features-{VERSION}-{split}.h5", words,
+                                              TokenizerConfig(max_words=self.config.max_words), progress=self.progress)
+            self.text_features.update({s: cache for s in words})
+        return sets
 
     def _split(self, split: str) -> HGRSplit:
         if split not in self.splits:

@@ -7,6 +7,7 @@ import re
 import numpy as np
 import pytest
 
+from common.config import from_dict
 from common.layout import LEVEL_SCORES, SCORE
 from training.synth.config import SynthConfig
 from training.synth.generator import assign_splits, video_plan
@@ -115,6 +116,9 @@ def test_evaluation_reports_the_sets_on_val_and_both_test_splits(tiny_data_confi
 
     ensure_dataset(tiny_data_config, progress=False)
     data = PreparedData(tiny_data_config, ModelNeeds(text_kind="vocab", regions=False, concepts=None))
+    tiny = from_dict(SynthConfig, tiny_data_config.synth)
+    (_, heldout, _), *_ = selection_sets(tiny, splits=("val",))["val"][HELDOUT]
+    assert heldout not in data.graphs          # preparing data for training pays nothing for the sets
     for split in SELECTION_SPLITS:
         result = evaluate_split(ConstantRunner(), data, split, batch_size=64)
         kinds = {MANY, HELDOUT} | ({"switch_roles", "replace_action"} if split != "val" else set())
@@ -123,3 +127,4 @@ def test_evaluation_reports_the_sets_on_val_and_both_test_splits(tiny_data_confi
         sizes = result["binary_selection_sizes"][HELDOUT]
         assert sizes["pairs"] == SelectionConfig().pairs_per_video * sizes["videos"] > 0
         assert f"{HELDOUT} 0.0% ({sizes['pairs']} pairs, {sizes['videos']} videos)" in format_result(result)
+    assert heldout in data.graphs
