@@ -19,12 +19,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         examples=["strata train hgr_synthvtr --set optim.epochs=5",
                   "strata train hgr_synthvtr --set data.path=./synth-small --set run_name=hgr-small   "
                   "# a folder made by strata synth",
-                  "strata train hgr_msrvtt --set data.path=/data/msrvtt --workers 2   # on Ray"])
+                  "strata train hgr_msrvtt --set data.path=/data/msrvtt --workers 2   # on Ray",
+                  "strata train hgr_synthvtr --screen --set data.role_switch_negatives=true --set run_name=hgr-twin"])
     train.add_argument("config", help="train config: a YAML path or a name in training/configs/train/")
     train.add_argument("--workers", type=non_negative_int,
                        help="Ray Train data-parallel workers, 0 = in this process (default: the config's workers, 0)")
     add_set_flag(train)
     train.add_argument("--fresh", action="store_true", help="discard an existing run of the same name first")
+    train.add_argument("--screen", action="store_true",
+                       help="screen an idea: a small SynthVTR set, a short budget, figures on val "
+                            "(training/configs/screen.yaml, laid over the config before --set)")
     train.set_defaults(func=_train)
 
     diagnose = add_command(
@@ -54,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
     from training.engine.session import train_from_config
 
     overrides = list(args.overrides) + ([f"workers={args.workers}"] if args.workers is not None else [])
-    train_from_config(args.config, overrides, fresh=args.fresh)
+    train_from_config(args.config, overrides, fresh=args.fresh, screen=args.screen)
     return 0
 
 

@@ -10,6 +10,7 @@ from common.errors import ConfigError
 from common.home import strata_home
 
 TRAIN_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "train"
+SCREEN_CONFIG = TRAIN_CONFIG_DIR.parent / "screen.yaml"   # laid over a train config by --screen
 
 
 @dataclass(frozen=True)
@@ -99,21 +100,36 @@ class TrainConfig:
             raise ValueError(f"optim.batch_size {self.optim.batch_size} is not divisible by {self.workers} workers")
 
 
-def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> TrainConfig:
-    """Load a train config: a path, or the name of a file under ``training/configs/train/`` (without .yaml)."""
+def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] = (),
+                      screen: bool = False) -> TrainConfig:
+    """Load a train config: a path, or the name of a file under ``training/configs/train/`` (without .yaml).
+
+    ``screen`` lays :data:`SCREEN_CONFIG` (a small set, a short budget, judged on val) over it before the overrides;
+    the run is then named ``<config>-screen-seed<seed>`` unless run_name is set."""
     path = Path(path)
     if not path.is_file() and (TRAIN_CONFIG_DIR / f"{path.name}.yaml").is_file():
         path = TRAIN_CONFIG_DIR / f"{path.name}.yaml"
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.yaml")))
         raise ConfigError(f"train config not found: {path} (configs in training/configs/train: {known})")
-    data = _command_line_paths(apply_overrides(read_mapping(path), overrides), overrides)
-    config = from_dict(TrainConfig, data, where=str(path))
+    data = read_mapping(path)
+    if screen:
+        data = _laid_over(data, read_mapping(SCREEN_CONFIG))
+    data = _command_line_paths(apply_overrides(data, overrides), overrides)
+    config = from_dict(TrainConfig, data, where=str(path) + (f" with {SCREEN_CONFIG.name}" if screen else ""))
     if not config.run_name:
         from dataclasses import replace
 
-        config = replace(config, run_name=f"{path.stem}-seed{config.seed}")
+        config = replace(config, run_name=f"{path.stem}{'-screen' if screen else ''}-seed{config.seed}")
     return config
+
+
+def _laid_over(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``top``'s values in place of its own, section by section."""
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _laid_over(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _command_line_paths(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:

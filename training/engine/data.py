@@ -144,6 +144,7 @@ class PreparedData:
         self.dataset = open_dataset(self.root)
         self.cache = cache_dir(self.root)
         self.limits = TextLimits(config.max_words, config.max_verbs, config.max_nouns)
+        self._selections: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
 
     # -- caches ------------------------------------------------------------------------------------------------
     def build_caches(self) -> None:
@@ -190,13 +191,13 @@ class PreparedData:
     def parsed(self) -> dict[str, Any]:
         parsed = self._parse(self.dataset_sentences)
         if self.switched:
-            parsed.update(self._parse(list(self.switched.values()), twins=True))
+            parsed.update(self._parse(list(self.switched.values()), made_here=True))
         return parsed
 
-    def _parse(self, sentences: Sequence[str], twins: bool = False) -> dict[str, Any]:
+    def _parse(self, sentences: Sequence[str], made_here: bool = False) -> dict[str, Any]:
         """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
-        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; role-switched twins, which no
-        file holds, are parsed by our parser."""
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; sentences made here (role-switched
+        twins, selection sets), which no file holds, are parsed by our parser."""
         from training.text.parser import ParsedCaption, parse_captions
         from training.text.rolegraph import load_sent2rolegraph
 
@@ -213,7 +214,7 @@ class PreparedData:
         if missing:
             if self.progress:
                 print(f"parsing {len(missing)} captions ...", flush=True)
-            mode = "parse" if user is None or twins else "error"
+            mode = "parse" if user is None or made_here else "error"
             lines: list[str] = []
             # Unbuffered appends of whole lines, one write per chunk: runs parsing at once never tear a line.
             with path.open("ab", buffering=0) as handle:
@@ -229,12 +230,12 @@ class PreparedData:
     @cached_property
     def graphs(self) -> dict[str, EncodedGraph]:
         """Role graphs after HGR's truncation (limits of ``data``)."""
-        out = {}
-        for sentence in self.all_sentences:
-            item = self.parsed[sentence]
-            nodes, edges = item.graph.to_hgr()
-            out[sentence] = encode_graph(nodes, edges, len(item.tokens), self.limits, where=repr(sentence))
-        return out
+        return {sentence: self._encode_graph(sentence) for sentence in self.all_sentences}
+
+    def _encode_graph(self, sentence: str) -> EncodedGraph:
+        item = self.parsed[sentence]
+        nodes, edges = item.graph.to_hgr()
+        return encode_graph(nodes, edges, len(item.tokens), self.limits, where=repr(sentence))
 
     @cached_property
     def text_features(self):
@@ -379,10 +380,48 @@ class PreparedData:
         return out
 
     def has_hard_negatives(self, split: str) -> bool:
-        return split in self.hard_negative_sets
+        return split in self.hard_negative_sets or self._has_selection_sets(split)
 
     def hard_negatives(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
-        return self.hard_negative_sets[split]
+        """HGR's binary-selection negatives of the split (SynthVTR's file) and its switch-roles selection sets."""
+        return {**self.hard_negative_sets.get(split, {}), **self.selection_sets(split)}
+
+    # -- switch-roles selection sets (SynthVTR) -----------------------------------------------------------------
+    def _has_selection_sets(self, split: str) -> bool:
+        from training.synth.selections import SELECTION_SPLITS
+
+        return split in SELECTION_SPLITS and split in self.dataset.splits and (self.root / SYNTH_CONFIG).is_file()
+
+    def selection_sets(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
+        """{set: [(video, true caption, twin), ...]} of ``training.synth.selections`` for the split, made ready
+        to score on first use (replayed, parsed and, for MiniLM, embedded in a cache of their own); only scoring
+        asks for them, so training and other commands never pay for them."""
+        if split not in self._selections:
+            self._selections[split] = self._prepare_selection_sets(split) if self._has_selection_sets(split) else {}
+        return self._selections[split]
+
+    def _prepare_selection_sets(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
+        from common.config import from_dict
+        from training.synth.config import SynthConfig
+        from training.synth.generator import read_config
+        from training.synth.selections import VERSION, selection_sets
+
+        check_synth_version(self.root)
+        config = from_dict(SynthConfig, read_config(self.root)["config"], where=str(self.root / SYNTH_CONFIG))
+        sets = {kind: items for kind, items in selection_sets(config, splits=(split,))[split].items() if items}
+        sentences = list(dict.fromkeys(s for items in sets.values() for _, p, t in items for s in (p, t)))
+        self.parsed.update(self._parse(sentences, made_here=True))
+        self.graphs.update({s: self._encode_graph(s) for s in sentences if s not in self.graphs})
+        if self.needs.text_kind == "minilm":   # the dataset's own caches stay as they are
+            from training.text.features import ensure_text_feature_cache
+            from training.text.tokenize import TokenizerConfig
+
+            known = set(self.dataset_sentences)
+            words = {s: self.parsed[s].tokens for s in sentences if s not in known}
+            cache = ensure_text_feature_cache(self.cache / f"text_features-{VERSION}-{split}.h5", words,
+                                              TokenizerConfig(max_words=self.config.max_words), progress=self.progress)
+            self.text_features.update({s: cache for s in words})
+        return sets
 
     def _split(self, split: str) -> HGRSplit:
         if split not in self.splits:

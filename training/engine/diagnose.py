@@ -41,7 +41,7 @@ def diagnose(model, data: PreparedData, split: str, videos: int = 200, batch_siz
     if data.needs.concepts is not None:
         result["concepts"] = concept_precision(model, data, text, video, captions, split, names)
     result["gradients"] = gradient_norms(model, data, batch_size, seed)
-    if data.has_hard_negatives(split) and "switch_roles" in data.hard_negatives(split):
+    if "switch_roles" in data.hard_negative_sets.get(split, {}):
         result["switch_roles_twin_cosine"] = twin_cosine(model, data, split, batch_size)
     if (data.root / ANNOTATIONS).is_file():
         result["agent_probe"] = agent_probe(model, data, split, batch_size, videos * 4)
@@ -140,7 +140,7 @@ def gradient_norms(model, data: PreparedData, batch_size: int, seed: int) -> dic
 
 def twin_cosine(model, data, split, batch_size) -> dict[str, float]:
     """Cosine of the index embeddings of each test caption and its role-switched twin."""
-    _, positives, switched = zip(*data.hard_negatives(split)["switch_roles"])
+    _, positives, switched = zip(*data.hard_negative_sets[split]["switch_roles"])
     a = _encode(model, "text", data.text_batch, positives, batch_size)[TEXT_INDEX]
     b = _encode(model, "text", data.text_batch, switched, batch_size)[TEXT_INDEX]
     cos = torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()

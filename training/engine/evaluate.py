@@ -80,7 +80,14 @@ def evaluate_split(runner: Runner, data, split: str, batch_size: int = 128, sele
                                          for i, name in enumerate(runner.levels)}}
     if selection and data.has_hard_negatives(split):
         result["binary_selection"] = binary_selection(runner, data, split, batch_size)
+        result["binary_selection_sizes"] = selection_sizes(data.hard_negatives(split))
     return result
+
+
+def selection_sizes(negatives: dict[str, list[tuple[str, str, str]]]) -> dict[str, dict[str, int]]:
+    """Per selection, its pairs and the videos they come from (pairs of one video are not independent)."""
+    return {kind: {"pairs": len(triples), "videos": len({video for video, _, _ in triples})}
+            for kind, triples in sorted(negatives.items())}
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -94,5 +101,8 @@ def format_result(result: dict[str, Any]) -> str:
              row("fused", result["fused"])]
     lines += [row(f"level {k}", v) for k, v in result["levels"].items()]
     if "binary_selection" in result:
-        lines.append("  binary selection: " + ", ".join(f"{k} {v:.1f}%" for k, v in result["binary_selection"].items()))
+        sizes = result.get("binary_selection_sizes", {})
+        lines.append("  binary selection: " + ", ".join(
+            f"{k} {v:.1f}%" + (f" ({sizes[k]['pairs']} pairs, {sizes[k]['videos']} videos)" if k in sizes else "")
+            for k, v in result["binary_selection"].items()))
     return "\n".join(lines)

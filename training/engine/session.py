@@ -29,8 +29,9 @@ class RunLog:
             handle.write(line + "\n")
 
 
-def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bool = False) -> Path:
-    config = load_train_config(config_path, overrides)
+def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bool = False,
+                      screen: bool = False) -> Path:
+    config = load_train_config(config_path, overrides, screen=screen)
     # Everything that can be checked is checked before any work, and before the run folder is written.
     check_dataset(config.data, ("trn", config.data.val_split, *config.data.test_splits))
     model_needs(config.model, config.preset, config.model_overrides)

@@ -18,7 +18,7 @@ from training.synth.captions import render, sample_captions
 from training.synth.config import VERSION, SynthConfig
 from training.synth.features import Renderer
 from training.synth.perturb import hard_negatives
-from training.synth.world import World
+from training.synth.world import VideoPlan, World
 
 FRAME_FEATURES = "frame_feats.h5"
 REGION_FEATURES = "region_feats.h5"
@@ -62,6 +62,13 @@ def assign_splits(config: SynthConfig) -> list[str]:
             split_of[int(i)] = split
         start += size
     return split_of
+
+
+def video_plan(world: World, config: SynthConfig, index: int, split: str) -> VideoPlan:
+    """The scene and events of video ``index`` (its own stream: the same wherever it is drawn)."""
+    lo, hi = config.events_per_video
+    rng = np.random.default_rng([config.seed, 3, index])
+    return world.sample_plan(rng, int(rng.integers(lo, hi + 1)), unseen=split == "tst_unseen")
 
 
 def read_config(out: Path) -> dict[str, Any] | None:
@@ -141,13 +148,10 @@ def _generate(config: SynthConfig, out: Path, progress: bool) -> tuple[dict[str,
     graphs: dict[str, Any] = {}
     negatives: dict[str, dict[str, str]] = {}
     annotations: dict[str, Any] = {}
-    lo, hi = config.events_per_video
     with h5py.File(out / FRAME_FEATURES, "w") as frames_h5, h5py.File(out / REGION_FEATURES, "w") as regions_h5:
         for index in show_progress(range(config.videos), config.videos, "synth", "video", enabled=progress):
             name = video_name(index)
-            plan_rng = np.random.default_rng([config.seed, 3, index])
-            plan = world.sample_plan(plan_rng, int(plan_rng.integers(lo, hi + 1)),
-                                     unseen=split_of[index] == "tst_unseen")
+            plan = video_plan(world, config, index, split_of[index])
             video = renderer.render(plan, np.random.default_rng([config.seed, 4, index]))
             frames_h5.create_dataset(name, data=video.frames)
             regions_h5.create_dataset(name, data=video.regions)

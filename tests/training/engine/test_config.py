@@ -60,3 +60,14 @@ def test_bad_values_name_the_key(override, message):
 def test_missing_config_lists_the_known_ones():
     with pytest.raises(ConfigError, match="hgr_synthvtr"):
         load_train_config("no_such_config")
+
+
+def test_screen_lays_the_small_short_val_setup_over_the_config_and_the_overrides_over_both(monkeypatch, tmp_path):
+    monkeypatch.setenv("STRATA_HOME", str(tmp_path / "home"))
+    config = load_train_config("hgr_synthvtr", ["optim.lr=0.01", "data.role_switch_negatives=true"], screen=True)
+    assert config.data.synth == {"seed": 0, "videos": 1000}           # the config's generator, a smaller set
+    assert config.data.resolved_path() == (tmp_path / "home" / "data" / "synthvtr-screen").resolve()
+    assert config.data.test_splits == ("val",) and config.optim.epochs == 3
+    assert config.optim.lr == 0.01 and config.data.role_switch_negatives and config.model == "hgr"
+    assert config.run_name == "hgr_synthvtr-screen-seed0"
+    assert load_train_config("hgr_synthvtr", ["optim.epochs=5"], screen=True).optim.epochs == 5

@@ -55,7 +55,8 @@ def test_train_writes_a_complete_report_and_evaluate_reproduces_it(strata_home, 
     assert set(test["splits"]) == {"tst", "tst_unseen"}
     for split in test["splits"].values():
         assert set(split["binary_selection"]) == {"switch_roles", "replace_action", "replace_person",
-                                                  "replace_scene", "incomplete_event"}
+                                                  "replace_scene", "incomplete_event", "switch_roles_many",
+                                                  "switch_roles_heldout"}
         assert split["fused"]["rsum"] > 0
     # `strata evaluate` on the best checkpoint gives the same figures.
     out = tmp_path / "eval.json"
