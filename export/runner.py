@@ -26,7 +26,8 @@ from common.repository import (
 
 Arrays = Mapping[str, np.ndarray]
 
-_ORT_DTYPES = {"tensor(float)": np.dtype("float32"), "tensor(int64)": np.dtype("int64")}
+_ORT_DTYPES = {"tensor(float)": np.dtype("float32"), "tensor(float16)": np.dtype("float16"),
+               "tensor(int64)": np.dtype("int64")}
 
 
 class OnnxPart:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from training.models.common.functional import NORM_EPS, l2_normalize, masked_softmax
+from training.models.common.functional import (NORM_EPS, as_divisor, floor_eps, l2_normalize, masked_softmax,
+                                               sum_of_squares, widen)
 
 LOCAL_LAMBDA = 4.0      # HGR's softmax temperature lambda over frames
 ATTENTION_NORM_EPS = 1e-10  # floor of the L2 norm over frames (HGR reference: norm.clamp(min=1e-10))
@@ -17,28 +18,36 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
 
     nodes [Bt, N, D] with node_mask [Bt, N]; frames [Bv, T, D] with frame_mask [Bv, T] -> [Bt, Bv].
     For text node i and frame j, s_ij = cos(v_j, c_i); padded frames are zeroed, negatives clamped to 0,
-    the result L2-normalised over frames, padded frames set to -1e18, then softmax_j(lam * x) attends the
+    the result L2-normalised over frames, padded frames masked out, then softmax_j(lam * x) attends the
     frame embeddings; the node's score is the cosine of the attended vector with the node, and the pair's
     score the mean over the text's valid nodes (denominator at least 1).
 
     Memory: the attended vectors ``[Bt, Bv, N, D]`` are never built. With unit nodes c^ and attention a,
     cos(sum_j a_j v_j, c) = sum_j a_j (v_j . c^) / sqrt(a^T G a + eps), G = the video's frame Gram matrix,
     so the largest intermediate is ``[Bt, Bv, N, T]``.
+
+    float16 / bfloat16: the similarities and the softmax stay in that dtype; every sum of squares with its epsilon
+    or floor, the Gram term and the node scores are computed in float32 (no overflow of a frame's squared norm,
+    no epsilon rounded to 0), and the result is cast back. float32 runs the formulas above unchanged.
     """
+    dtype = nodes.dtype
     unit_nodes = l2_normalize(nodes)                                                  # [Bt, N, D]
     dots = unit_nodes.unsqueeze(1) @ frames.transpose(1, 2).unsqueeze(0)              # [Bt, Bv, N, T]: v_j . c^_i
-    frame_norms = torch.sqrt((frames * frames).sum(-1) + NORM_EPS)                    # [Bv, T]
+    frame_norms = as_divisor(torch.sqrt(sum_of_squares(frames, -1, keepdim=False) + NORM_EPS), dtype)  # [Bv, T]
     valid = frame_mask.unsqueeze(0).unsqueeze(2)                                      # [1, Bv, 1, T]
     sims = dots / frame_norms.unsqueeze(0).unsqueeze(2)                               # s_ij
     weights = (sims * valid).clamp(min=0)
     # max(|x|, eps) written as sqrt(max(|x|^2, eps^2)): the same value, and no NaN gradient where x = 0.
-    weights = weights / torch.sqrt((weights * weights).sum(-1, keepdim=True).clamp(min=ATTENTION_NORM_EPS ** 2))
+    weight_norms = torch.sqrt(sum_of_squares(weights).clamp(min=ATTENTION_NORM_EPS ** 2))
+    weights = weights / as_divisor(weight_norms, dtype)
     attention = masked_softmax(lam * weights, valid.expand_as(weights), dim=-1)       # [Bt, Bv, N, T]
-    gram = frames @ frames.transpose(1, 2)                                            # [Bv, T, T]
-    attended_sq_norm = ((attention @ gram.unsqueeze(0)) * attention).sum(-1)          # |sum_j a_j v_j|^2
-    node_scores = (attention * dots).sum(-1) / torch.sqrt(attended_sq_norm.clamp(min=0) + NORM_EPS)  # [Bt, Bv, N]
+    wide_attention, wide_frames = widen(attention), widen(frames)
+    gram = wide_frames @ wide_frames.transpose(1, 2)                                  # [Bv, T, T]
+    attended_sq_norm = ((wide_attention @ gram.unsqueeze(0)) * wide_attention).sum(-1)  # |sum_j a_j v_j|^2
+    node_scores = widen(attention * dots).sum(-1) / torch.sqrt(attended_sq_norm.clamp(min=0) + NORM_EPS)  # [Bt, Bv, N]
     node_mask = node_mask.unsqueeze(1)                                                # [Bt, 1, N]
-    return (node_scores * node_mask).sum(-1) / node_mask.sum(-1).clamp(min=1)
+    scores = (node_scores * node_mask).sum(-1) / node_mask.sum(-1).clamp(min=1)
+    return scores.to(dtype) if scores.dtype != dtype else scores
 
 
 def jaccard_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = JACCARD_EPS) -> torch.Tensor:
@@ -49,4 +58,4 @@ def jaccard_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = JACCARD_EPS) -
     """
     total = a.sum(-1).unsqueeze(1) + b.sum(-1).unsqueeze(0)                           # [Bt, Bv]
     l1 = (a.unsqueeze(1) - b.unsqueeze(0)).abs().sum(-1)                              # [Bt, Bv]
-    return ((total - l1) / 2) / ((total + l1) / 2 + eps)
+    return ((total - l1) / 2) / ((total + l1) / 2 + floor_eps(eps, a.dtype))

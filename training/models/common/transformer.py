@@ -2,7 +2,7 @@
 
 Block (VSR-Net eqs. 6-7, ViT style): ``x = x + MSA(LN(x))``; ``x = x + MLP(LN(x))`` with
 ``MLP(x) = GELU(x W1 + b1) W2 + b2``. Padded keys are removed from every softmax with the shared
-``masked_softmax`` (an additive ``NEG_INF`` where the mask is 0), so a real position's output is the same
+``masked_softmax`` (the dtype's lowest value where the mask is 0), so a real position's output is the same
 alone or inside a right-padded batch; padded positions are zeroed at the end.
 """
 from __future__ import annotations

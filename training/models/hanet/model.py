@@ -14,7 +14,8 @@ from common.errors import ConfigError
 from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.losses import bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
-from training.models.common.functional import NEG_INF, cosine_matrix, l2_normalize, masked_mean, span_max_pool
+from training.models.common.functional import (cosine_matrix, l2_normalize, mask_value, masked_mean,
+                                               span_max_pool)
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.matching import jaccard_matrix, local_attentive_match
 from training.models.common.sequence import AttentionPool
@@ -31,7 +32,7 @@ def descending_ranks(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     selection of the top-k positions works for a different number of valid positions in every item and
     traces to ONNX with a dynamic T (``torch.topk`` would need k to be one constant for the whole batch).
     """
-    masked = scores.masked_fill(mask.unsqueeze(-1) == 0, NEG_INF)
+    masked = scores.masked_fill(mask.unsqueeze(-1) == 0, mask_value(scores.dtype))
     order = torch.argsort(masked, dim=1, descending=True)                                 # [B, T, K]
     positions = torch.arange(scores.shape[1], device=scores.device, dtype=scores.dtype)
     positions = positions.view(1, -1, 1).expand_as(scores)

@@ -15,7 +15,7 @@ from torch import nn
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.base import RetrievalModel, Tensors
-from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean
+from training.models.common.functional import cosine_matrix, floor_eps, l2_normalize, masked_mean
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
@@ -62,7 +62,7 @@ class RegionGraphReasoning(nn.Module):
             return relation / relation.shape[-1]
         if self.normalization == "random_walk_relu":
             weights = torch.relu(relation)
-            return weights / weights.sum(dim=-1, keepdim=True).clamp(min=DEGREE_EPS)
+            return weights / weights.sum(dim=-1, keepdim=True).clamp(min=floor_eps(DEGREE_EPS, weights.dtype))
         logits = relation / math.sqrt(self.graph_dim)
         if self.normalization == "random_walk":
             return torch.softmax(logits, dim=-1)
