@@ -34,3 +34,21 @@ def running_stack(settings: Settings):
         yield state
     finally:
         down(log=lambda *_: None)
+
+
+@contextmanager
+def side_gateway(settings: Settings, **changes):
+    """A second gateway in this process on the running stack's Milvus and Triton, with ``changes`` to the settings
+    (any free ports): yields (gateway, url). Its counters (:mod:`serving.gateway.metrics`) are this process's."""
+    from dataclasses import replace
+
+    from common.connect import service_settings
+    from serving.gateway.server import Gateway
+
+    settings = replace(service_settings(settings), gateway_port=0, gateway_metrics_port=0, **changes)
+    gateway = Gateway(settings)
+    gateway.start()
+    try:
+        yield gateway, f"{settings.gateway_address}:{gateway.port}"
+    finally:
+        gateway.stop()

@@ -7,8 +7,6 @@ Milvus and Triton as the session's stack), so no test has to send hundreds of me
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 import grpc
 import numpy as np
 import pytest
@@ -16,6 +14,7 @@ import pytest
 from clients.client import StrataCallError, StrataClient, Video
 from serving.proto.strata.v1 import strata_pb2 as pb
 from tests.serving.gateway.corpus import VIDEOS, corpus_videos
+from tests.serving.gateway.stack import side_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -55,16 +54,8 @@ def url(stack):
 @pytest.fixture(scope="module")
 def tight(stack):
     """A second gateway in this process, on the stack's Milvus and Triton, with small caps (:data:`TIGHT`)."""
-    from common.connect import service_settings
-    from serving.gateway.server import Gateway
-
-    settings = replace(service_settings(stack[0]), gateway_port=0, gateway_metrics_port=0, **TIGHT)
-    gateway = Gateway(settings)
-    gateway.start()
-    try:
-        yield gateway, f"{settings.gateway_address}:{gateway.port}"
-    finally:
-        gateway.stop()
+    with side_gateway(stack[0], **TIGHT) as running:
+        yield running
 
 
 FIRST_ID, FIRST_FRAMES = corpus_videos()[0]

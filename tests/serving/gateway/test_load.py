@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 
 import grpc
 import pytest
@@ -19,6 +18,7 @@ from common import deadline
 from serving.gateway import metrics
 from serving.proto.strata.v1 import strata_pb2_grpc as pb_grpc
 from tests.serving.gateway.corpus import sample_captions
+from tests.serving.gateway.stack import side_gateway
 
 pytestmark = pytest.mark.slow
 
@@ -29,17 +29,8 @@ LIMIT = 2
 @pytest.fixture(scope="module")
 def small(stack):
     """A gateway in this process with ``max_concurrent_calls`` = :data:`LIMIT`, writing in batches of 8."""
-    from common.connect import service_settings
-    from serving.gateway.server import Gateway
-
-    settings = replace(service_settings(stack[0]), gateway_port=0, gateway_metrics_port=0,
-                       max_concurrent_calls=LIMIT, index_batch=8)
-    gateway = Gateway(settings)
-    gateway.start()
-    try:
-        yield gateway, f"{settings.gateway_address}:{gateway.port}"
-    finally:
-        gateway.stop()
+    with side_gateway(stack[0], max_concurrent_calls=LIMIT, index_batch=8) as running:
+        yield running
 
 
 def wait_for(condition, seconds: float = 60.0) -> bool:
