@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "towers": ("evaluation.bench.towers:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
     "gateway": ("evaluation.bench.gateway:run", "end-to-end text query latency through the running gateway, by stage"),
     "store": ("evaluation.bench.store:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
+    "search": ("evaluation.bench.search:run", "first-stage vector search: recall of the exact top-C and latency of "
+                                              "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
     "rerank": ("evaluation.bench.rerank:run", "two-stage agreement@10 with exhaustive scoring and latency against "
                                               "first-stage depth, per model and strategy"),
 }

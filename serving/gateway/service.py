@@ -132,8 +132,8 @@ class RetrievalService:
                 **version.model.describe(),
                 "videos": version.count(VIDEOS),
                 "captions": version.count(CAPTIONS),
-                "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, exact (FLAT); first stage: "
-                              f"{version.first_stage.describe()}",
+                "index_view": f"{VIDEO_INDEX} / {TEXT_INDEX}, inner product, {version.index_in_force()}; first "
+                              f"stage: {version.first_stage.describe()}",
                 "store_dtype": self.settings.store_dtype,
                 "default_top_k": self.settings.top_k,
                 "default_candidate_depth": queries.default_depth(self.settings, version, VIDEOS),

@@ -37,7 +37,7 @@ class Version:
         self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
         self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
         for kind, name in self.collections.items():
-            index.ensure_collection(name, model.index_dim, kind)
+            index.ensure_collection(name, model.index_dim, kind, settings.index_type, settings.index_nlist)
         # First stage: the model's strategy (recorded in its manifest) and the extra collections it needs.
         self.first_stage = FirstStage(index, model.manifest, model.layout, self.collections)
         self.first_stage.ensure()
@@ -52,6 +52,20 @@ class Version:
     @property
     def key(self) -> tuple[str, int]:
         return self.model.base, self.model.version
+
+    def index_in_force(self) -> str:
+        """The main collections' vector index, as Describe reports it: ``exact (FLAT)``, or IVF_FLAT with its nlist
+        and the nprobe searches use (per kind when the two collections differ)."""
+        def label(kind: str) -> str:
+            index_type, nlist = self.index.index_of(self.collections[kind])
+            if index_type != "IVF_FLAT":
+                return "exact (FLAT)" if index_type == "FLAT" else index_type
+            nprobe = self.index.search_params(self.collections[kind])["params"]["nprobe"]
+            return f"approximate (IVF_FLAT, nlist {nlist}, nprobe {nprobe})"
+        labels = {kind: label(kind) for kind in self.collections}
+        if len(set(labels.values())) == 1:
+            return labels[VIDEOS]
+        return ", ".join(f"{kind} {text}" for kind, text in labels.items())
 
     def count(self, kind: str) -> int:
         return self.index.count(self.collections[kind])

@@ -13,7 +13,10 @@ captions   ``id`` VARCHAR(512) primary key, ``vector`` FLOAT_VECTOR(dim), ``text
 =========  ===============================================================================================
 
 The metric is IP (inner product: some models' index vectors are not unit-norm), the index FLAT (exact) unless
-asked for IVF_FLAT. The kind and the schema's version are recorded in the collection's description
+asked for IVF_FLAT (``nlist`` clusters, searched ``nprobe`` at a time: the settings ``index_type``, ``index_nlist``
+and ``index_nprobe`` when the gateway makes the index). An existing collection keeps the index it was made with:
+``ensure_collection`` logs a warning when that is not the one asked for, and searches use the index in force (an
+IVF_FLAT collection gets ``nprobe``, at most its own ``nlist``); ``index_of`` says which it is. The kind and the schema's version are recorded in the collection's description
 (``strata:<kind>;schema=<SCHEMA_VERSION>``); an existing collection of another kind or dim is refused, and so is
 one of another schema version, naming the fix. A description without ``;schema=`` was written before collections
 named their version, with the fields of version 1, and is read as version 1. Collections are created with Strong consistency, so a read sees
@@ -45,6 +48,7 @@ index's own, cut to the time the gateway's caller has left (:mod:`common.deadlin
 from __future__ import annotations
 
 import json
+import logging
 import math
 import socket
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -56,10 +60,11 @@ from common.connect import milvus_client, public_uri
 from common.deadline import DeadlineExpired, call_timeout, caller_gone
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
-from common.settings import TEXT_FIELD_BYTES, Settings
+from common.settings import INDEX_TYPES, MAX_NLIST, TEXT_FIELD_BYTES, Settings
+
+log = logging.getLogger("strata.index")
 
 KINDS = (VIDEOS, CAPTIONS)
-INDEX_TYPES = ("FLAT", "IVF_FLAT")
 METRIC = "IP"
 ID_MAX = 512
 TEXT_MAX = TEXT_FIELD_BYTES
@@ -125,6 +130,11 @@ def described_body(name: str, description: str, where: str) -> str:
                       f"index again")
 
 
+def index_label(index_type: str, nlist: int) -> str:
+    """``FLAT`` or ``IVF_FLAT(nlist=1024)``."""
+    return f"{index_type}(nlist={nlist})" if index_type == "IVF_FLAT" else index_type
+
+
 def _unavailable_error(err: BaseException) -> bool:
     """Whether a pymilvus / gRPC error means "cannot reach the server" (rather than a bad request)."""
     import grpc
@@ -140,21 +150,26 @@ class MilvusIndex:
     """Collections of id -> (vector, metadata) on one Milvus, searched by inner product."""
 
     def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16, where: str = "",
-                 settings: Settings | None = None):
+                 settings: Settings | None = None, nprobe: int = 16):
         if timeout_s <= 0:
             raise ConfigError(f"MilvusIndex timeout_s must be > 0, got {timeout_s}")
+        if not 1 <= nprobe <= MAX_NLIST:
+            raise ConfigError(f"MilvusIndex nprobe must be in 1..{MAX_NLIST}, got {nprobe}")
+        self.nprobe = int(nprobe)   # IVF_FLAT clusters a search visits, unless the call says
         self.uri, self.settings = uri, settings
         self.where = where or f"Milvus at {public_uri(uri)}"   # what messages call it: never its credentials
         self.timeout_s = float(timeout_s)
         self.tie_margin = int(tie_margin)
         self._client_obj = None
         self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
+        self._indexes: dict[str, tuple[str, int]] = {}   # name -> (index type, nlist; 0 for FLAT)
 
     @classmethod
     def from_settings(cls, settings: Settings, where: str = "") -> "MilvusIndex":
         """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline and
         credentials; ``where``: what its messages call it."""
-        return cls(settings.milvus, timeout_s=settings.request_timeout_s, where=where, settings=settings)
+        return cls(settings.milvus, timeout_s=settings.request_timeout_s, where=where, settings=settings,
+                   nprobe=settings.index_nprobe)
 
     # -- connection -----------------------------------------------------------------------------------------
     def _client(self):
@@ -227,14 +242,19 @@ class MilvusIndex:
     def has(self, name: str) -> bool:
         return bool(self._call(f"has_collection {name}", lambda c, **kw: c.has_collection(name, **kw)))
 
-    def ensure_collection(self, name: str, dim: int, kind: str, index_type: str = "FLAT", nlist: int = 128) -> None:
-        """Create collection ``name`` (or check the existing one), index it and load it for search."""
+    def ensure_collection(self, name: str, dim: int, kind: str, index_type: str = "FLAT", nlist: int = 128
+                          ) -> tuple[str, int]:
+        """Create collection ``name`` (or check the existing one), index it and load it for search; returns the
+        index in force, (type, nlist; 0 for FLAT). An existing collection keeps its own index (logged when it is not
+        the one asked for: the setting applies to collections made from now on)."""
         if kind not in KINDS:
             raise ConfigError(f"collection kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ConfigError(f"collection {name}: dim must be a positive integer, got {dim!r}")
         if index_type not in INDEX_TYPES:
             raise ConfigError(f"collection {name}: index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
+        if index_type == "IVF_FLAT" and not 1 <= nlist <= MAX_NLIST:
+            raise ConfigError(f"collection {name}: IVF_FLAT's nlist must be in 1..{MAX_NLIST}, got {nlist}")
         if name == STATE_COLLECTION:
             raise ConfigError(f"{STATE_COLLECTION} is Strata's state record, not an index collection")
         if self.has(name):
@@ -242,10 +262,37 @@ class MilvusIndex:
             if (have_kind, have_dim) != (kind, int(dim)):
                 raise ConfigError(f"collection {name} on {self.where} holds {have_kind} of dim {have_dim}, not "
                                   f"{kind} of dim {dim}: use another name, or drop it first")
+            have = self.index_of(name)
+            asked = (index_type, int(nlist) if index_type == "IVF_FLAT" else 0)
+            if have != asked:
+                log.warning("collection %s on %s keeps its index %s; %s was asked for (it applies to collections "
+                            "made from now on: swap to a new version, or drop the collection and index again, to "
+                            "change it)", name, self.where, index_label(*have), index_label(*asked))
         else:
             self._create(name, self._build_schema(int(dim), kind), self._index_params(index_type, nlist))
             self._schemas[name] = (kind, int(dim))
+            self._indexes[name] = (index_type, int(nlist) if index_type == "IVF_FLAT" else 0)
         self._call(f"load_collection {name}", lambda c, **kw: c.load_collection(name, **kw))
+        return self.index_of(name)
+
+    def index_of(self, name: str, field: str = "vector") -> tuple[str, int]:
+        """The index in force on ``name``'s vector field: (type, nlist; 0 when the type has none)."""
+        if name not in self._indexes:
+            info = self._call(f"describe_index {name}", lambda c, **kw: c.describe_index(name, field, **kw)) or {}
+            nlist = str(info.get("nlist") or (info.get("params") or {}).get("nlist") or 0)
+            self._indexes[name] = (str(info.get("index_type") or "FLAT"), int(nlist) if nlist.isdigit() else 0)
+        return self._indexes[name]
+
+    def search_params(self, name: str, nprobe: int | None = None) -> dict[str, Any]:
+        """Milvus's search parameters for ``name``: the metric, and for IVF_FLAT ``nprobe`` (this index's unless
+        given), at most the collection's nlist."""
+        index_type, nlist = self.index_of(name)
+        if index_type != "IVF_FLAT":
+            return {"metric_type": METRIC}
+        probe = self.nprobe if nprobe is None else int(nprobe)
+        if probe < 1:
+            raise ConfigError(f"nprobe must be >= 1, got {probe}")
+        return {"metric_type": METRIC, "params": {"nprobe": min(probe, nlist) if nlist else probe}}
 
     def _build_schema(self, dim: int, kind: str):
         from pymilvus import DataType, MilvusClient
@@ -287,6 +334,7 @@ class MilvusIndex:
 
     def drop(self, name: str) -> None:
         self._schemas.pop(name, None)
+        self._indexes.pop(name, None)
         self._call(f"drop_collection {name}", lambda c, **kw: c.drop_collection(name, **kw))
 
     # -- writes ---------------------------------------------------------------------------------------------
@@ -386,11 +434,13 @@ class MilvusIndex:
             name, filter="", output_fields=["count(*)"], consistency_level="Strong", **kw))
         return int(result[0]["count(*)"])
 
-    def search(self, name: str, vectors: np.ndarray, limit: int, filter: str = "") -> list[list[tuple[str, float]]]:
+    def search(self, name: str, vectors: np.ndarray, limit: int, filter: str = "", nprobe: int | None = None
+               ) -> list[list[tuple[str, float]]]:
         """For each query row of ``vectors`` [q, dim] (float32): up to ``limit`` (id, inner product), best first.
 
         Equal scores are ordered by id ascending (see the module docstring). ``filter`` is a Milvus boolean
-        expression over the metadata fields, e.g. ``'video_id == "v7"'`` or ``'duration > 10'``.
+        expression over the metadata fields, e.g. ``'video_id == "v7"'`` or ``'duration > 10'``. ``nprobe``: the
+        IVF_FLAT clusters to visit (default: this index's ``nprobe``; ignored by FLAT).
         """
         _, dim = self._schema(name)
         queries = np.asarray(vectors, dtype=np.float32)
@@ -405,9 +455,10 @@ class MilvusIndex:
         if len(queries) == 0:
             return []
         fetch = min(limit + self.tie_margin, MAX_TOPK)
+        params = self.search_params(name, nprobe)
         results = self._call(f"search {name}", lambda c, **kw: c.search(
             name, data=queries.tolist(), limit=fetch, filter=filter, output_fields=[], anns_field="vector",
-            search_params={"metric_type": METRIC}, consistency_level="Strong", **kw))
+            search_params=params, consistency_level="Strong", **kw))
         out = []
         for hits in results:
             pairs = sorted(((hit["id"], float(hit["distance"])) for hit in hits), key=lambda p: (-p[1], p[0]))

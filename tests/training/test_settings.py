@@ -68,3 +68,18 @@ def test_bad_values_name_the_key_and_the_source(home, monkeypatch, source, value
     with pytest.raises(ConfigError, match=message) as err:
         load_settings(flags)
     assert {"file": "settings.yaml", "env": "STRATA_GATEWAY_PORT", "flag": "--top-k"}[source] in str(err.value)
+
+
+def test_index_settings_are_validated(home, monkeypatch):
+    assert (Settings().index_type, Settings().index_nlist, Settings().index_nprobe) == ("FLAT", 1024, 32)
+    monkeypatch.setenv("STRATA_INDEX_TYPE", "IVF_FLAT")
+    monkeypatch.setenv("STRATA_INDEX_NLIST", "256")
+    chosen = load_settings({"index_nprobe": 16})
+    assert (chosen.index_type, chosen.index_nlist, chosen.index_nprobe) == ("IVF_FLAT", 256, 16)
+    for flags, message in (({"index_type": "HNSW"}, "index_type must be one of FLAT, IVF_FLAT"),
+                           ({"index_nlist": 0}, r"index_nlist must be in 1\.\.65536"),
+                           ({"index_nlist": 65537}, r"index_nlist must be in 1\.\.65536"),
+                           ({"index_nprobe": 0}, r"index_nprobe must be in 1\.\.index_nlist \(256\)"),
+                           ({"index_nprobe": 257}, r"index_nprobe must be in 1\.\.index_nlist \(256\)")):
+        with pytest.raises(ConfigError, match=message):
+            load_settings(flags)

@@ -135,14 +135,72 @@ def test_mismatches_are_refused(index):
     assert ix.count(name) == 0
 
 
-def test_ivf_flat_index(index):
+def spy_on_search_params(ix: MilvusIndex, monkeypatch) -> list[dict]:
+    """The search_params of every search the index sends to Milvus (the real search still runs)."""
+    client, seen = ix._client(), []
+    real = client.search
+
+    def search(*args, **kwargs):
+        seen.append(kwargs["search_params"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(client, "search", search)
+    return seen
+
+
+def test_ivf_flat_index_is_made_and_searched_with_nprobe(index, monkeypatch):
     ix, name = index
     rng = np.random.default_rng(4)
     vectors = rng.standard_normal((200, 8)).astype(np.float32)
-    ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)
+    assert ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=8) == ("IVF_FLAT", 8)
     ix.upsert(name, video_rows(vectors))
+    other = MilvusIndex(ix.uri, nprobe=3)                     # another process reads the index from Milvus
+    assert other.index_of(name) == ("IVF_FLAT", 8)
+    seen = spy_on_search_params(ix, monkeypatch)
     hits = ix.search(name, vectors[:1], limit=5)[0]
     assert len(hits) == 5 and hits == sorted(hits, key=lambda p: (-p[1], p[0]))
+    ix.search(name, vectors[:1], limit=5, nprobe=2)
+    ix.search(name, vectors[:1], limit=5, nprobe=500)         # more than the collection's nlist: all of them
+    assert seen == [{"metric_type": "IP", "params": {"nprobe": nprobe}} for nprobe in (8, 2, 8)]  # default 16 > 8
+    assert other.search_params(name) == {"metric_type": "IP", "params": {"nprobe": 3}}
+    other.close()
+
+
+def test_flat_searches_carry_no_nprobe_and_settings_give_the_index_its_nprobe(index, milvus, monkeypatch):
+    from common.settings import Settings
+
+    ix, name = index
+    assert ix.ensure_collection(name, 8, "videos") == ("FLAT", 0)
+    ix.upsert(name, video_rows(np.eye(8, dtype=np.float32)))
+    seen = spy_on_search_params(ix, monkeypatch)
+    assert ix.search(name, np.eye(8, dtype=np.float32)[:1], limit=1, nprobe=4)[0][0][0] == "v0000"
+    assert seen == [{"metric_type": "IP"}]
+    chosen = MilvusIndex.from_settings(Settings(milvus_uri=milvus[1], index_type="IVF_FLAT", index_nprobe=7))
+    assert chosen.nprobe == 7
+    chosen.close()
+    with pytest.raises(ConfigError, match="nprobe"):
+        MilvusIndex(milvus[1], nprobe=0)
+
+
+def test_an_existing_collection_keeps_its_index_and_says_so(index, monkeypatch, caplog):
+    ix, name = index
+    ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)
+    fresh = MilvusIndex(ix.uri)                               # as a gateway started with other settings
+    with caplog.at_level("WARNING", logger="strata.index"):
+        assert fresh.ensure_collection(name, 8, "videos", index_type="FLAT") == ("IVF_FLAT", 4)
+    assert "keeps its index IVF_FLAT(nlist=4); FLAT was asked for" in caplog.text
+    assert "swap to a new version, or drop the collection and index again" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="strata.index"):
+        fresh.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)   # the same: nothing to say
+    assert caplog.text == ""
+    fresh.upsert(name, video_rows(np.eye(8, dtype=np.float32)))
+    seen = spy_on_search_params(fresh, monkeypatch)
+    fresh.search(name, np.eye(8, dtype=np.float32)[:1], limit=2)
+    assert seen == [{"metric_type": "IP", "params": {"nprobe": 4}}]   # searched as the index in force needs
+    with pytest.raises(ConfigError, match="nlist"):
+        fresh.ensure_collection(name + "_x", 8, "videos", index_type="IVF_FLAT", nlist=0)
+    fresh.close()
 
 
 def test_state_record_round_trip(index):
