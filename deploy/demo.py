@@ -1,16 +1,21 @@
 """``strata demo``: the main job, end to end on this machine, through the same commands a user types.
 
 1. parse the 1,000 real MSR-VTT test captions shipped with Strata into role graphs and summarise them;
-2. generate a small SynthVTR set and train HGR on it (``training/configs/train/demo.yaml``; resumes);
+2. generate a small SynthVTR set and train HGR on it (``training/configs/train/demo.yaml``; resumes), then print
+   what the model reached on the test splits (text->video and video->text R@5);
 3. export the best checkpoint into the model repository (ONNX, parity-checked), unless it is there already;
 4. bring up the service (Milvus Lite, Triton, the gRPC gateway: ``strata up``), index the SynthVTR test videos and
    their captions, and ask it in both directions: held-out captions as text queries (is the true video in the
-   top 5?) and videos as queries for their captions, every hit with its per-level scores;
+   top 5?) and videos as queries for their captions, every hit with its per-level scores (a service that an
+   earlier demo left on another model version is first moved to the demo's with ``strata swap``);
 5. stop the service (``--keep-running`` leaves it up and ends with the search page's address).
+
+The demo ends with what the model reached and how long the whole demo took.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from collections import Counter
 from pathlib import Path
@@ -68,9 +73,36 @@ def parse_summary(captions: list[str]) -> str:
     return "\n".join(lines)
 
 
+def reached(test_metrics: dict) -> list[str]:
+    """One line per test split of a run's ``test_metrics.json``: both directions' R@5 (HGR's convention, as the
+    training report and RESULTS.md: a caption's true video in the top 5 of the split's videos; for a video, its
+    best-ranked own caption in the top 5 of all the split's captions)."""
+    lines = [f"the demo model (epoch {test_metrics['best_epoch']} of {test_metrics['epochs_trained']}, the best "
+             f"validation rsum), scored in PyTorch:"]
+    for split, result in test_metrics["splits"].items():
+        fused = result["fused"]
+        lines.append(f"  reached on {split} ({result['videos']} videos, {result['captions']} captions): "
+                     f"text->video R@5 {fused['t2v_r5']:.1f}, video->text R@5 {fused['v2t_r5']:.1f} "
+                     f"(R@1 {fused['t2v_r1']:.1f} / {fused['v2t_r1']:.1f}, rsum {fused['rsum']:.1f})")
+    return lines
+
+
+def config_changed(config) -> bool:
+    """Whether the demo's run folder holds a run of another demo config (an earlier Strata's): the demo then
+    trains afresh rather than stopping at ``strata train``'s refusal to mix two configs in one run."""
+    import yaml
+
+    from common.config import to_dict
+    from training.engine.config import run_dir
+
+    saved = run_dir(config) / "config.yaml"
+    return saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config)))
+
+
 def run(args: argparse.Namespace) -> int:
     from clients.cli import main as strata
 
+    started = time.perf_counter()
     print("== 1/5 parse the real MSR-VTT captions", flush=True)
     from training.data.msrvtt_captions import load_msrvtt_captions
 
@@ -84,9 +116,15 @@ def run(args: argparse.Namespace) -> int:
 
     print("\n== 2/5 SynthVTR + train HGR (resumes if interrupted)", flush=True)
     config = load_train_config(DEMO_CONFIG)
-    if strata(["train", DEMO_CONFIG]):
+    train = ["train", DEMO_CONFIG]
+    if config_changed(config):
+        print(f"the demo's config changed since its run in {run_dir(config)}: training it afresh")
+        train.append("--fresh")
+    if strata(train):
         return 1
     best = run_dir(config) / BEST
+    figures = reached(json.loads((best.parent / "test_metrics.json").read_text()))
+    print("\n".join(figures), flush=True)
 
     print("\n== 3/5 export into the model repository (ONNX, parity-checked)", flush=True)
     current = settings({"gateway_port": args.gateway_port})
@@ -108,6 +146,11 @@ def run(args: argparse.Namespace) -> int:
 
     state = up(replace(current, model=base))
     try:
+        if (state.model, state.version) != (base, version):   # a service an earlier demo left on its own model
+            print(f"the service's active version is {state.model} version {state.version}; moving it to the demo's "
+                  f"model, {base} version {version}", flush=True)
+            if strata(["swap", base, "--version", str(version)]):
+                return 1
         with StrataClient(state.gateway, current.request_timeout_s, current) as client:
             index_dataset(client, config.data.resolved_path(), ["tst"])
             ask(client, config.data.resolved_path())
@@ -120,7 +163,9 @@ def run(args: argparse.Namespace) -> int:
             down()
             print("run `strata up` to serve again (the index and the active version persist under $STRATA_HOME), "
                   "`strata down` to stop it")
-    print(f"\ndemo done: run report in {best.parent}, model repository {repo}")
+    minutes, seconds = divmod(round(time.perf_counter() - started), 60)
+    print(f"\ndemo done in {minutes}m{seconds:02d}s: run report in {best.parent}, model repository {repo}")
+    print("\n".join(figures))
     if args.keep_running and state.http:
         print(f"the search page: {state.http}/")
     return 0
