@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-installs soak setup clean
+.PHONY: demo test bench-quick test-installs soak setup clean
 
 setup: $(STAMP)
 
@@ -21,13 +21,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
+# The regression alarm CI runs after the tests (under 2 minutes): a small stack of its own, per-query counts
+# (Triton round trips, rows scored, bytes fetched) against their budgets; the report in bench-quick.json.
+bench-quick: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/strata bench --quick --json bench-quick.json
+
 # The installs from a wheel, each in a fresh venv outside the checkout (minutes; not part of `make test`).
 test-installs: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m installs tests/installs
 
 # Two minutes of load from Locust on the real stack, both directions with ingests (minutes; not part of `make test`).
 soak: $(STAMP)
-	$(BIN)/pip install --quiet -e ".[soak]"
+	$(BIN)/pip install --quiet -e ".[load]"
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -s -m soak tests/soak
 
 clean:

@@ -16,7 +16,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "parse": ("evaluation.bench.parse:run", "caption parsing throughput on the real MSR-VTT captions"),
     "zoo": ("evaluation.bench.zoo:run", "parameter counts and forward time of every model of the zoo, fast and paper presets"),
     "towers": ("evaluation.bench.towers:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
-    "gateway": ("evaluation.bench.gateway:run", "end-to-end text query latency through the running gateway, by stage"),
+    "e2e": ("evaluation.bench.e2e:run", "both query directions through the running gateway under Locust: latency "
+                                         "percentiles, QPS, time per stage and CPU per part, by corpus size"),
     "store": ("evaluation.bench.store:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
     "search": ("evaluation.bench.search:run", "first-stage vector search: recall of the exact top-C and latency of "
                                               "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
@@ -52,9 +53,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     bench = subparsers.add_parser(
         "bench", help="run a benchmark", description=f"Performance figures, printed (never asserted).\n\n"
                                                      f"benchmarks:\n{lines}",
-        epilog="examples:\n  strata bench parse\n  strata bench towers --help      # that benchmark's own flags",
+        epilog="examples:\n  strata bench parse\n  strata bench towers --help      # that benchmark's own flags\n"
+               "  strata bench --quick --json quick.json",
         formatter_class=HelpFormatter,
     )
+    bench.add_argument("--quick", action="store_true",
+                       help="the regression alarm (under 2 minutes, a stack of its own): fails only when a "
+                            "query's counts (Triton round trips, rows scored, bytes fetched) go over budget")
+    add_json_flag(bench, "the quick mode's counts, budgets and latencies (with --quick)")
     bench.add_argument("name", nargs="?", metavar="NAME", help=f"the benchmark: {', '.join(BENCHMARKS)}")
     bench.add_argument("args", nargs=argparse.REMAINDER, help="arguments of that benchmark (see strata bench NAME --help)")
     bench.set_defaults(func=_bench)
@@ -94,6 +100,12 @@ def _evaluate_through_gateway(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
+    if args.quick:
+        if args.name:
+            raise ConfigError(f"strata bench --quick runs on its own; drop {args.name!r} (or drop --quick)")
+        from evaluation.bench.quick import run
+
+        return run(["--json", args.json] if args.json else [])
     if args.name not in BENCHMARKS:
         given = "no benchmark name" if args.name is None else f"unknown benchmark {args.name!r}"
         raise ConfigError(f"strata bench: {given}; choose one of {', '.join(BENCHMARKS)} "

@@ -15,8 +15,9 @@ STAGES = Histogram("strata_stage_seconds", "query latency by stage (parse, backb
                    ["stage"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
 IN_FLIGHT = Gauge("strata_calls_in_flight", "gRPC calls running (at most the max_concurrent_calls setting)")
 CORPUS = Gauge("strata_corpus_items", "items indexed for the active model version", ["kind"])
-
-
+# What a query costs whatever the machine (the regression alarm of `strata bench --quick` reads these):
+SCORED = Counter("strata_scored_pairs", "text-video pairs scored by the re-rank")
+FETCHED = Counter("strata_fetched_bytes", "tensor bytes read from the tensor store by queries", ["kind"])
 
 class _BackendCalls:
     """``strata_backend_calls_total{backend}``: read from :func:`common.deadline.started` at each scrape."""
@@ -39,6 +40,15 @@ def observe_call(call: str, code: str, seconds: float) -> None:
 def observe_stages(timings_ms: dict[str, float]) -> None:
     for stage, ms in timings_ms.items():
         STAGES.labels(stage).observe(ms / 1e3)
+
+
+def count_scored(pairs: int) -> None:
+    SCORED.inc(pairs)
+
+
+def count_fetched(kind: str, records) -> None:
+    """Adds the bytes of the fetched ``records`` (dicts of arrays; None for a missing one)."""
+    FETCHED.labels(kind).inc(sum(a.nbytes for r in records if r is not None for a in r.values()))
 
 
 def set_corpus(kind: str, count: int) -> None:

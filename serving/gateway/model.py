@@ -29,6 +29,7 @@ from common.repository import (
     versions,
 )
 from export.runner import OnnxPart
+from serving.gateway import metrics
 from serving.gateway.errors import FailedPrecondition, InvalidArgument
 from serving.gateway.items import Record, axis_lengths, split_items, stack_items
 from serving.triton.client import TritonModel, TritonTowers
@@ -176,6 +177,7 @@ class ServedModel:
         video_specs = [s for s in self.layout.scorer.inputs if s.name.startswith("video_")]
         out = self.scorer.run({**stack_items(text_specs, texts), **stack_items(video_specs, videos)},
                               (SCORE, LEVEL_SCORES))
+        metrics.count_scored(len(texts) * len(videos))
         return out[SCORE], out[LEVEL_SCORES]
 
     def close(self) -> None:

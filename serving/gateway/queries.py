@@ -11,6 +11,7 @@ import numpy as np
 from common.deadline import starting
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
+from serving.gateway import metrics
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
 from serving.gateway.limits import check_text
 from serving.gateway.model import stage
@@ -104,6 +105,7 @@ def _candidates(version: Version, kind: str, query: dict[str, np.ndarray], depth
 def _fetch(version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[str, np.ndarray]]:
     starting("store", "the tensor store")
     records = version.stores[kind].get(list(ids), version.fetched[kind])
+    metrics.count_fetched(kind, records)
     missing = [i for i, r in zip(ids, records) if r is None]
     if missing:
         raise NotFound(f"unknown {kind[:-1]} id(s): {', '.join(map(repr, missing[:5]))}"

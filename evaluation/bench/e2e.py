@@ -1,0 +1,224 @@
+"""``strata bench e2e``: both query directions through the running gateway (``strata up``), driven by Locust.
+
+For each corpus size (the corpus grows, so sizes are taken in rising order): fills the index with the streamed
+SynthVTR benchmark corpus (:mod:`evaluation.bench.corpus`: videos the demo's checkpoint never trained on, one
+caption each), then asks, per direction, every query once at concurrency 1 (latency percentiles, time per stage)
+and for ``--seconds`` at each ``--concurrency`` (throughput). Text queries are the real MSR-VTT captions shipped
+with Strata; video queries are indexed corpus videos asked by id. The gateway keeps no result cache. The load
+tool's own CPU use and each local part's (gateway, tritonserver, Milvus) are reported beside the figures: on a
+small machine they share the cores.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common.conventions import add_depth_flag, add_json_flag, emit_json, positive_int, say, standalone_parser
+from common.errors import ConfigError
+
+DIRECTIONS = ("text_to_video", "video_to_text")
+LOCUSTFILE = Path(__file__).with_name("e2e_locustfile.py")
+ROOT = Path(__file__).resolve().parents[2]
+HEADER = (f"{'items':>8} {'direction':13s} {'users':>5} {'calls':>6} {'failed':>6} {'QPS':>6} {'p50 ms':>7} "
+          f"{'p95 ms':>7} {'p99 ms':>7}  cores: {'load':>4} {'gatew':>5} {'trit':>4} {'milv':>4}")
+PARTS = ("gateway", "tritonserver", "milvus")
+
+
+def run(argv: list[str]) -> int:
+    parser = standalone_parser("strata bench e2e", __doc__,
+                               ["strata bench e2e --items 1000 10000 100000 --json e2e.json --out e2e.png",
+                                "strata bench e2e --items 1000 --queries 200 --seconds 10"])
+    parser.add_argument("--items", type=positive_int, nargs="+", default=[1_000, 10_000],
+                        help="corpus sizes: videos indexed, and as many captions")
+    parser.add_argument("--queries", type=positive_int, default=1_000,
+                        help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
+    parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[8, 32],
+                        help="Locust users of the throughput runs (each a closed loop)")
+    parser.add_argument("--seconds", type=positive_int, default=20, help="length of each throughput run")
+    parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
+    add_depth_flag(parser)
+    parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
+    parser.add_argument("--out", default="e2e.png", help="the figure (PNG)")
+    add_json_flag(parser, "the settings of the run and every row")
+    args = parser.parse_args(argv)
+    try:
+        import locust  # noqa: F401 - only its presence is checked here; it runs as its own process
+    except ImportError:
+        raise ConfigError("strata bench e2e drives the gateway with Locust, which is not installed: "
+                          "pip install -e '.[load]' (or: pip install 'strata[load]')") from None
+    from clients.client import StrataClient
+    from common.connect import gateway_url
+    from common.settings import load_settings
+    from evaluation.bench.corpus import fill, video_id
+    from training.data.msrvtt_captions import load_msrvtt_captions
+
+    tell = say(args)
+    settings = load_settings()
+    url = args.url or gateway_url(settings)
+    texts = load_msrvtt_captions()[:args.queries]
+    rows: list[dict] = []
+    with StrataClient(url, timeout_s=600, settings=settings) as client:
+        info = client.describe()
+        tell(f"e2e: {info.model.name} version {info.model.version} at {url}; sizes "
+             f"{', '.join(f'{s:,}' for s in sorted(args.items))}; {len(texts)} text and up to {args.queries} video "
+             f"queries; users 1 (every query once) and {', '.join(map(str, args.concurrency))} ({args.seconds} s); "
+             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        for size in sorted(args.items):
+            fill(client, size, size, tell)
+            indexed = client.describe()
+            videos = [video_id(i) for i in range(min(args.queries, size))]
+            plans = {"text_to_video": texts, "video_to_text": videos}
+            for direction in DIRECTIONS:
+                for users in (1, *args.concurrency):
+                    row = measure(url, direction, plans[direction], users, args)
+                    row.update(items=size, videos=indexed.videos, captions=indexed.captions)
+                    rows.append(row)
+                    tell(line(row))
+    tell("\n" + HEADER)
+    for row in rows:
+        tell(line(row))
+    tell(stage_table(rows))
+    plot(rows, Path(args.out))
+    tell(f"figure: {args.out}")
+    emit_json(args, {"model": {"name": info.model.name, "version": info.model.version}, "url": url,
+                     "queries": args.queries, "top_k": args.top_k, "depth": args.depth or 0,
+                     "seconds": args.seconds, "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
+                     "rows": rows})
+    return 0
+
+
+def measure(url: str, direction: str, queries: list[str], users: int, args) -> dict:
+    """One Locust run: every query once (one user) or ``args.seconds`` of load (more users); the row of figures."""
+    once = users == 1
+    with tempfile.TemporaryDirectory(prefix="strata-bench-e2e-") as scratch:
+        plan, out = Path(scratch) / "plan.json", Path(scratch) / "calls.json"
+        plan.write_text(json.dumps({"direction": direction, "queries": queries, "top_k": args.top_k,
+                                    "depth": args.depth or 0, "limit": len(queries) if once else 0, "out": str(out)}))
+        env = {**os.environ, "STRATA_BENCH_PLAN": str(plan),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+        run_time = 3_600 if once else args.seconds   # one user stops itself after the last query
+        command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--users", str(users),
+                   "--spawn-rate", str(users), "--run-time", f"{run_time}s", "--host", url, "--csv",
+                   str(Path(scratch) / "locust"), "--only-summary", "--stop-timeout", "30",
+                   "--exit-code-on-error", "0", "--loglevel", "WARNING"]
+        parts = _local_parts()
+        before = _cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        wall = time.perf_counter() - started
+        after = _cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
+        if done.returncode != 0 or not out.is_file():
+            raise ConfigError(f"Locust failed ({' '.join(command[:6])} ...): {done.stderr[-2000:]}")
+        calls = json.loads(out.read_text())
+        with open(Path(scratch) / "locust_stats.csv", newline="") as handle:
+            total = next(r for r in csv.DictReader(handle) if r["Name"] == "Aggregated")
+    walls = np.array(calls["walls_ms"])
+    load_cpu = (after[1].ru_utime + after[1].ru_stime) - (before[1].ru_utime + before[1].ru_stime)
+    cores = {name: (after[0][name] - before[0][name]) / wall for name in before[0]}
+    return {
+        "direction": direction, "users": users, "calls": int(total["Request Count"]),
+        "failed": int(total["Failure Count"]), "qps": float(total["Requests/s"]),
+        "p50_ms": _pct(walls, 50), "p95_ms": _pct(walls, 95), "p99_ms": _pct(walls, 99),
+        "stages_p50_ms": {stage: _pct(np.array(ms), 50) for stage, ms in calls["stages_ms"].items()},
+        "cores": {"load_tool": load_cpu / wall, **cores}, "wall_s": wall,
+    }
+
+
+def _pct(values: np.ndarray, q: float) -> float:
+    return float(np.percentile(values, q)) if len(values) else float("nan")
+
+
+def _local_parts() -> dict:
+    """The local parts this machine runs (their records), as psutil processes: CPU shares are theirs."""
+    import psutil
+
+    from common.records import GATEWAY, MILVUS, TRITON, running_part
+
+    found = {}
+    for name, part in zip(PARTS, (GATEWAY, TRITON, MILVUS)):
+        state = running_part(part)
+        if state is not None:
+            try:
+                found[name] = psutil.Process(state.pid)
+            except psutil.NoSuchProcess:
+                pass
+    return found
+
+
+def _cpu_seconds(parts: dict) -> dict[str, float]:
+    """CPU seconds (user + system) each part and its children have used so far."""
+    import psutil
+
+    used = {}
+    for name, process in parts.items():
+        total = 0.0
+        for member in [process, *process.children(recursive=True)]:
+            try:
+                times = member.cpu_times()
+                total += times.user + times.system
+            except psutil.NoSuchProcess:
+                pass
+        used[name] = total
+    return used
+
+
+def line(row: dict) -> str:
+    cores = row["cores"]
+    shares = " ".join(f"{cores.get(name, float('nan')):{width}.2f}"
+                      for name, width in (("load_tool", 4), ("gateway", 5), ("tritonserver", 4), ("milvus", 4)))
+    return (f"{row['items']:8,d} {row['direction']:13s} {row['users']:5d} {row['calls']:6d} {row['failed']:6d} "
+            f"{row['qps']:6.1f} {row['p50_ms']:7.1f} {row['p95_ms']:7.1f} {row['p99_ms']:7.1f}         {shares}")
+
+
+def stage_table(rows: list[dict]) -> str:
+    """Median time per gateway stage at concurrency 1, per size and direction, beside the client's p50."""
+    single = [r for r in rows if r["users"] == 1]
+    stages = sorted({s for r in single for s in r["stages_p50_ms"]},
+                    key=("parse", "backbone", "tower", "search", "fetch", "rerank").index)
+    lines = ["\nstage medians at 1 user (ms): " + "  ".join(stages) + "  | client p50",
+             f"{'items':>8} {'direction':13s} " + " ".join(f"{s:>8s}" for s in stages) + f" {'client':>8s}"]
+    for r in single:
+        lines.append(f"{r['items']:8,d} {r['direction']:13s} "
+                     + " ".join(f"{r['stages_p50_ms'].get(s, 0.0):8.2f}" for s in stages) + f" {r['p50_ms']:8.2f}")
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    """Left: p50 and p99 at 1 user against corpus size; right: QPS against users, one line per size and direction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, throughput) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for direction, color in zip(DIRECTIONS, ("C0", "C1")):
+        single = sorted((r for r in rows if r["direction"] == direction and r["users"] == 1), key=lambda r: r["items"])
+        latency.plot([r["items"] for r in single], [r["p50_ms"] for r in single], marker="o", color=color,
+                     label=f"{direction} p50")
+        latency.plot([r["items"] for r in single], [r["p99_ms"] for r in single], marker="^", ls="--", color=color,
+                     label=f"{direction} p99")
+        for size in sorted({r["items"] for r in rows}):
+            mine = sorted((r for r in rows if r["direction"] == direction and r["items"] == size),
+                          key=lambda r: r["users"])
+            throughput.plot([r["users"] for r in mine], [r["qps"] for r in mine], marker="o", color=color,
+                            alpha=0.4 + 0.6 * size / max(r["items"] for r in rows), label=f"{direction} {size:,}")
+    latency.set_xscale("log")
+    latency.set_xlabel("items indexed", fontsize=8)
+    latency.set_ylabel("ms per query (client)", fontsize=8)
+    latency.legend(fontsize=6)
+    throughput.set_xscale("log", base=2)
+    throughput.set_xlabel("Locust users (closed loops)", fontsize=8)
+    throughput.set_ylabel("queries per second", fontsize=8)
+    throughput.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
