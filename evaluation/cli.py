@@ -17,6 +17,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "zoo": ("evaluation.bench.zoo:run", "parameter counts and forward time of every model of the zoo, fast and paper presets"),
     "towers": ("evaluation.bench.towers:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
     "gateway": ("evaluation.bench.gateway:run", "end-to-end text query latency through the running gateway, by stage"),
+    "ingest": ("evaluation.bench.ingest:run", "videos/s and captions/s indexed through the running gateway "
+                                              "(IndexVideos, IndexCaptions), end to end"),
     "store": ("evaluation.bench.store:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
     "search": ("evaluation.bench.search:run", "first-stage vector search: recall of the exact top-C and latency of "
                                               "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
