@@ -6,6 +6,7 @@ same config gives identical arrays, captions and splits wherever the folder is.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ import numpy as np
 from common.config import to_dict
 from common.errors import DataError
 from training.data.hgr_format import HGRDataset, HGRFiles
-from training.synth.captions import render, sample_captions
+from training.synth.captions import CaptionPlan, Rendered, render, sample_captions
 from training.synth.config import VERSION, SynthConfig
-from training.synth.features import Renderer
+from training.synth.features import RenderedVideo, Renderer
 from training.synth.perturb import hard_negatives
 from training.synth.world import VideoPlan, World
 
@@ -69,6 +70,52 @@ def video_plan(world: World, config: SynthConfig, index: int, split: str) -> Vid
     lo, hi = config.events_per_video
     rng = np.random.default_rng([config.seed, 3, index])
     return world.sample_plan(rng, int(rng.integers(lo, hi + 1)), unseen=split == "tst_unseen")
+
+
+def caption_plans(world: World, config: SynthConfig, index: int, plan: VideoPlan) -> list[CaptionPlan]:
+    """The captions of video ``index`` (its own stream, apart from its features'), the full one first."""
+    return sample_captions(world, plan, np.random.default_rng([config.seed, 5, index]), config.captions_per_video)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One video of a SynthVTR set as the generator writes it: its features, captions and what they show."""
+
+    index: int
+    plan: VideoPlan
+    video: RenderedVideo
+    caption_plans: list[CaptionPlan]
+    captions: list[Rendered]            # sentence and true role graph of each caption, the full one first
+
+    @property
+    def name(self) -> str:
+        return video_name(self.index)
+
+    def annotation(self) -> dict[str, Any]:
+        """The video's entry of ``video_annotations.json``."""
+        return {
+            "scene": self.plan.scene,
+            "events": [list(e) for e in self.plan.events],
+            "segments": [list(s) for s in self.video.segments],
+            "captions": [{"events": [list(c.event) for c in cp.clauses], "scene": cp.scene is not None}
+                         for cp in self.caption_plans],
+        }
+
+
+def render_item(world: World, renderer: Renderer, config: SynthConfig, index: int, split: str) -> Item:
+    """Video ``index`` of the set (in ``split``): the same arrays and sentences whether the whole set is written
+    or the video is drawn alone, since each draws from its own streams."""
+    plan = video_plan(world, config, index, split)
+    video = renderer.render(plan, np.random.default_rng([config.seed, 4, index]))
+    captions = caption_plans(world, config, index, plan)
+    return Item(index, plan, video, captions, [render(world, cp) for cp in captions])
+
+
+def item_hard_negatives(world: World, config: SynthConfig, item: Item) -> dict[str, Rendered]:
+    """The hard negatives of a test video's full caption, by perturbation name."""
+    rng = np.random.default_rng([config.seed, 6, item.index])
+    perturbed = hard_negatives(world, item.plan, item.caption_plans[0], rng)
+    return {kind: render(world, plan) for kind, plan in perturbed.items()}
 
 
 def read_config(out: Path) -> dict[str, Any] | None:
@@ -150,32 +197,16 @@ def _generate(config: SynthConfig, out: Path, progress: bool) -> tuple[dict[str,
     annotations: dict[str, Any] = {}
     with h5py.File(out / FRAME_FEATURES, "w") as frames_h5, h5py.File(out / REGION_FEATURES, "w") as regions_h5:
         for index in show_progress(range(config.videos), config.videos, "synth", "video", enabled=progress):
-            name = video_name(index)
-            plan = video_plan(world, config, index, split_of[index])
-            video = renderer.render(plan, np.random.default_rng([config.seed, 4, index]))
-            frames_h5.create_dataset(name, data=video.frames)
-            regions_h5.create_dataset(name, data=video.regions)
-            caption_plans = sample_captions(world, plan, np.random.default_rng([config.seed, 5, index]),
-                                            config.captions_per_video)
-            captions[name] = []
-            for cp in caption_plans:
-                rendered = render(world, cp)
-                captions[name].append(rendered.sentence)
-                graphs[rendered.sentence] = rendered.graph
-            annotations[name] = {
-                "scene": plan.scene,
-                "events": [list(e) for e in plan.events],
-                "segments": [list(s) for s in video.segments],
-                "captions": [{"events": [list(c.event) for c in cp.clauses], "scene": cp.scene is not None}
-                             for cp in caption_plans],
-            }
+            item = render_item(world, renderer, config, index, split_of[index])
+            frames_h5.create_dataset(item.name, data=item.video.frames)
+            regions_h5.create_dataset(item.name, data=item.video.regions)
+            captions[item.name] = [c.sentence for c in item.captions]
+            graphs.update((c.sentence, c.graph) for c in item.captions)
+            annotations[item.name] = item.annotation()
             if split_of[index] in TEST_SPLITS:
-                perturbed = hard_negatives(world, plan, caption_plans[0],
-                                           np.random.default_rng([config.seed, 6, index]))
-                negatives[name] = {"positive": captions[name][0]}
-                for kind, neg_plan in perturbed.items():
-                    rendered = render(world, neg_plan)
-                    negatives[name][kind] = rendered.sentence
+                negatives[item.name] = {"positive": captions[item.name][0]}
+                for kind, rendered in item_hard_negatives(world, config, item).items():
+                    negatives[item.name][kind] = rendered.sentence
                     graphs[rendered.sentence] = rendered.graph
 
     for split in SPLITS:
