@@ -8,7 +8,8 @@ cancelled): so no backend work starts for a caller who is no longer waiting. A c
 answers in less.
 
 Outside :func:`serving` (the health loop, ingest commands, tests) a backend call gets its own timeout. Every call
-that starts is counted per backend (:func:`started`), which is how the gateway's metrics show work done.
+that starts is counted per backend and origin (:func:`started`): ``call`` inside :func:`serving`, ``background``
+outside it. That is how the gateway's metrics show work done, and what a query costs apart from the background.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from common.errors import StrataError
 
 MIN_CALL_S = 0.01
 BACKENDS = ("triton", "milvus", "store")
+ORIGINS = ("call", "background")
 
 
 class DeadlineExpired(StrataError):
@@ -41,7 +43,7 @@ class Deadline:
 
 
 _current: ContextVar[Deadline | None] = ContextVar("strata_deadline", default=None)
-_started: Counter[str] = Counter()
+_started: Counter[tuple[str, str]] = Counter()
 _lock = threading.Lock()
 
 
@@ -65,6 +67,7 @@ def call_timeout(backend: str, timeout_s: float, what: str = "") -> float:
     """The timeout of a ``backend`` call about to start: ``timeout_s`` cut to the caller's time left; counts the
     call. :class:`DeadlineExpired` (and nothing started) when the caller is gone or nearly out of time."""
     deadline = _current.get()
+    origin = "background" if deadline is None else "call"
     if deadline is not None:
         left = deadline.left()
         if left < MIN_CALL_S or not deadline.alive():
@@ -72,7 +75,7 @@ def call_timeout(backend: str, timeout_s: float, what: str = "") -> float:
                                   if left < MIN_CALL_S else f"the caller cancelled before {what or backend} was called")
         timeout_s = min(timeout_s, left)
     with _lock:
-        _started[backend] += 1
+        _started[backend, origin] += 1
     return timeout_s
 
 
@@ -88,7 +91,7 @@ def caller_gone() -> bool:
     return deadline is not None and (deadline.left() < MIN_CALL_S or not deadline.alive())
 
 
-def started() -> dict[str, int]:
-    """Backend calls started in this process, per backend."""
+def started(origin: str | None = None) -> dict[str, int]:
+    """Backend calls started in this process, per backend: of ``origin`` (see :data:`ORIGINS`), or all."""
     with _lock:
-        return {backend: _started[backend] for backend in BACKENDS}
+        return {backend: sum(_started[backend, o] for o in ORIGINS if origin in (None, o)) for backend in BACKENDS}

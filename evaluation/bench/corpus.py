@@ -33,6 +33,7 @@ E2E_VIDEOS = 100_000
 KINDS = ("videos", "captions")
 SPLIT = "tst"
 SOURCE = "synthvtr"
+PROBE_TEXT = "a person"      # any text: ScoreVideos only has to find the id
 
 
 def video_id(position: int) -> str:
@@ -153,17 +154,54 @@ def ingest(client: "StrataClient", info: "pb.DescribeResponse", kind: str, posit
     return Ingested(len(positions), indexed, generate_s, index_s, total)
 
 
-def fill(client: "StrataClient", videos: int, captions: int, log: Callable[[str], None], batch: int = 128,
+def corpus_prefix(client: "StrataClient") -> int:
+    """How many corpus positions the gateway holds: :func:`fill` indexes them from position 0 up, so the held ones
+    are a prefix, found by probing for video ids (ScoreVideos says NOT_FOUND for one not indexed)."""
+    import grpc
+
+    from clients.client import StrataCallError
+
+    def held(position: int) -> bool:
+        try:
+            client.score_videos(PROBE_TEXT, [video_id(position)])
+            return True
+        except StrataCallError as err:
+            if err.code == grpc.StatusCode.NOT_FOUND:
+                return False
+            raise
+
+    if not held(0):
+        return 0
+    low, high = 0, 1             # held(low); find a high not held, then bisect
+    while held(high):
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if held(middle) else (low, middle)
+    return high
+
+
+def fill(client: "StrataClient", items: int, log: Callable[[str], None], batch: int = 128,
          show: bool = True) -> dict[str, dict[str, float]]:
-    """Bring the gateway to ``videos`` videos and ``captions`` captions with corpus positions, indexing only what
-    is missing: the count it holds of each kind (describe(), whatever the ids) is taken as the first positions.
-    Returns each kind's figures (:meth:`Ingested.figures`)."""
+    """Bring the gateway's corpus to positions ``[0, items)``, videos with their captions, indexing only what is
+    missing (and the last batch before it again: a fill stopped between a batch's videos and its captions leaves
+    those captions out). Other items the gateway holds stay and are not counted. Returns each kind's figures
+    (:meth:`Ingested.figures`)."""
+    held = corpus_prefix(client)
+    start = min(max(0, held - batch), items)
     info = client.describe()
-    done = {kind: ingest(client, info, kind, range(getattr(info, kind), wanted), batch, show)
-            for kind, wanted in zip(KINDS, (videos, captions))}
-    for kind, ingested in done.items():
-        if ingested.items:
-            log(f"indexed {ingested.items} corpus {kind} in {ingested.index_s:.1f}s "
-                f"({ingested.items / ingested.index_s:.0f}/s; drawn in {ingested.generate_s:.1f}s); "
-                f"{ingested.total} indexed")
-    return {kind: ingested.figures() for kind, ingested in done.items()}
+    done = {kind: [] for kind in KINDS}
+    chunks = range(start, items, batch)
+    for begin in progress(chunks, len(chunks), "fill corpus", f"batch of {batch}", enabled=show):
+        positions = range(begin, min(begin + batch, items))
+        for kind in KINDS:
+            done[kind].append(ingest(client, info, kind, positions, batch, show=False))
+    figures = {}
+    for kind, runs in done.items():
+        total = Ingested(sum(r.items for r in runs), sum(r.indexed for r in runs), sum(r.generate_s for r in runs),
+                         sum(r.index_s for r in runs), runs[-1].total if runs else getattr(info, kind))
+        figures[kind] = total.figures()
+        if total.items:
+            log(f"indexed {total.items} corpus {kind} in {total.index_s:.1f}s ({total.items / total.index_s:.0f}/s; "
+                f"drawn in {total.generate_s:.1f}s); {total.total} indexed")
+    return figures

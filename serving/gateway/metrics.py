@@ -20,12 +20,15 @@ SCORED = Counter("strata_scored_pairs", "text-video pairs scored by the re-rank"
 FETCHED = Counter("strata_fetched_bytes", "tensor bytes read from the tensor store by queries", ["kind"])
 
 class _BackendCalls:
-    """``strata_backend_calls_total{backend}``: read from :func:`common.deadline.started` at each scrape."""
+    """``strata_backend_calls_total{backend,origin}``: read from :func:`common.deadline.started` at each scrape;
+    ``origin`` is ``call`` (serving a gRPC call) or ``background`` (heartbeats, health checks)."""
 
     def collect(self):
-        family = CounterMetricFamily("strata_backend_calls", "backend calls started, by backend", labels=["backend"])
-        for backend, count in deadline.started().items():
-            family.add_metric([backend], count)
+        family = CounterMetricFamily("strata_backend_calls", "backend calls started, by backend and origin",
+                                     labels=["backend", "origin"])
+        for origin in deadline.ORIGINS:
+            for backend, count in deadline.started(origin).items():
+                family.add_metric([backend, origin], count)
         yield family
 
 

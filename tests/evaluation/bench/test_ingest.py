@@ -6,7 +6,7 @@ import json
 
 from clients.cli import main
 from common.connect import gateway_url
-from evaluation.bench.corpus import caption_id, fill, video_id
+from evaluation.bench.corpus import caption_id, corpus_prefix, fill, video_id
 
 START, COUNT = 900_000, 20
 
@@ -33,15 +33,17 @@ def test_bench_ingest_indexes_what_it_reports(stack, client, tmp_path):
     assert client.describe().videos == before.videos
 
 
-def test_fill_indexes_only_what_is_missing(client):
+def test_fill_indexes_the_missing_corpus_positions_with_their_captions(client):
     before = client.describe()
-    wanted = {"videos": before.videos + 3, "captions": before.captions + 2}
     try:
-        first = fill(client, wanted["videos"], wanted["captions"], log=lambda *_: None, batch=2, show=False)
-        again = fill(client, wanted["videos"], wanted["captions"], log=lambda *_: None, show=False)
+        first = fill(client, 3, log=lambda *_: None, batch=2, show=False)
+        assert corpus_prefix(client) == 3
+        again = fill(client, 5, log=lambda *_: None, batch=2, show=False)
         after = client.describe()
     finally:
-        _delete(client, range(min(before.videos, before.captions), max(wanted.values())))
-    assert {kind: figures["indexed"] for kind, figures in first.items()} == {"videos": 3, "captions": 2}
-    assert {kind: figures["items"] for kind, figures in again.items()} == {"videos": 0, "captions": 0}
-    assert (after.videos, after.captions) == (wanted["videos"], wanted["captions"])
+        _delete(client, range(5))
+    assert {kind: figures["indexed"] for kind, figures in first.items()} == {"videos": 3, "captions": 3}
+    # the second fill adds positions 3 and 4 and indexes the batch before them (positions 1 and 2) again
+    assert {kind: figures["items"] for kind, figures in again.items()} == {"videos": 4, "captions": 4}
+    assert (after.videos, after.captions) == (before.videos + 5, before.captions + 5)
+    assert corpus_prefix(client) == 0
