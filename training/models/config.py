@@ -14,6 +14,14 @@ class LossConfig:
     same_video_positive: bool = False   # True: other captions of the same video are not negatives
 
 
+# The role-graph inputs that ``training.models.common.graph.WordRoles`` reads besides the words, in its order.
+WORD_ROLE_INPUTS = ("verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles")
+
+
+def word_role_inputs() -> tuple[TensorSpec, ...]:
+    return tuple(text_input(name) for name in WORD_ROLE_INPUTS)
+
+
 @dataclass(frozen=True)
 class TextInputConfig:
     """The canonical text input: frozen MiniLM word features, or learned embeddings over a vocabulary."""

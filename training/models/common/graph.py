@@ -17,9 +17,44 @@ from torch import nn
 
 from training.models.common.functional import masked_softmax, span_max_pool
 from training.models.common.legacy import InertLegacyKey
+from training.models.config import WORD_ROLE_INPUTS
 from training.text.roles import NUM_ROLES, ROLE_INDEX
 
 VERB_ROLE = ROLE_INDEX["V"]
+
+
+def verb_roles(verb_mask: torch.Tensor) -> torch.Tensor:
+    """The role index of every verb node, ``V``: [B, V] -> [B, V] int64."""
+    return torch.full_like(verb_mask, VERB_ROLE, dtype=torch.long)
+
+
+class WordRoles(nn.Module):
+    """HGR's role awareness moved from the graph's nodes to the words, for text towers without a role graph.
+
+    HGR multiplies a node's features element-wise by a learned embedding of its role. Here each word inside a
+    verb or noun-phrase span is multiplied by the embedding of that span's role (``V`` for verbs, the noun's role
+    to its verb otherwise; the mean of the embeddings when a word lies in several spans); a word in no span is
+    left as it is. So "a dog chases a man" and "a man chases a dog" differ word by word once the tower reads them.
+    The embedding is initialised as HGR's (``nn.Embedding``'s default). Padded words stay zero.
+    """
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.role_embedding = nn.Embedding(NUM_ROLES, dim)
+
+    def forward(self, words: torch.Tensor, verb_spans: torch.Tensor, verb_mask: torch.Tensor,
+                noun_spans: torch.Tensor, noun_mask: torch.Tensor, noun_roles: torch.Tensor) -> torch.Tensor:
+        """words [B, W, D], spans [B, V | N, W], masks [B, V | N], noun_roles [B, N] -> [B, W, D]."""
+        spans = torch.cat([verb_spans * verb_mask.unsqueeze(-1), noun_spans * noun_mask.unsqueeze(-1)], dim=1)
+        roles = self.role_embedding(torch.cat([verb_roles(verb_mask), noun_roles], dim=1)).to(words.dtype)
+        spans = spans.to(words.dtype)                                            # [B, K, W]
+        count = spans.sum(dim=1).unsqueeze(-1)                                   # [B, W, 1]
+        factor = spans.transpose(1, 2) @ roles / count.clamp(min=1) + (count == 0).to(words.dtype)
+        return words * factor
+
+    def from_inputs(self, words: torch.Tensor, inputs) -> torch.Tensor:
+        """``forward`` on a text tower's inputs (:data:`training.models.config.WORD_ROLE_INPUTS`)."""
+        return self(words, *(inputs[name] for name in WORD_ROLE_INPUTS))
 
 
 def role_graph_adjacency(verb_mask: torch.Tensor, noun_mask: torch.Tensor, noun_verb_edges: torch.Tensor) -> torch.Tensor:
@@ -95,8 +130,7 @@ class RoleGraphEncoder(nn.Module):
         verbs = span_max_pool(word_states, verb_spans * in_sentence)
         nouns = span_max_pool(word_states, noun_spans * in_sentence)
         if self.role_embedding is not None:
-            verb_roles = torch.full_like(verb_mask, VERB_ROLE, dtype=torch.long)
-            verbs = verbs * self.role_embedding(verb_roles)
+            verbs = verbs * self.role_embedding(verb_roles(verb_mask))
             nouns = nouns * self.role_embedding(noun_roles)
         num_verbs = verbs.shape[1]
         nodes = torch.cat([event.unsqueeze(1), verbs, nouns], dim=1)

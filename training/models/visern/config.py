@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, word_role_inputs
 
 LEVELS = ("global",)
 
@@ -30,6 +30,9 @@ class ViSERNConfig:
     text_kernels: tuple[int, ...] = (2, 3, 4)         # dual encoding's text kernel sizes
     embed_dim: int = 256                              # joint space D (paper 2048)
     dropout: float = 0.2                              # on the concatenated levels before the joint map
+    # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
+    # of its role before the text encoder, HGR's role awareness moved to the words (common.graph.WordRoles).
+    word_roles: bool = False
 
     def __post_init__(self) -> None:
         for name in ("graph_dim", "rnn_hidden", "conv_channels", "embed_dim"):
@@ -49,7 +52,7 @@ class ViSERNConfig:
         return build_layout(
             model="visern",
             levels=LEVELS,
-            text_inputs=self.text.word_inputs(),
+            text_inputs=self.text.word_inputs() + (word_role_inputs() if self.word_roles else ()),
             text_outputs=(vec("text_embed", "caption in the joint space (not normalised)"),
                           vec(TEXT_INDEX, "index view: the normalised joint vector")),
             # ViSERN uses only region features (36 per frame, no region mask); frames may be padded.

@@ -16,6 +16,7 @@ from torch import nn
 from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, floor_eps, l2_normalize, masked_mean
+from training.models.common.graph import WordRoles
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.words import WordInput
@@ -129,6 +130,7 @@ class ViSERN(RetrievalModel):
         self.video_encoder = MultiLevelEncoder(region_dim, c.rnn_hidden, c.conv_channels, c.video_kernels,
                                                c.embed_dim, c.dropout)
         self.words = WordInput(c.text)
+        self.word_roles = WordRoles(c.text.word_dim) if c.word_roles else None
         self.text_encoder = MultiLevelEncoder(c.text.word_dim, c.rnn_hidden, c.conv_channels, c.text_kernels,
                                               c.embed_dim, c.dropout)
 
@@ -140,7 +142,10 @@ class ViSERN(RetrievalModel):
         return regions.mean(dim=2)
 
     def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
-        embed = self.text_encoder(self.words(inputs), inputs["word_mask"])
+        words = self.words(inputs)
+        if self.word_roles is not None:
+            words = self.word_roles.from_inputs(words, inputs)
+        embed = self.text_encoder(words, inputs["word_mask"])
         return {"text_embed": embed, TEXT_INDEX: l2_normalize(embed)}
 
     def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, word_role_inputs
 
 # Which video branches exist (the paper's Table 1): the full model, VG (global only), VR_st (relation only).
 Branches = Literal["both", "global", "relation"]
@@ -33,6 +33,9 @@ class VSRNetConfig:
     # the score, lambda L_relation + (1 - lambda) L_global; with loss.max_violation false, summed over all
     # in-batch negatives (Eq. 12). "fused": one hinge on the fused score (Strata before; a named option).
     objective: Literal["per_space", "fused"] = "per_space"
+    # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
+    # of its role before the pointwise text map, HGR's role awareness moved to the words (common.graph.WordRoles).
+    word_roles: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.relation_weight <= 1.0:
@@ -68,7 +71,7 @@ class VSRNetConfig:
         return build_layout(
             model="vsrnet",
             levels=self.levels,
-            text_inputs=self.text.word_inputs(),
+            text_inputs=self.text.word_inputs() + (word_role_inputs() if self.word_roles else ()),
             text_outputs=(vec("text_embed", "F_t: text embedding (not normalised)"),
                           vec(TEXT_INDEX, "index view: norm(F_t)")),
             video_inputs=tuple(video_inputs),

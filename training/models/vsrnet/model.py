@@ -16,6 +16,7 @@ from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.losses import hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import l2_normalize, masked_softmax
+from training.models.common.graph import WordRoles
 from training.models.common.legacy import InertLegacyKey
 from training.models.common.transformer import TransformerEncoder
 from training.models.common.words import WordInput
@@ -57,6 +58,7 @@ class VSRNet(RetrievalModel):
             return AttentionAggregation(d, c.aggregation_hidden, c.aggregation_heads)
 
         self.words = WordInput(c.text)
+        self.word_roles = WordRoles(c.text.word_dim) if c.word_roles else None
         self.text_fc = nn.Linear(c.text.word_dim, d)
         self.text_pool = aggregation()
         if "global" in c.levels:
@@ -75,7 +77,10 @@ class VSRNet(RetrievalModel):
 
     # -- towers ---------------------------------------------------------------------------------------------
     def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
-        embed = self.text_pool(self.text_fc(self.words(inputs)), inputs["word_mask"])
+        words = self.words(inputs)
+        if self.word_roles is not None:
+            words = self.word_roles.from_inputs(words, inputs)
+        embed = self.text_pool(self.text_fc(words), inputs["word_mask"])
         return {"text_embed": embed, TEXT_INDEX: l2_normalize(embed)}
 
     def encode_video(self, inputs: Tensors) -> dict[str, torch.Tensor]:
