@@ -6,7 +6,8 @@ every candidate it re-ranked. The depth is the same N in both directions with ``
 carries 0 and the gateway resolves each direction's own depth. A (video, caption) pair scored by either
 direction's re-rank gets that score; a pair that neither first stage proposed ranks after every candidate
 (pessimistically, behind all ties), so R@K for K up to the depth is exactly what users get, and MedR/MnR count
-what the first stage missed as missed.
+what the first stage missed as missed. The binary selections (HGR's hard negatives and, on SynthVTR, the
+switch-roles sets) are scored with ScoreVideos: the true and the perturbed caption each against the video.
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def evaluate_split_through_gateway(client, folder: Path, split: str, depth: int,
                                    log=print) -> dict[str, Any]:
     """A split's metrics through ``client``'s gateway; ``depth`` 0: the gateway's depth of each direction."""
     from clients.service_cli import index_dataset
+    from training.engine.evaluate import selection_sizes
     from training.metrics import dedupe_captions, retrieval_metrics
     from training.synth.generator import open_dataset
+    from training.synth.selections import folder_selection_sets
 
     info = client.describe()
     if (info.model.name, info.model.version) != expected:
@@ -56,10 +59,29 @@ def evaluate_split_through_gateway(client, folder: Path, split: str, depth: int,
     proposed = float(np.isfinite(scores[0]).mean())
     floor = np.nanmin(scores, axis=(1, 2), keepdims=True) - 1.0
     scores = np.where(np.isnan(scores), floor, scores)
-    return {"split": split, "videos": len(names), "captions": len(captions), "candidates": {"t2v": t2v, "v2t": v2t},
-            "pairs_scored": proposed,
-            "fused": retrieval_metrics(scores[0], video_captions),
-            "levels": {name: retrieval_metrics(scores[1 + k], video_captions) for k, name in enumerate(levels)}}
+    result = {"split": split, "videos": len(names), "captions": len(captions),
+              "candidates": {"t2v": t2v, "v2t": v2t}, "pairs_scored": proposed,
+              "fused": retrieval_metrics(scores[0], video_captions),
+              "levels": {name: retrieval_metrics(scores[1 + k], video_captions) for k, name in enumerate(levels)}}
+    negatives = folder_selection_sets(folder, split)
+    if negatives:
+        result["binary_selection"] = binary_selection_through_gateway(client, negatives, log)
+        result["binary_selection_sizes"] = selection_sizes(negatives)
+    return result
+
+
+def binary_selection_through_gateway(client, negatives: dict[str, list[tuple[str, str, str]]], log=print
+                                     ) -> dict[str, float]:
+    """The binary selections scored by the service: each caption against its video with ScoreVideos."""
+    from training.engine.evaluate import selection_accuracy
+
+    def score(videos, positives, perturbed):
+        return ([client.score_videos(text, [video]).hits[0].score for video, text in zip(videos, positives)],
+                [client.score_videos(text, [video]).hits[0].score for video, text in zip(videos, perturbed)])
+
+    log(f"binary selection through the gateway: {sum(map(len, negatives.values()))} pairs, two ScoreVideos calls "
+        f"each")
+    return selection_accuracy(negatives, score)
 
 
 def evaluate_checkpoint_through_gateway(checkpoint: str | Path, client, repo: Path, data: str | None = None,

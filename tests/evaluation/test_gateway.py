@@ -45,6 +45,11 @@ class StandInGateway:
     def search_captions(self, video_id="", top_k=0, candidate_depth=0):
         return self._search("captions", top_k, candidate_depth)
 
+    def score_videos(self, text, video_ids):
+        """A shorter text scores higher, whatever the video."""
+        self.requests.append(("score", len(video_ids), 0))
+        return SimpleNamespace(hits=[SimpleNamespace(id=v, score=-len(text)) for v in video_ids])
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
@@ -58,7 +63,7 @@ def test_unset_depth_sends_0_both_ways_and_asks_for_every_candidate(dataset):
     gateway = StandInGateway()
     result = evaluate_split_through_gateway(gateway, dataset, "tst", 0, (MODEL.name, MODEL.version), log=lambda _: None)
     assert {depth for _, _, depth in gateway.requests} == {0}
-    asked = {(kind, top_k) for kind, top_k, _ in gateway.requests if top_k}
+    asked = {(kind, top_k) for kind, top_k, _ in gateway.requests if top_k and kind != "score"}
     assert asked == {("videos", DEPTHS["videos"]), ("captions", DEPTHS["captions"])}
     assert result["candidates"] == {"t2v": DEPTHS["videos"], "v2t": DEPTHS["captions"]}
 
@@ -66,5 +71,21 @@ def test_unset_depth_sends_0_both_ways_and_asks_for_every_candidate(dataset):
 def test_a_depth_goes_to_both_directions(dataset):
     gateway = StandInGateway()
     result = evaluate_split_through_gateway(gateway, dataset, "tst", 5, (MODEL.name, MODEL.version), log=lambda _: None)
-    assert {(kind, top_k, depth) for kind, top_k, depth in gateway.requests} == {("videos", 5, 5), ("captions", 5, 5)}
+    assert {(kind, top_k, depth) for kind, top_k, depth in gateway.requests if kind != "score"} == {
+        ("videos", 5, 5), ("captions", 5, 5)}
     assert result["candidates"] == {"t2v": 5, "v2t": 5}
+
+
+def test_binary_selections_are_scored_by_the_gateway_one_video_at_a_time(dataset):
+    from training.synth.selections import MANY, folder_selection_sets
+
+    gateway = StandInGateway()
+    result = evaluate_split_through_gateway(gateway, dataset, "tst", 5, (MODEL.name, MODEL.version), log=lambda _: None)
+    sets = folder_selection_sets(dataset, "tst")
+    assert MANY in sets and "switch_roles" in sets and "replace_action" in sets   # the switch-roles sets and HGR's
+    expected = {kind: 100.0 * sum(len(pos) < len(neg) for _, pos, neg in triples) / len(triples)
+                for kind, triples in sets.items()}
+    assert result["binary_selection"] == pytest.approx(expected)
+    assert result["binary_selection_sizes"][MANY]["pairs"] == len(sets[MANY])
+    scored = [n for kind, n, _ in gateway.requests if kind == "score"]
+    assert scored == [1] * (2 * sum(map(len, sets.values())))     # each caption against its own video, alone

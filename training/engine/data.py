@@ -16,7 +16,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common.errors import DataError, read_json_file
+from common.errors import DataError
 from common.home import strata_home
 from common.layout import SWITCHED_INDEX, SWITCHED_PREFIX
 from training.data.concepts import KINDS as CONCEPT_KINDS, ConceptConfig, ConceptVocab
@@ -363,21 +363,11 @@ class PreparedData:
     @cached_property
     def hard_negative_sets(self) -> dict[str, dict[str, list[tuple[str, str, str]]]]:
         """{split: {perturbation: [(video, true caption, perturbed caption), ...]}} from SynthVTR's file."""
-        path = self.root / HARD_NEGATIVES_FILE
-        if not path.is_file():
-            return {}
-        data = read_json_file(path)  # {video: {"positive": caption, perturbation: caption, ...}}
+        from training.synth.selections import read_hard_negatives
+
         split_of = {name: split for split in self.dataset.splits
                     for name in self.dataset.split(split, self.config.max_frames).names}
-        out: dict[str, dict[str, list[tuple[str, str, str]]]] = {}
-        for video, captions in data.items():
-            if video not in split_of or "positive" not in captions:
-                raise DataError(f"{path}: entry {video!r} names no known video or has no 'positive' caption")
-            for kind, perturbed in captions.items():
-                if kind != "positive":
-                    out.setdefault(split_of[video], {}).setdefault(kind, []).append(
-                        (video, captions["positive"], perturbed))
-        return out
+        return read_hard_negatives(self.root / HARD_NEGATIVES_FILE, split_of)
 
     def has_hard_negatives(self, split: str) -> bool:
         return split in self.hard_negative_sets or self._has_selection_sets(split)
@@ -401,14 +391,10 @@ class PreparedData:
         return self._selections[split]
 
     def _prepare_selection_sets(self, split: str) -> dict[str, list[tuple[str, str, str]]]:
-        from common.config import from_dict
-        from training.synth.config import SynthConfig
-        from training.synth.generator import read_config
-        from training.synth.selections import VERSION, selection_sets
+        from training.synth.selections import VERSION, replayed_sets
 
         check_synth_version(self.root)
-        config = from_dict(SynthConfig, read_config(self.root)["config"], where=str(self.root / SYNTH_CONFIG))
-        sets = {kind: items for kind, items in selection_sets(config, splits=(split,))[split].items() if items}
+        sets = replayed_sets(self.root, split)
         sentences = list(dict.fromkeys(s for items in sets.values() for _, p, t in items for s in (p, t)))
         self.parsed.update(self._parse(sentences, made_here=True))
         self.graphs.update({s: self._encode_graph(s) for s in sentences if s not in self.graphs})

@@ -53,20 +53,29 @@ def score_matrices(runner: Runner, data, videos: Sequence[str], captions: Sequen
     return fused, levels
 
 
-def binary_selection(runner: Runner, data, split: str, batch_size: int = 128) -> dict[str, float]:
-    """HGR's binary selection: % of test videos whose true caption outscores each perturbed one, per type."""
-    negatives = data.hard_negatives(split)  # {type: [(video, true caption, perturbed caption), ...]}
+def selection_accuracy(negatives: dict[str, list[tuple[str, str, str]]], score, batch_size: int = 128
+                       ) -> dict[str, float]:
+    """HGR's binary selection: per set, % of its (video, true caption, perturbed caption) triples whose true caption
+    outscores the perturbed one for the video. ``score(videos, positives, perturbed)`` gives a chunk's two arrays
+    of fused scores (whichever backend computes them)."""
     accuracy = {}
     for kind, triples in sorted(negatives.items()):
         wins = 0
         for chunk in _chunks(triples, batch_size):
-            videos, positives, perturbed = (list(x) for x in zip(*chunk))
-            video = runner.encode_video(data.video_batch(videos))
-            pos = np.diagonal(runner.score(runner.encode_text(data.text_batch(positives)), video)[SCORE])
-            neg = np.diagonal(runner.score(runner.encode_text(data.text_batch(perturbed)), video)[SCORE])
-            wins += int((pos > neg).sum())
+            pos, neg = score(*(list(x) for x in zip(*chunk)))
+            wins += int((np.asarray(pos) > np.asarray(neg)).sum())
         accuracy[kind] = 100.0 * wins / max(len(triples), 1)
     return accuracy
+
+
+def binary_selection(runner: Runner, data, split: str, batch_size: int = 128) -> dict[str, float]:
+    """:func:`selection_accuracy` of the split's sets (``data.hard_negatives``), scored by ``runner``."""
+    def score(videos, positives, perturbed):
+        video = runner.encode_video(data.video_batch(videos))
+        return (np.diagonal(runner.score(runner.encode_text(data.text_batch(positives)), video)[SCORE]),
+                np.diagonal(runner.score(runner.encode_text(data.text_batch(perturbed)), video)[SCORE]))
+
+    return selection_accuracy(data.hard_negatives(split), score, batch_size)
 
 
 def evaluate_split(runner: Runner, data, split: str, batch_size: int = 128, selection: bool = True,

@@ -16,10 +16,14 @@ other items.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
+
+from common.errors import DataError, read_json_file
 
 from training.synth.captions import render, sample_caption
 from training.synth.config import SynthConfig
@@ -99,3 +103,43 @@ def _heldout_pair(world: World, video: VideoPlan, rng: np.random.Generator) -> t
         scene_phrase=int(rng.integers(len(world.scenes[video.scene].phrases))),
     )
     return write(world, video, phrasing), write(world, video, phrasing, switch=True)
+
+
+def read_hard_negatives(path: Path, split_of: Mapping[str, str]) -> dict[str, dict[str, list[Item]]]:
+    """{split: {perturbation: [(video, true caption, perturbed caption), ...]}} of a ``hard_negatives.json``
+    (``{video: {"positive": caption, perturbation: caption, ...}}``); ``split_of`` names each video's split.
+    Empty when the file is missing."""
+    if not path.is_file():
+        return {}
+    data = read_json_file(path)
+    out: dict[str, dict[str, list[Item]]] = {}
+    for video, captions in data.items():
+        if video not in split_of or "positive" not in captions:
+            raise DataError(f"{path}: entry {video!r} names no known video or has no 'positive' caption")
+        for kind, perturbed in captions.items():
+            if kind != "positive":
+                out.setdefault(split_of[video], {}).setdefault(kind, []).append((video, captions["positive"], perturbed))
+    return out
+
+
+def replayed_sets(root: Path, split: str) -> dict[str, list[Item]]:
+    """The switch-roles sets of a SynthVTR folder's split, replayed from its ``synth_config.json`` (empty for
+    another folder or split); the non-empty ones."""
+    from common.config import from_dict
+    from training.synth.generator import CONFIG, read_config
+
+    recorded = read_config(Path(root))
+    if recorded is None or split not in SELECTION_SPLITS:
+        return {}
+    config = from_dict(SynthConfig, recorded["config"], where=str(Path(root) / CONFIG))
+    return {kind: items for kind, items in selection_sets(config, splits=(split,))[split].items() if items}
+
+
+def folder_selection_sets(root: Path, split: str) -> dict[str, list[Item]]:
+    """Every binary-selection set of a dataset folder's split, as sentences: HGR's hard negatives (its file) and
+    the switch-roles sets (:func:`replayed_sets`)."""
+    from training.synth.generator import HARD_NEGATIVES, open_dataset
+
+    dataset = open_dataset(root)
+    split_of = {name: s for s in dataset.splits for name in dataset.split(s).names}
+    return {**read_hard_negatives(Path(root) / HARD_NEGATIVES, split_of).get(split, {}), **replayed_sets(root, split)}

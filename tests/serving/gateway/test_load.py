@@ -110,12 +110,12 @@ def test_no_backend_call_starts_after_the_caller_gave_up(small):
     captions = [(f"deadline-{i:04d}", text, "") for i, text in enumerate(sample_captions(400))]
     ids = [c[0] for c in captions]
     with StrataClient(url, timeout_s=300) as client:
-        start, counted = time.monotonic(), deadline.started()
+        start, counted = time.monotonic(), deadline.started("call")
         client.index_captions(captions, batch=len(captions))
         whole, full = time.monotonic() - start, _since(counted)
         client.delete("captions", ids)
 
-        counted = deadline.started()
+        counted = deadline.started("call")
         with pytest.raises(StrataCallError) as late:
             client.index_captions(captions, batch=len(captions), timeout_s=whole / 4)
         when_it_gave_up = _since(counted)
@@ -130,7 +130,8 @@ def test_no_backend_call_starts_after_the_caller_gave_up(small):
 
 
 def _since(counted: dict[str, int]) -> dict[str, int]:
-    now = deadline.started()
+    """Backend calls started serving calls since ``counted`` (not the heartbeats and health checks beside them)."""
+    now = deadline.started("call")
     return {backend: now[backend] - counted[backend] for backend in now}
 
 
