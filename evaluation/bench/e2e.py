@@ -66,6 +66,7 @@ def run(argv: list[str]) -> int:
     url = args.url or gateway_url(settings)
     texts = load_msrvtt_captions()[:args.queries]
     rows: list[dict] = []
+    footprints: list[dict] = []
     with StrataClient(url, timeout_s=600, settings=settings) as client:
         info = client.describe()
         tell(f"e2e: {info.model.name} version {info.model.version} at {url}; sizes "
@@ -75,6 +76,9 @@ def run(argv: list[str]) -> int:
         for size in sorted(args.items):
             fill(client, size, tell)
             indexed = client.describe()
+            footprints.append({"items": size, "videos": indexed.videos, "captions": indexed.captions,
+                               **footprint(settings)})
+            tell(footprint_line(footprints[-1]))
             videos = [video_id(i) for i in range(min(args.queries, size))]
             plans = {"text_to_video": texts, "video_to_text": videos}
             for direction in DIRECTIONS:
@@ -87,12 +91,14 @@ def run(argv: list[str]) -> int:
     for row in rows:
         tell(line(row))
     tell(stage_table(rows))
+    for entry in footprints:
+        tell(footprint_line(entry))
     plot(rows, Path(args.out))
     tell(f"figure: {args.out}")
     emit_json(args, {"model": {"name": info.model.name, "version": info.model.version}, "url": url,
                      "queries": args.queries, "top_k": args.top_k, "depth": args.depth or 0,
                      "seconds": args.seconds, "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
-                     "rows": rows})
+                     "rows": rows, "footprint": footprints})
     return 0
 
 
@@ -154,19 +160,53 @@ def _local_parts() -> dict:
 
 def _cpu_seconds(parts: dict) -> dict[str, float]:
     """CPU seconds (user + system) each part and its children have used so far."""
+    return {name: summed_over_children(process, lambda p: sum(p.cpu_times()[:2])) for name, process in parts.items()}
+
+
+def summed_over_children(process, measure) -> float:
+    """``measure`` summed over a process and its descendants (those that end meanwhile count nothing)."""
     import psutil
 
-    used = {}
-    for name, process in parts.items():
-        total = 0.0
-        for member in [process, *process.children(recursive=True)]:
-            try:
-                times = member.cpu_times()
-                total += times.user + times.system
-            except psutil.NoSuchProcess:
-                pass
-        used[name] = total
-    return used
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            total += measure(member)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def footprint(settings) -> dict:
+    """Resident memory (MiB) of each local part with its children, in all and private (resident less shared: the
+    tensor store's memory-mapped pages are shared file pages the kernel can drop), and bytes on disk of the local
+    Milvus Lite data and the local tensor store (None where they are elsewhere: a Milvus server, a Lance URI)."""
+    from common.home import strata_home
+
+    parts = _local_parts()
+    rss = {name: summed_over_children(process, lambda p: p.memory_info().rss) / 2**20 for name, process in parts.items()}
+    private = {name: summed_over_children(process, lambda p: p.memory_info().rss - p.memory_info().shared) / 2**20
+               for name, process in parts.items()}
+    milvus = None if settings.milvus_uri else _bytes_under(strata_home() / "milvus")
+    store_root = settings.tensor_store_root
+    store = None if ":" in store_root else _bytes_under(Path(store_root))
+    return {"rss_mib": rss, "private_mib": private, "milvus_bytes": milvus, "store_bytes": store}
+
+
+def footprint_line(entry: dict) -> str:
+    items = entry["videos"] + entry["captions"]
+    memory = ", ".join(f"{name} {entry['private_mib'][name]:,.0f} MiB ({mib:,.0f} with shared pages)"
+                       for name, mib in entry["rss_mib"].items())
+    disk = "; ".join(f"{label} {value / 2**20:,.0f} MiB ({value / items:,.0f} bytes per item)"
+                     for label, value in (("Milvus", entry["milvus_bytes"]), ("tensor store", entry["store_bytes"]))
+                     if value is not None)
+    return (f"{entry['items']:,} corpus items ({entry['videos']:,} videos, {entry['captions']:,} captions held): "
+            f"private resident memory {memory}; on disk {disk or 'elsewhere'}")
+
+
+def _bytes_under(folder: Path) -> int | None:
+    if not folder.is_dir():
+        return None
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def line(row: dict) -> str:

@@ -59,15 +59,9 @@ class ResidentMemory(threading.Thread):
 
     @staticmethod
     def _rss(process) -> int:
-        import psutil
+        from evaluation.bench.e2e import summed_over_children
 
-        total = 0
-        for member in [process, *process.children(recursive=True)]:
-            try:
-                total += member.memory_info().rss
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return int(summed_over_children(process, lambda p: p.memory_info().rss))
 
     def growth(self) -> dict[str, tuple[float, float, float]]:
         """Per part: (MiB at the start, MiB at the end, growth as a fraction) from the settled medians."""

@@ -24,7 +24,13 @@ def test_bench_e2e_asks_both_directions_under_locust(stack, client, tmp_path):
     finally:
         client.delete("videos", [video_id(p) for p in range(ITEMS)])
         client.delete("captions", [caption_id(p) for p in range(ITEMS)])
-    rows = json.loads(report.read_text())["rows"]
+    written = json.loads(report.read_text())
+    rows = written["rows"]
+    (entry,) = written["footprint"]
+    assert (entry["items"], entry["videos"], entry["captions"]) == (ITEMS, after.videos, after.captions)
+    assert set(entry["rss_mib"]) == {"gateway", "tritonserver", "milvus"} and all(
+        0 < entry["private_mib"][part] <= entry["rss_mib"][part] for part in entry["rss_mib"])
+    assert entry["milvus_bytes"] > 0 and entry["store_bytes"] > 0
     assert {(r["direction"], r["users"]) for r in rows} == {(d, u) for d in ("text_to_video", "video_to_text")
                                                              for u in (1, 2)}
     for row in rows:
