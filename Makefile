@@ -22,9 +22,10 @@ test: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q
 
 # The regression alarm CI runs after the tests (under 2 minutes): a small stack of its own, per-query counts
-# (Triton round trips, rows scored, bytes fetched) against their budgets; the report in bench-quick.json.
+# (Triton round trips, rows scored, bytes fetched) against their budgets; the report in $STRATA_HOME/bench-quick.json.
 bench-quick: $(STAMP)
-	HF_HUB_OFFLINE=1 $(BIN)/strata bench --quick --json bench-quick.json
+	home="$${STRATA_HOME:-$$HOME/.strata}" && mkdir -p "$$home" && \
+	HF_HUB_OFFLINE=1 $(BIN)/strata bench --quick --json "$$home/bench-quick.json"
 
 # The installs from a wheel, each in a fresh venv outside the checkout (minutes; not part of `make test`).
 test-installs: $(STAMP)

@@ -61,9 +61,7 @@ def run(argv: list[str]) -> int:
             else:
                 os.environ["STRATA_HOME"] = previous
     report["seconds"] = time.perf_counter() - started
-    over = [f"{direction}: {count} {report['per_query'][direction][count]:g} per query, budget {limit:g}"
-            for direction, budget in BUDGET.items() for count, limit in budget.items()
-            if report["per_query"][direction][count] > limit]
+    over = over_budget(report["per_query"], BUDGET)
     report["over_budget"] = over
     tell(f"{'per query':14s} " + " ".join(f"{c:>14s}" for c in BUDGET["text_to_video"]) + f" {'p50 ms':>8s}")
     for direction, counts in report["per_query"].items():
@@ -74,6 +72,13 @@ def run(argv: list[str]) -> int:
                                                         "OVER BUDGET: " + "; ".join(over)))
     emit_json(args, report)
     return 1 if over else 0
+
+
+def over_budget(per_query: dict[str, dict[str, float]], budget: dict[str, dict[str, float]]) -> list[str]:
+    """One line per count over its budget (none: all within)."""
+    return [f"{direction}: {count} {per_query[direction][count]:g} per query, budget {limit:g}"
+            for direction, limits in budget.items() for count, limit in limits.items()
+            if per_query[direction][count] > limit]
 
 
 def _measure(tell) -> dict:
