@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from common.config import from_dict
@@ -65,9 +65,11 @@ class CorpusGenerator:
         self.world = World(config.seed, config.heldout_triples)
 
     @classmethod
+    @lru_cache(maxsize=4)
     def demo(cls, frame_dim: int = 0, region_dim: int = 0) -> "CorpusGenerator":
         """The demo's generator at a served model's sizes; 0 keeps the demo config's own size (a model that reads
-        no regions: its frames are then those of the demo's generator)."""
+        no regions: its frames are then those of the demo's generator). Built once per sizes: every batch of a
+        fill draws from the same one (it keeps no state between items)."""
         config = demo_synth_config()
         return cls(replace(config, frame_dim=frame_dim or config.frame_dim,
                            region_dim=region_dim or config.region_dim), config.videos)
