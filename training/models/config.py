@@ -18,8 +18,25 @@ class LossConfig:
 WORD_ROLE_INPUTS = ("verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles")
 
 
+# The role graph of HGR's text encoder (HGR, HANet, MCSAN): the inputs above plus the verb-noun edges, in its order.
+ROLE_GRAPH_INPUTS = WORD_ROLE_INPUTS + ("noun_verb_edges",)
+
+
 def word_role_inputs() -> tuple[TensorSpec, ...]:
     return tuple(text_input(name) for name in WORD_ROLE_INPUTS)
+
+
+def role_graph_inputs() -> tuple[TensorSpec, ...]:
+    return tuple(text_input(name) for name in ROLE_GRAPH_INPUTS)
+
+
+def with_word_role_inputs(inputs: tuple[TensorSpec, ...], word_roles: bool) -> tuple[TensorSpec, ...]:
+    """A text tower's inputs with, when ``word_roles`` is on, those of :func:`word_role_inputs` it lacks appended
+    in their order: a tower that already reads the role graph (HANet, MCSAN) gets no input twice."""
+    if not word_roles:
+        return inputs
+    have = {spec.name for spec in inputs}
+    return inputs + tuple(spec for spec in word_role_inputs() if spec.name not in have)
 
 
 @dataclass(frozen=True)

@@ -4,10 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
-                                    video_input)
+from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
 from training.data.concepts import ConceptConfig
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.config import (LossConfig, TextInputConfig, VideoInputConfig, role_graph_inputs,
+                                    with_word_role_inputs)
 
 ALIGNMENT_LEVELS = {  # switch -> the alignment scores it contributes to c_l (Eq. 19)
     "individual": ("individual_action", "individual_entity"),
@@ -43,6 +43,9 @@ class HANetConfig:
     individual_alignment: bool = True    # Table 3 switches: which alignment levels enter c_l
     local_alignment: bool = True
     global_alignment: bool = True
+    # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
+    # of its role before the BiGRU, as in ViSERN and VSR-Net (common.graph.WordRoles); the graph's nodes keep theirs.
+    word_roles: bool = False
 
     def __post_init__(self) -> None:
         for key in ("embed_dim", "local_actions", "local_entities",
@@ -97,8 +100,8 @@ class HANetConfig:
             (True, spec("video_noun_concepts", ("batch", ke), "video-level entity concept probabilities (top-k MIL)")),
             (True, spec(VIDEO_INDEX, ("batch", d), "index view: the L2-normalised global vector")),
         ) if keep)
-        text_inputs = self.text.word_inputs() + tuple(text_input(n) for n in (
-            "verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles", "noun_verb_edges"))
+        # The role graph already holds word_roles' inputs: the option adds none.
+        text_inputs = with_word_role_inputs(self.text.word_inputs() + role_graph_inputs(), self.word_roles)
         return build_layout(
             model="hanet",
             levels=self.alignment_levels + CONCEPT_LEVELS,

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
-                                    video_input)
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, role_graph_inputs
 
 LEVELS = ("event", "action", "entity")
 
@@ -56,8 +55,7 @@ class HGRConfig:
             spec("video_frame_mask", ("batch", "frames"), "1 for a real frame"),
             spec(VIDEO_INDEX, ("batch", d), "index view: the event vector"),
         )
-        text_inputs = self.text.word_inputs() + tuple(text_input(n) for n in (
-            "verb_spans", "verb_mask", "noun_spans", "noun_mask", "noun_roles", "noun_verb_edges"))
+        text_inputs = self.text.word_inputs() + role_graph_inputs()
         return build_layout(
             model="hgr",
             levels=LEVELS,

@@ -7,7 +7,7 @@ from torch import nn
 from common.layout import TEXT_INDEX, VIDEO_INDEX
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize
-from training.models.common.graph import RoleGraphEncoder
+from training.models.common.graph import RoleGraphEncoder, WordRoles
 from training.models.common.matching import local_attentive_match
 from training.models.common.sequence import AttentionPool, MaskedBiGRU
 from training.models.common.words import WordInput
@@ -23,9 +23,12 @@ class HGRTextEncoder(nn.Module):
     """
 
     def __init__(self, text: TextInputConfig, embed_dim: int, gcn_layers: int, graph_attention: bool,
-                 role_awareness: bool, gcn_dropout: float, gcn_attention_dim: int = 0, input_dropout: float = 0.0):
+                 role_awareness: bool, gcn_dropout: float, gcn_attention_dim: int = 0, input_dropout: float = 0.0,
+                 word_roles: bool = False):
         super().__init__()
         self.words = WordInput(text)
+        # HANet's option (issue 31, beyond the papers): role embeddings on the words before the BiGRU.
+        self.word_roles = WordRoles(text.word_dim) if word_roles else None
         self.input_dropout = nn.Dropout(input_dropout)
         self.rnn = MaskedBiGRU(text.word_dim, embed_dim, merge="mean")
         self.attention = AttentionPool(embed_dim)
@@ -33,15 +36,19 @@ class HGRTextEncoder(nn.Module):
                                       use_roles=role_awareness, dropout=gcn_dropout, attention_dim=gcn_attention_dim)
 
     @classmethod
-    def from_config(cls, config, graph_attention: bool = True, role_awareness: bool = True) -> "HGRTextEncoder":
+    def from_config(cls, config, graph_attention: bool = True, role_awareness: bool = True,
+                    word_roles: bool = False) -> "HGRTextEncoder":
         """The encoder of an HGR-family config (HGR, HANet): sizes, GCN and input dropout from it."""
         return cls(config.text, config.embed_dim, config.gcn_layers, graph_attention, role_awareness,
-                   config.gcn_dropout, config.gcn_attention_dim, config.input_dropout)
+                   config.gcn_dropout, config.gcn_attention_dim, config.input_dropout, word_roles)
 
     def forward(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (word states [B, W, D], event [B, D], verbs [B, V, D], nouns [B, N, D])."""
         mask = inputs["word_mask"]
-        states, _ = self.rnn(self.input_dropout(self.words(inputs)), mask)
+        words = self.words(inputs)
+        if self.word_roles is not None:
+            words = self.word_roles.from_inputs(words, inputs)
+        states, _ = self.rnn(self.input_dropout(words), mask)
         event = self.attention(states, mask)
         event, verbs, nouns = self.graph(states, mask, event, inputs["verb_spans"], inputs["verb_mask"],
                                          inputs["noun_spans"], inputs["noun_mask"], inputs["noun_roles"],

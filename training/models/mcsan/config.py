@@ -7,7 +7,8 @@ from typing import Literal
 from common.layout import (TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, text_input,
                                     video_input)
 from training.data.concepts import ConceptConfig
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig
+from training.models.config import (LossConfig, TextInputConfig, VideoInputConfig, role_graph_inputs,
+                                    with_word_role_inputs)
 
 ACTION_KERNELS = (2, 3, 5)  # Eq. 17: Conv1d kernel sizes of the action branches
 
@@ -42,6 +43,10 @@ class MCSANConfig:
     attribute_reduction: Literal["batch", "mean"] = "batch"
     # Not in the paper (a diagnostic): weight of a hinge on each level's own score, added to the fused hinge.
     level_rank_weight: float = 0.0
+    # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
+    # of its role before the word BiGRU and the relationship encoder, as in ViSERN and VSR-Net
+    # (common.graph.WordRoles); the graph's nodes keep theirs, the global level (the sentence embedding) is unchanged.
+    word_roles: bool = False
 
     def __post_init__(self) -> None:
         if self.global_dim % 2:
@@ -72,11 +77,10 @@ class MCSANConfig:
         return build_layout(
             model="mcsan",
             levels=self.levels,
-            text_inputs=self.text.word_inputs() + (
-                text_input("sent_feat", sent_dim=self.text.sent_dim),
-                text_input("verb_spans"), text_input("verb_mask"), text_input("noun_spans"), text_input("noun_mask"),
-                text_input("noun_roles"), text_input("noun_verb_edges"),
-            ),
+            # The role graph already holds word_roles' inputs: the option adds none.
+            text_inputs=with_word_role_inputs(
+                self.text.word_inputs() + (text_input("sent_feat", sent_dim=self.text.sent_dim),) + role_graph_inputs(),
+                self.word_roles),
             text_outputs=tuple(vec("text", level) for level in self.levels)
             + (TensorSpec(TEXT_INDEX, "float32", ("batch", self.index_dim), index_doc),),
             video_inputs=(video_input("frame_feats", frame_dim=self.video.frame_dim), video_input("frame_mask")),

@@ -20,7 +20,7 @@ from common.layout import SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.losses import bce_loss, distribution_kl_loss, focal_bce_loss, hinge_triplet_loss
 from training.models.base import RetrievalModel, Tensors
 from training.models.common.functional import cosine_matrix, l2_normalize, masked_mean, masked_softmax, span_max_pool
-from training.models.common.graph import RoleGraphEncoder
+from training.models.common.graph import RoleGraphEncoder, WordRoles
 from training.models.common.sequence import MaskedBiGRU
 from training.models.common.transformer import MaskedSelfAttention, sinusoidal_positions
 from training.models.common.words import WordInput
@@ -118,6 +118,7 @@ class MCSAN(RetrievalModel):
                                    if c.relationship else None)
         # -- text
         self.words = WordInput(c.text)
+        self.word_roles = WordRoles(c.text.word_dim) if c.word_roles else None
         self.text_global = nn.Linear(c.text.sent_dim, c.global_dim)
         self.word_rnn = MaskedBiGRU(c.text.word_dim, c.embed_dim, merge="mean")
         self.graph = RoleGraphEncoder(c.embed_dim, num_layers=c.graph_layers)
@@ -155,6 +156,8 @@ class MCSAN(RetrievalModel):
     def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
         mask = inputs["word_mask"]
         words = self.words(inputs)
+        if self.word_roles is not None:
+            words = self.word_roles.from_inputs(words, inputs)
         states, _ = self.word_rnn(words, mask)
         # The paper's text GCN is HGR's "except [it does] not handle the global feature": the global level
         # is Sentence-BERT, so the graph's root (which HGR attention-pools) is the plain mean of the word

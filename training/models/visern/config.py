@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, word_role_inputs
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, with_word_role_inputs
 
 LEVELS = ("global",)
 
@@ -52,7 +52,7 @@ class ViSERNConfig:
         return build_layout(
             model="visern",
             levels=LEVELS,
-            text_inputs=self.text.word_inputs() + (word_role_inputs() if self.word_roles else ()),
+            text_inputs=with_word_role_inputs(self.text.word_inputs(), self.word_roles),
             text_outputs=(vec("text_embed", "caption in the joint space (not normalised)"),
                           vec(TEXT_INDEX, "index view: the normalised joint vector")),
             # ViSERN uses only region features (36 per frame, no region mask); frames may be padded.

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, word_role_inputs
+from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, with_word_role_inputs
 
 # Which video branches exist (the paper's Table 1): the full model, VG (global only), VR_st (relation only).
 Branches = Literal["both", "global", "relation"]
@@ -71,7 +71,7 @@ class VSRNetConfig:
         return build_layout(
             model="vsrnet",
             levels=self.levels,
-            text_inputs=self.text.word_inputs() + (word_role_inputs() if self.word_roles else ()),
+            text_inputs=with_word_role_inputs(self.text.word_inputs(), self.word_roles),
             text_outputs=(vec("text_embed", "F_t: text embedding (not normalised)"),
                           vec(TEXT_INDEX, "index view: norm(F_t)")),
             video_inputs=tuple(video_inputs),
