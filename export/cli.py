@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from common.conventions import add_command, add_set_flag, non_negative_int, positive_int, repo_help, repo_path
-from export.triton_config import BACKENDS
+from export.triton_config import BACKENDS, ServingOptions
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -46,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--backend", choices=BACKENDS, default="python", help="how Triton runs the graphs")
     p.add_argument("--device", choices=("cpu", "gpu"), default=None, help="instance kind (default: gpu for tensorrt, else cpu)")
     p.add_argument("--max-batch-size", type=positive_int, default=64, help="Triton's max_batch_size per model")
-    p.add_argument("--queue-delay-us", type=non_negative_int, default=500, help="dynamic batching queue delay")
+    p.add_argument("--queue-delay-us", type=non_negative_int, default=ServingOptions.queue_delay_us,
+                   help="dynamic batching: how long a request may wait for others (0: batch only what is queued "
+                        "while an instance is busy)")
     p.add_argument("--instances", type=positive_int, default=1, help="instances per model")
     p.add_argument("--threads", type=non_negative_int, default=0,
                    help="ONNX Runtime intra-op threads per instance (0: its default)")
@@ -59,7 +61,6 @@ def run(args: argparse.Namespace) -> int:
     from common.errors import ConfigError
     from common.repository import model_name, versions
     from export.exporter import ParityData, export_version, load_source
-    from export.triton_config import ServingOptions
     from training.engine.config import DataConfig
 
     repo = repo_path(args.repo)
