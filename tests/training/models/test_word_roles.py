@@ -1,9 +1,9 @@
-"""``word_roles`` (issue 31): HGR's role embeddings on the words of the text towers of ViSERN, VSR-Net, HANet and
-MCSAN.
+"""``word_roles`` (issue 31): HGR's role embeddings on the words of the text towers of HGR, ViSERN, VSR-Net, HANet
+and MCSAN.
 
 Off by default, where the towers are the papers' (same layout, same outputs); on, a caption and its role-switched
 twin ("a dog chases a man" / "a man chases a dog") no longer meet at the same text vector. HANet and MCSAN already
-read the role graph, so the option adds no input to their layouts.
+read the role graph, so the option adds no input to their layouts; nor to HGR's, whose graph they come from.
 """
 from __future__ import annotations
 
@@ -20,10 +20,11 @@ from training.text.roles import ROLE_INDEX
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-MODELS = ("visern", "vsrnet", "hanet", "mcsan")
+MODELS = ("hgr", "visern", "vsrnet", "hanet", "mcsan")
 ON = ("word_roles=true",)
 # Small sizes; HANet's and MCSAN's presets size their concept heads from data, so the tests give the sizes.
 SMALL = {
+    "hgr": (),
     "visern": (),
     "vsrnet": (),
     "hanet": ("embed_dim=32", "concepts.num_verbs=12", "concepts.num_nouns=16", "local_actions=3",
@@ -31,9 +32,11 @@ SMALL = {
     "mcsan": ("concepts.num_nouns=12", "concepts.num_verbs=10", "concepts.num_triplets=8"),
 }
 CONCEPT_LABELS = {"hanet": ("verbs", "nouns"), "mcsan": ("verbs", "nouns", "triplets")}
-# The text outputs that read the words but not the roles of the role graph (HANet's word states and its event, which
-# the graph's root keeps as LayerNorm(event); MCSAN's relationship level); ViSERN and VSR-Net read no roles at all.
+# The text outputs that read the words but not the roles of the role graph (HGR's and HANet's event, which the graph's
+# root keeps from before the graph, and HANet's word states; MCSAN's relationship level); ViSERN and VSR-Net read no
+# roles at all.
 ROLE_BLIND_OUTPUTS = {
+    "hgr": ("text_event", TEXT_INDEX),
     "visern": ("text_embed", TEXT_INDEX),
     "vsrnet": (TEXT_INDEX,),
     "hanet": ("text_global", "text_verb_words", "text_noun_words", "text_verb_concepts", "text_noun_concepts",
@@ -102,7 +105,7 @@ def test_off_by_default_keeps_the_papers_tower(name):
     on = resolve_config(name, "fast", overrides=ON).layout().text.input_names
     # The option appends the role inputs the tower lacks, and lists none twice.
     assert on == off + tuple(n for n in WORD_ROLE_INPUTS if n not in off) and len(set(on)) == len(on)
-    if name in ("hanet", "mcsan"):
+    if name in ("hgr", "hanet", "mcsan"):
         assert on == off  # the role graph's inputs already hold them
     else:
         assert not set(WORD_ROLE_INPUTS) & set(off)

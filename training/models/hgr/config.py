@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from common.layout import TEXT_INDEX, VIDEO_INDEX, ModelLayout, TensorSpec, build_layout, video_input
-from training.models.config import LossConfig, TextInputConfig, VideoInputConfig, role_graph_inputs
+from training.models.config import (LossConfig, TextInputConfig, VideoInputConfig, role_graph_inputs,
+                                    with_word_role_inputs)
 
 LEVELS = ("event", "action", "entity")
 
@@ -22,6 +23,9 @@ class HGRConfig:
     graph_attention: bool = True         # Table 4 "w/o graph attention": False = mean over neighbours
     role_awareness: bool = True          # Table 4 "w/o role awareness": False = no role embedding
     hierarchical_video: bool = True      # Table 4 "w/o hierarchical video": False = one video embedding for all levels
+    # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
+    # of its role before the BiGRU, as in ViSERN and VSR-Net (common.graph.WordRoles); the graph's nodes keep theirs.
+    word_roles: bool = False
 
     def __post_init__(self) -> None:
         if self.embed_dim < 1:
@@ -55,7 +59,8 @@ class HGRConfig:
             spec("video_frame_mask", ("batch", "frames"), "1 for a real frame"),
             spec(VIDEO_INDEX, ("batch", d), "index view: the event vector"),
         )
-        text_inputs = self.text.word_inputs() + role_graph_inputs()
+        # The role graph already holds word_roles' inputs: the option adds none.
+        text_inputs = with_word_role_inputs(self.text.word_inputs() + role_graph_inputs(), self.word_roles)
         return build_layout(
             model="hgr",
             levels=LEVELS,

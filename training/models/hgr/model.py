@@ -27,7 +27,7 @@ class HGRTextEncoder(nn.Module):
                  word_roles: bool = False):
         super().__init__()
         self.words = WordInput(text)
-        # HANet's option (issue 31, beyond the papers): role embeddings on the words before the BiGRU.
+        # HGR's and HANet's option (issue 31, beyond the papers): role embeddings on the words before the BiGRU.
         self.word_roles = WordRoles(text.word_dim) if word_roles else None
         self.input_dropout = nn.Dropout(input_dropout)
         self.rnn = MaskedBiGRU(text.word_dim, embed_dim, merge="mean")
@@ -62,7 +62,8 @@ class HGR(RetrievalModel):
     def __init__(self, config: HGRConfig):
         super().__init__(config)
         d = config.embed_dim
-        self.text_encoder = HGRTextEncoder.from_config(config, config.graph_attention, config.role_awareness)
+        self.text_encoder = HGRTextEncoder.from_config(config, config.graph_attention, config.role_awareness,
+                                                        word_roles=config.word_roles)
         self.input_dropout = nn.Dropout(config.input_dropout)  # on the frame features (the reference code: 0.2)
         # Three independent linear maps of the frame features (Eq. 11), or one shared ("w/o hierarchical video").
         num_maps = 3 if config.hierarchical_video else 1
