@@ -1,6 +1,7 @@
 """One exported model version as the gateway runs it (torch-free).
 
-Text: parse (spaCy) -> MiniLM tokenisation -> ``text_backbone`` on Triton -> the text tower on Triton. Video: sampled,
+Text: parse (spaCy; its tokenizer alone when the text tower reads no role graph) -> MiniLM tokenisation ->
+``text_backbone`` on Triton -> the text tower on Triton. Video: sampled,
 padded frame features -> the video tower on Triton. Scoring: the version's scorer ONNX in this process (ONNX
 Runtime, CPU): the multi-level fusion, the same graph that was parity-checked against training. Every Triton
 request is pinned to this version (and the backbone to the version its manifest records), so one answer is
@@ -35,13 +36,13 @@ from serving.gateway.items import Record, axis_lengths, split_items, stack_items
 from serving.triton.client import TritonModel, TritonTowers
 from training.data.encode import TextLimits, encode_graph, encode_text_batch, encode_video_batch
 from training.data.sampling import pad_rows
+from training.models.config import ROLE_GRAPH_INPUTS
 
 log = logging.getLogger("strata.gateway")
 
 
 @dataclass(frozen=True)
 class EmbeddedTexts:
-    parsed: list                       # training.text.parser.ParsedCaption per text
     items: list[Record]                # text tower outputs per caption (ragged axes cut)
     empty: list[tuple[bool, ...]]      # per caption, per level: no text node of that level
 
@@ -62,6 +63,8 @@ class ServedModel:
         self.limits = TextLimits(prep["max_words"], prep["max_verbs"], prep["max_nouns"])
         self.frame_dim, self.region_dim = video_sizes(config["video"], self.layout)
         self.reads_regions = self.region_dim > 0
+        # A tower that takes none of the role graph's inputs needs the caption's words only, not its parse.
+        self.reads_role_graph = bool(set(ROLE_GRAPH_INPUTS) & set(self.layout.text.input_names))
         self.backbone_version = self._backbone_version()
         self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
         from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
@@ -105,19 +108,23 @@ class ServedModel:
 
     # -- text ----------------------------------------------------------------------------------------------------
     def embed_texts(self, texts: Sequence[str], timings: dict[str, float] | None = None) -> EmbeddedTexts:
-        from training.text.parser import parse_captions
+        from training.text.parser import parse_captions, tokenize_captions
 
         timings = {} if timings is None else timings
         for i, text in enumerate(texts):
             if not text or not text.strip():
                 raise InvalidArgument(f"text {i} is empty: give a sentence describing a video")
+        texts = [t.strip() for t in texts]
         with stage(timings, "parse"):
-            parsed = parse_captions([t.strip() for t in texts])
-            if any(not p.tokens for p in parsed):
+            if self.reads_role_graph:
+                parsed = [(p.tokens, p.graph.nodes, p.graph.edges) for p in parse_captions(texts)]
+            else:   # the words alone: spaCy's tokenizer, the same words without the tagger and parser
+                parsed = [(words, {}, ()) for words in tokenize_captions(texts)]
+            if any(not words for words, _, _ in parsed):
                 raise InvalidArgument("a text has no words after parsing")
-            graphs = [encode_graph(p.graph.nodes, p.graph.edges, len(p.tokens), self.limits, where=repr(p.text))
-                      for p in parsed]
-            tokens = self.tokenizer([p.tokens for p in parsed])
+            graphs = [encode_graph(nodes, edges, len(words), self.limits, where=repr(text))
+                      for text, (words, nodes, edges) in zip(texts, parsed)]
+            tokens = self.tokenizer([words for words, _, _ in parsed])
         with stage(timings, "backbone"):
             features = self.backbone.infer(tokens.backbone_inputs())
         word_feats = [pad_rows(features["word_feats"][i, :tokens.num_words[i]], g.total_words)
@@ -126,7 +133,7 @@ class ServedModel:
         with stage(timings, "tower"):
             outputs = self.towers.encode_text(inputs)
         items = split_items(self.layout.text.outputs, outputs, axis_lengths(inputs))
-        return EmbeddedTexts(parsed, items, [empty_levels(self.levels, inputs, i) for i in range(len(parsed))])
+        return EmbeddedTexts(items, [empty_levels(self.levels, inputs, i) for i in range(len(texts))])
 
     # -- video ---------------------------------------------------------------------------------------------------
     def check_video(self, where: str, frames: np.ndarray, regions: np.ndarray | None) -> None:

@@ -21,7 +21,9 @@ from training.text.parser import (
     parse_caption,
     parse_captions,
     span_head,
+    tokenize_captions,
 )
+from training.data.msrvtt_captions import load_msrvtt_captions
 from training.text.rolegraph import RoleGraph, align_to_tokens, load_sent2rolegraph, save_sent2rolegraph
 from training.text.roles import ROLES
 
@@ -200,8 +202,18 @@ def test_malformed_user_graphs_name_the_sentence(tmp_path, value, message):
 
 @pytest.mark.parametrize("bad", ["", "   ", "\n"])
 def test_empty_caption_is_a_clear_error(bad):
-    with pytest.raises(DataError, match="caption 1: empty caption"):
-        parse_captions(["a dog runs", bad])
+    for words_of in (parse_captions, tokenize_captions):
+        with pytest.raises(DataError, match="caption 1: empty caption"):
+            words_of(["a dog runs", bad])
+
+
+def test_tokenizing_alone_gives_the_words_of_a_parse():
+    """The gateway takes a graph-free tower's words from the tokenizer alone: they must be the words the tower
+    was trained on, those of the full parse, on every real caption and on typed-query oddities (case, runs of
+    whitespace, punctuation, contractions, hyphens)."""
+    captions = load_msrvtt_captions() + ["  A  Man's DOG\tdoesn't   chase the cat-like toy, does it?  ",
+                                         "Someone is slicing bread... then eats it!", "e-mail U.S. 3.5km"]
+    assert tokenize_captions(captions) == [p.tokens for p in parse_captions(captions)]
 
 
 def run_cli(argv: list[str]) -> int:
