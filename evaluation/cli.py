@@ -18,6 +18,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "towers": ("evaluation.bench.towers:run", "tower latency/throughput: eager PyTorch, ONNX Runtime, Triton gRPC and shared memory"),
     "e2e": ("evaluation.bench.e2e:run", "both query directions through the running gateway under Locust: latency "
                                          "percentiles, QPS, time per stage and CPU per part, by corpus size"),
+    "growth": ("evaluation.bench.growth:run", "latency, memory and disk against corpus size through the running "
+                                              "gateway, with the fitted growth"),
     "ingest": ("evaluation.bench.ingest:run", "videos/s and captions/s indexed through the running gateway "
                                               "(IndexVideos, IndexCaptions), end to end"),
     "store": ("evaluation.bench.store:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),

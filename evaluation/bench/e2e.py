@@ -55,13 +55,32 @@ def run(argv: list[str]) -> int:
     if importlib.util.find_spec("locust") is None:   # it runs as its own process
         raise ConfigError("strata bench e2e drives the gateway with Locust, which is not installed: "
                           "pip install -e '.[load]' (or: pip install 'strata[load]')")
+    tell = say(args)
+    info, rows, footprints = measure_sizes("e2e", args, args.concurrency, tell)
+    tell("\n" + HEADER)
+    for row in rows:
+        tell(line(row))
+    tell(stage_table(rows))
+    for entry in footprints:
+        tell(footprint_line(entry))
+    plot(rows, Path(args.out))
+    tell(f"figure: {args.out}")
+    emit_json(args, {"model": {"name": info.model.name, "version": info.model.version}, "url": rows[0]["url"],
+                     "queries": args.queries, "top_k": args.top_k, "depth": args.depth or 0,
+                     "seconds": args.seconds, "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
+                     "rows": rows, "footprint": footprints})
+    return 0
+
+
+def measure_sizes(bench: str, args, concurrency: list[int], tell) -> tuple:
+    """At each of ``args.items`` (rising): fill the corpus, record the footprint, and measure both directions at
+    1 user and at each of ``concurrency``. -> (the gateway's describe(), rows, footprints)."""
     from clients.client import StrataClient
     from common.connect import gateway_url
     from common.settings import load_settings
     from evaluation.bench.corpus import fill, video_id
     from training.data.msrvtt_captions import load_msrvtt_captions
 
-    tell = say(args)
     settings = load_settings()
     url = args.url or gateway_url(settings)
     texts = load_msrvtt_captions()[:args.queries]
@@ -69,10 +88,11 @@ def run(argv: list[str]) -> int:
     footprints: list[dict] = []
     with StrataClient(url, timeout_s=600, settings=settings) as client:
         info = client.describe()
-        tell(f"e2e: {info.model.name} version {info.model.version} at {url}; sizes "
+        tell(f"{bench}: {info.model.name} version {info.model.version} at {url}; sizes "
              f"{', '.join(f'{s:,}' for s in sorted(args.items))}; {len(texts)} text and up to {args.queries} video "
-             f"queries; users 1 (every query once) and {', '.join(map(str, args.concurrency))} ({args.seconds} s); "
-             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+             f"queries; users 1 (every query once)"
+             + (f" and {', '.join(map(str, concurrency))} ({args.seconds} s)" if concurrency else "")
+             + f"; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         for size in sorted(args.items):
             fill(client, size, tell)
             indexed = client.describe()
@@ -82,24 +102,12 @@ def run(argv: list[str]) -> int:
             videos = [video_id(i) for i in range(min(args.queries, size))]
             plans = {"text_to_video": texts, "video_to_text": videos}
             for direction in DIRECTIONS:
-                for users in (1, *args.concurrency):
+                for users in (1, *concurrency):
                     row = measure(url, direction, plans[direction], users, args)
-                    row.update(items=size, videos=indexed.videos, captions=indexed.captions)
+                    row.update(items=size, videos=indexed.videos, captions=indexed.captions, url=url)
                     rows.append(row)
                     tell(line(row))
-    tell("\n" + HEADER)
-    for row in rows:
-        tell(line(row))
-    tell(stage_table(rows))
-    for entry in footprints:
-        tell(footprint_line(entry))
-    plot(rows, Path(args.out))
-    tell(f"figure: {args.out}")
-    emit_json(args, {"model": {"name": info.model.name, "version": info.model.version}, "url": url,
-                     "queries": args.queries, "top_k": args.top_k, "depth": args.depth or 0,
-                     "seconds": args.seconds, "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
-                     "rows": rows, "footprint": footprints})
-    return 0
+    return info, rows, footprints
 
 
 def measure(url: str, direction: str, queries: list[str], users: int, args) -> dict:
