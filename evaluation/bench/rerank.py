@@ -63,15 +63,16 @@ def encode(runner, data, videos, captions, batch=128) -> tuple[list, list]:
     return video_records, text_records
 
 
-def exhaustive(scorer: Scorer, queries, items, direction: str, chunk=500) -> np.ndarray:
-    """[queries, items] fused scores of every query against every item."""
+def exhaustive(scorer: Scorer, queries, items, direction: str, chunk=500, query_chunk=50) -> np.ndarray:
+    """[queries, items] fused scores of every query against every item, ``query_chunk`` queries x ``chunk`` items
+    per scorer call (the exported scorer's largest intermediate grows with their product)."""
     out = np.zeros((len(queries), len(items)), np.float32)
-    for start in range(0, len(items), chunk):
-        block = items[start:start + chunk]
-        if direction == "t2v":
-            out[:, start:start + len(block)] = scorer(queries, block)
-        else:
-            out[:, start:start + len(block)] = scorer(block, queries).T
+    for q0 in range(0, len(queries), query_chunk):
+        asked = queries[q0:q0 + query_chunk]
+        for start in range(0, len(items), chunk):
+            block = items[start:start + chunk]
+            rows, cols = slice(q0, q0 + len(asked)), slice(start, start + len(block))
+            out[rows, cols] = scorer(asked, block) if direction == "t2v" else scorer(block, asked).T
     return out
 
 

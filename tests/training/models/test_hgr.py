@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from unittest.mock import patch
 
 import numpy as np
 import pytest
@@ -95,6 +96,42 @@ def test_local_attentive_matching_matches_numpy_reference():
                          for i in range(3)])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert np.all(got[2] == 0)  # no valid node: mean over an empty set is 0 (denominator clamped to 1)
+
+
+@pytest.mark.parametrize("direct", [True, False])
+def test_local_attentive_matching_is_one_formula_in_either_order(monkeypatch, direct):
+    """The attended vectors' norms taken directly or through each video's Gram matrix: the same scores and the same
+    gradients, against the explicit NumPy reference; the order is a matter of cost only."""
+    import training.models.common.matching as matching
+
+    rng = np.random.default_rng(5)
+    arrays = (rng.standard_normal((3, 4, 6)), np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]]),
+              rng.standard_normal((2, 5, 6)), np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]))
+    monkeypatch.setattr(matching, "attended_directly", lambda *_: direct)
+    nodes, node_mask, frames, frame_mask = (torch.tensor(a, dtype=torch.float64, requires_grad=i in (0, 2))
+                                            for i, a in enumerate(arrays))
+    got = matching.local_attentive_match(nodes, node_mask, frames, frame_mask)
+    expected = [[_numpy_local_match(arrays[0][i], arrays[1][i], arrays[2][j], arrays[3][j]) for j in range(2)]
+                for i in range(3)]
+    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-10)
+    got.sum().backward()
+    grads = nodes.grad.numpy(), frames.grad.numpy()
+    monkeypatch.setattr(matching, "attended_directly", lambda *_: not direct)
+    other = (torch.tensor(a, dtype=torch.float64, requires_grad=i in (0, 2)) for i, a in enumerate(arrays))
+    nodes2, node_mask2, frames2, frame_mask2 = other
+    matching.local_attentive_match(nodes2, node_mask2, frames2, frame_mask2).sum().backward()
+    np.testing.assert_allclose(nodes2.grad.numpy(), grads[0], atol=1e-10)
+    np.testing.assert_allclose(frames2.grad.numpy(), grads[1], atol=1e-10)
+
+
+def test_the_cheaper_order_is_chosen():
+    """A query's verbs against its candidates' 40 frames of 256 (the service's text -> video) go direct; a training
+    batch of 64 captions with 5 nodes each goes through the Gram matrix; a traced graph always goes direct."""
+    from training.models.common.matching import attended_directly
+
+    assert attended_directly(1 * 3, 40, 256) and not attended_directly(64 * 5, 40, 256)
+    with patch.object(torch.jit, "is_tracing", return_value=True):
+        assert attended_directly(64 * 5, 40, 256)
 
 
 def test_fusion_is_mean_of_event_action_entity_and_event_is_cosine_of_index_views():

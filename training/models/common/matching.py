@@ -22,9 +22,10 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     frame embeddings; the node's score is the cosine of the attended vector with the node, and the pair's
     score the mean over the text's valid nodes (denominator at least 1).
 
-    Memory: the attended vectors ``[Bt, Bv, N, D]`` are never built. With unit nodes c^ and attention a,
-    cos(sum_j a_j v_j, c) = sum_j a_j (v_j . c^) / sqrt(a^T G a + eps), G = the video's frame Gram matrix,
-    so the largest intermediate is ``[Bt, Bv, N, T]``.
+    The attended vectors' norms, in whichever order costs fewer operations (:func:`attended_directly`): with unit
+    nodes c^ and attention a, cos(sum_j a_j v_j, c) = sum_j a_j (v_j . c^) / |sum_j a_j v_j|, and the norm is
+    either taken of the attended vectors ``[Bt, Bv, N, D]`` themselves or as sqrt(a^T G a), G = the video's frame
+    Gram matrix ``[Bv, T, T]``, so that the largest intermediate is ``[Bt, Bv, N, T]`` (training batches).
 
     float16 / bfloat16: the similarities and the softmax stay in that dtype; every sum of squares with its epsilon
     or floor, the Gram term and the node scores are computed in float32 (no overflow of a frame's squared norm,
@@ -42,12 +43,27 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     weights = weights / as_divisor(weight_norms, dtype)
     attention = masked_softmax(lam * weights, valid.expand_as(weights), dim=-1)       # [Bt, Bv, N, T]
     wide_attention, wide_frames = widen(attention), widen(frames)
-    gram = wide_frames @ wide_frames.transpose(1, 2)                                  # [Bv, T, T]
-    attended_sq_norm = ((wide_attention @ gram.unsqueeze(0)) * wide_attention).sum(-1)  # |sum_j a_j v_j|^2
+    if attended_directly(nodes.shape[0] * nodes.shape[1], frames.shape[1], frames.shape[2]):
+        attended_sq_norm = ((wide_attention @ wide_frames.unsqueeze(0)) ** 2).sum(-1)  # |sum_j a_j v_j|^2
+    else:
+        gram = wide_frames @ wide_frames.transpose(1, 2)                              # [Bv, T, T]
+        attended_sq_norm = ((wide_attention @ gram.unsqueeze(0)) * wide_attention).sum(-1)
     node_scores = widen(attention * dots).sum(-1) / torch.sqrt(attended_sq_norm.clamp(min=0) + NORM_EPS)  # [Bt, Bv, N]
     node_mask = node_mask.unsqueeze(1)                                                # [Bt, 1, N]
     scores = (node_scores * node_mask).sum(-1) / node_mask.sum(-1).clamp(min=1)
     return scores.to(dtype) if scores.dtype != dtype else scores
+
+
+def attended_directly(text_nodes: int, frames: int, dim: int) -> bool:
+    """Whether :func:`local_attentive_match` builds the attended vectors (``text_nodes`` = Bt * N of them per video,
+    each ``frames`` x ``dim`` operations) rather than each video's Gram matrix (``frames^2 * dim``) and the
+    quadratic forms (``text_nodes * frames^2``): the one with fewer operations, so a query against its candidates
+    (Bt = 1, as the service scores text -> video) goes direct and a training batch through the Gram matrix. A traced
+    graph (the exported scorer, which the service runs with one side a single item) is always direct: a trace fixes
+    one branch, and direct costs at most ``depth * N * frames * dim`` when the single item is the video."""
+    if torch.jit.is_tracing():
+        return True
+    return text_nodes * frames * dim <= frames * frames * dim + text_nodes * frames * frames
 
 
 def jaccard_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = JACCARD_EPS) -> torch.Tensor:
