@@ -8,7 +8,8 @@ checkpoint, bring the stack up, measure its quality on the checkpoint's own ``--
 (:mod:`evaluation.bench.corpus`) to ``--items``, ask both directions under Locust (:mod:`evaluation.bench.e2e`):
 every query once at 1 user (p50/p95/p99, the gateway's stage medians), then ``--seconds`` at ``--concurrency``
 users (answered QPS); bring the stack down. Each model runs only the stages the gateway runs for it, at its own
-first-stage depth unless ``--depth`` sets one for both. Prints one table with a column per model and the ratio
+first-stage depth unless ``--depth`` sets one for both (a global-only model's fetch and rerank stages score its
+candidates in the index's own order: the gateway's cost of serving it, shown as such). Prints one table with a column per model and the ratio
 of MULTI's p50 to SINGLE's per direction.
 
 The corpus is drawn from the demo's SynthVTR generator, so both checkpoints must have been trained on the demo's
