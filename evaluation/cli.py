@@ -27,6 +27,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                                               "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
     "rerank": ("evaluation.bench.rerank:run", "two-stage agreement@10 with exhaustive scoring and latency against "
                                               "first-stage depth, per model and strategy"),
+    "peer": ("evaluation.bench.peer:run", "a multi-level model (HGR) against a single-vector peer (VSE++) on stacks "
+                                          "of their own: latency, QPS, quality through the service, p50 ratio"),
 }
 
 

@@ -84,20 +84,27 @@ def binary_selection_through_gateway(client, negatives: dict[str, list[tuple[str
     return selection_accuracy(negatives, score)
 
 
-def evaluate_checkpoint_through_gateway(checkpoint: str | Path, client, repo: Path, data: str | None = None,
-                                        splits: list[str] | None = None, depth: int = 0, log=print) -> dict[str, Any]:
-    """Every split's metrics through ``client``'s gateway, which must serve the checkpoint's exported version;
-    ``depth`` 0: the gateway's depth of each direction."""
+def checkpoint_train_config(checkpoint: str | Path):
+    """(metadata, TrainConfig) of a checkpoint: what it is and the data it was trained on."""
     from common.config import from_dict
     from common.errors import read_json_file
-    from export.versions import CHECKPOINT_META, checkpoint_version
+    from export.versions import CHECKPOINT_META
     from training.engine.config import TrainConfig
-    from training.synth.generator import open_dataset
 
     meta = read_json_file(Path(checkpoint) / CHECKPOINT_META, "checkpoint metadata")
     if not meta.get("train_config"):
         raise ConfigError(f"{checkpoint}: no training config recorded; cannot tell which data it expects")
-    config = from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/{CHECKPOINT_META}")
+    return meta, from_dict(TrainConfig, meta["train_config"], where=f"{checkpoint}/{CHECKPOINT_META}")
+
+
+def evaluate_checkpoint_through_gateway(checkpoint: str | Path, client, repo: Path, data: str | None = None,
+                                        splits: list[str] | None = None, depth: int = 0, log=print) -> dict[str, Any]:
+    """Every split's metrics through ``client``'s gateway, which must serve the checkpoint's exported version;
+    ``depth`` 0: the gateway's depth of each direction."""
+    from export.versions import checkpoint_version
+    from training.synth.generator import open_dataset
+
+    meta, config = checkpoint_train_config(checkpoint)
     folder = Path(data).resolve() if data else config.data.resolved_path()
     splits = list(splits or config.data.test_splits)
     available = open_dataset(folder).splits

@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HEADER = (f"{'items':>8} {'direction':13s} {'users':>5} {'calls':>6} {'failed':>6} {'QPS':>6} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'p99 ms':>7}  cores: {'load':>4} {'gatew':>5} {'trit':>4} {'milv':>4}")
 PARTS = ("gateway", "tritonserver", "milvus")
+STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank")   # the gateway's, in a query's order
 
 
 def run(argv: list[str]) -> int:
@@ -52,9 +53,7 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--out", default="e2e.png", help="the figure (PNG)")
     add_json_flag(parser, "the settings of the run and every row")
     args = parser.parse_args(argv)
-    if importlib.util.find_spec("locust") is None:   # it runs as its own process
-        raise ConfigError("strata bench e2e drives the gateway with Locust, which is not installed: "
-                          "pip install -e '.[load]' (or: pip install 'strata[load]')")
+    require_locust("strata bench e2e")
     tell = say(args)
     info, rows, footprints = measure_sizes("e2e", args, args.concurrency, tell)
     tell("\n" + HEADER)
@@ -108,6 +107,13 @@ def measure_sizes(bench: str, args, concurrency: list[int], tell) -> tuple:
                     rows.append(row)
                     tell(line(row))
     return info, rows, footprints
+
+
+def require_locust(command: str) -> None:
+    """Refuse ``command`` where Locust, which :func:`measure` runs as its own process, is not installed."""
+    if importlib.util.find_spec("locust") is None:
+        raise ConfigError(f"{command} drives the gateway with Locust, which is not installed: "
+                          "pip install -e '.[load]' (or: pip install 'strata[load]')")
 
 
 def measure(url: str, direction: str, queries: list[str], users: int, args) -> dict:
@@ -228,8 +234,7 @@ def line(row: dict) -> str:
 def stage_table(rows: list[dict]) -> str:
     """Median time per gateway stage at concurrency 1, per size and direction, beside the client's p50."""
     single = [r for r in rows if r["users"] == 1]
-    stages = sorted({s for r in single for s in r["stages_p50_ms"]},
-                    key=("parse", "backbone", "tower", "search", "fetch", "rerank").index)
+    stages = sorted({s for r in single for s in r["stages_p50_ms"]}, key=STAGES.index)
     lines = ["\nstage medians at 1 user (ms): " + "  ".join(stages) + "  | client p50",
              f"{'items':>8} {'direction':13s} " + " ".join(f"{s:>8s}" for s in stages) + f" {'client':>8s}"]
     for r in single:

@@ -10,7 +10,6 @@ which the kernel can drop, are shared pages and not counted); disk is Milvus Lit
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -43,12 +42,9 @@ def run(argv: list[str]) -> int:
     if args.report is not None:
         rows, footprints = _read_report(args.report)
     else:
-        if importlib.util.find_spec("locust") is None:
-            raise ConfigError("strata bench growth measures with Locust, which is not installed: "
-                              "pip install -e '.[load]' (or: pip install 'strata[load]'); or fit an e2e report "
-                              "with --from E2E_JSON")
-        from evaluation.bench.e2e import measure_sizes
+        from evaluation.bench.e2e import measure_sizes, require_locust
 
+        require_locust("strata bench growth (or fit an e2e report: --from E2E_JSON)")
         _, rows, footprints = measure_sizes("growth", args, [], tell)
     single = [r for r in rows if r["users"] == 1]
     sizes = sorted({r["items"] for r in single})

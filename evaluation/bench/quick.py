@@ -8,10 +8,6 @@ they are the same on every machine. Latencies are printed and written, never jud
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import sys
-import tempfile
 import time
 import urllib.request
 
@@ -50,16 +46,7 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     tell = say(args)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="strata-bench-quick-") as home:
-        previous = os.environ.get("STRATA_HOME")
-        os.environ["STRATA_HOME"] = home
-        try:
-            report = _measure(tell)
-        finally:
-            if previous is None:
-                os.environ.pop("STRATA_HOME", None)
-            else:
-                os.environ["STRATA_HOME"] = previous
+    report = _measure(tell)
     report["seconds"] = time.perf_counter() - started
     over = over_budget(report["per_query"], BUDGET)
     report["over_budget"] = over
@@ -82,22 +69,13 @@ def over_budget(per_query: dict[str, dict[str, float]], budget: dict[str, dict[s
 
 
 def _measure(tell) -> dict:
-    from clients.cli import main as strata
     from clients.client import StrataClient
-    from common.settings import Settings
-    from deploy.stack import down, up
     from evaluation.bench.corpus import corpus_captions, corpus_videos, video_id
+    from evaluation.bench.private import private_stack
     from training.data.msrvtt_captions import load_msrvtt_captions
 
-    settings = Settings(gateway_port=0, gateway_metrics_port=0, http_port=0, milvus_port=0, triton_http_port=0,
-                        triton_grpc_port=0, triton_metrics_port=0)
-    with contextlib.redirect_stdout(sys.stderr):   # stdout may carry the JSON report
-        exported = strata(["export", "--model", "hgr", "--preset", "fast", "--random-init", "--seed", "0",
-                           "--repo", str(settings.repository)])
-    if exported != 0:
-        raise StrataError("strata bench --quick: exporting the random HGR fast failed (see above)")
-    state = up(settings, log=lambda *_: None)
-    try:
+    with private_stack("strata-bench-quick-", ["--model", "hgr", "--preset", "fast", "--random-init", "--seed", "0"],
+                       "strata bench --quick (a random HGR fast)") as (settings, state):
         metrics = _metrics_url(settings)
         with StrataClient(state.gateway, timeout_s=120) as client:
             info = client.describe()
@@ -125,8 +103,6 @@ def _measure(tell) -> dict:
                                         for name in BUDGET[direction]}
                 p50[direction] = float(np.median(walls))
                 tell(f"{direction}: {len(calls)} queries, p50 {p50[direction]:.1f} ms")
-    finally:
-        down(log=lambda *_: None)
     return {"items": ITEMS, "queries": QUERIES, "depth": DEPTH, "budget": BUDGET, "per_query": per_query,
             "p50_ms": p50, "model": "hgr_fast (random weights)"}
 
