@@ -23,6 +23,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "ingest": ("evaluation.bench.ingest:run", "videos/s and captions/s indexed through the running gateway "
                                               "(IndexVideos, IndexCaptions), end to end"),
     "store": ("evaluation.bench.store:run", "tensor store ingest rows/s and fetch latency: LMDB, Lance, a memory-mapped .npy"),
+    "scorer": ("evaluation.bench.scorer:run", "the exported scorer at the re-rank's shapes, us per candidate: as "
+                                              "exported beside the Gram-matrix order, and eager PyTorch"),
     "search": ("evaluation.bench.search:run", "first-stage vector search: recall of the exact top-C and latency of "
                                               "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
     "rerank": ("evaluation.bench.rerank:run", "two-stage agreement@10 with exhaustive scoring and latency against "

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import math
 from functools import partial
-from unittest.mock import patch
 
 import numpy as np
 import pytest
 import torch
 
+from export.onnx import export_part, torch_outputs
+from export.runner import OnnxPart
 from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
                                               random_arrays, random_batch, scores, training_batch)
@@ -98,40 +99,44 @@ def test_local_attentive_matching_matches_numpy_reference():
     assert np.all(got[2] == 0)  # no valid node: mean over an empty set is 0 (denominator clamped to 1)
 
 
-@pytest.mark.parametrize("direct", [True, False])
-def test_local_attentive_matching_is_one_formula_in_either_order(monkeypatch, direct):
-    """The attended vectors' norms taken directly or through each video's Gram matrix: the same scores and the same
-    gradients, against the explicit NumPy reference; the order is a matter of cost only."""
-    import training.models.common.matching as matching
-
-    rng = np.random.default_rng(5)
-    arrays = (rng.standard_normal((3, 4, 6)), np.array([[1, 1, 1, 0], [1, 0, 0, 0], [1, 1, 0, 0]]),
-              rng.standard_normal((2, 5, 6)), np.array([[1, 1, 1, 1, 1], [1, 1, 0, 0, 0]]))
-    monkeypatch.setattr(matching, "attended_directly", lambda *_: direct)
-    nodes, node_mask, frames, frame_mask = (torch.tensor(a, dtype=torch.float64, requires_grad=i in (0, 2))
-                                            for i, a in enumerate(arrays))
-    got = matching.local_attentive_match(nodes, node_mask, frames, frame_mask)
-    expected = [[_numpy_local_match(arrays[0][i], arrays[1][i], arrays[2][j], arrays[3][j]) for j in range(2)]
-                for i in range(3)]
-    np.testing.assert_allclose(got.detach().numpy(), expected, atol=1e-10)
-    got.sum().backward()
-    grads = nodes.grad.numpy(), frames.grad.numpy()
-    monkeypatch.setattr(matching, "attended_directly", lambda *_: not direct)
-    other = (torch.tensor(a, dtype=torch.float64, requires_grad=i in (0, 2)) for i, a in enumerate(arrays))
-    nodes2, node_mask2, frames2, frame_mask2 = other
-    matching.local_attentive_match(nodes2, node_mask2, frames2, frame_mask2).sum().backward()
-    np.testing.assert_allclose(nodes2.grad.numpy(), grads[0], atol=1e-10)
-    np.testing.assert_allclose(frames2.grad.numpy(), grads[1], atol=1e-10)
+# (texts, videos, nodes, frames, dim) where the attended vectors are cheaper (a query against its candidates), and
+# where the Gram matrix is (a video against its candidate captions, a training batch).
+DIRECT, GRAM = (1, 5, 2, 6, 16), (40, 2, 3, 4, 16)
 
 
-def test_the_cheaper_order_is_chosen():
-    """A query's verbs against its candidates' 40 frames of 256 (the service's text -> video) go direct; a training
-    batch of 64 captions with 5 nodes each goes through the Gram matrix; a traced graph always goes direct."""
-    from training.models.common.matching import attended_directly
+@pytest.mark.parametrize("shape", [DIRECT, GRAM], ids=["direct", "gram"])
+def test_attended_norms_are_one_formula_in_either_order(shape):
+    """|sum_j a_j v_j|^2 in either order equals the explicit attended vectors' (NumPy), with exact gradients."""
+    from training.models.common.matching import attended_sq_norms
 
-    assert attended_directly(1 * 3, 40, 256) and not attended_directly(64 * 5, 40, 256)
-    with patch.object(torch.jit, "is_tracing", return_value=True):
-        assert attended_directly(64 * 5, 40, 256)
+    texts, videos, nodes, frames, dim = shape
+    rng = np.random.default_rng(7)
+    attention = rng.random((texts, videos, nodes, frames))
+    vectors = rng.standard_normal((videos, frames, dim))
+    expected = (np.einsum("tvnj,vjd->tvnd", attention, vectors) ** 2).sum(-1)
+    args = (torch.tensor(attention, requires_grad=True), torch.tensor(vectors, requires_grad=True))
+    np.testing.assert_allclose(attended_sq_norms(*args).detach().numpy(), expected, rtol=1e-12)
+    assert torch.autograd.gradcheck(attended_sq_norms, args)
+
+
+def test_the_exported_scorer_keeps_both_orders(tmp_path):
+    """The scorer graph holds the choice as a condition on its input shapes (not the branch its trace took): its
+    scores equal PyTorch's for a query against many videos and for many captions against one video."""
+    import onnx
+
+    model = _model()
+    text, video = random_arrays(model.config, batch=4, seed=0, words=9, frames=7, verbs=2, nouns=3)
+    t, v = torch_outputs(model, "text", text), torch_outputs(model, "video", video)
+    sample = {k: a for k, a in {**t, **v}.items() if k in model.layout.scorer.input_names}
+    path = export_part(model, "scorer", sample, tmp_path / "scorer.onnx")
+    assert "If" in {node.op_type for node in onnx.load(str(path)).graph.node}
+    scorer = OnnxPart(path)
+    for texts, videos in ((1, 4), (4, 1)):
+        feed = {k: a[:texts] if k.startswith("text_") else a[:videos] for k, a in sample.items()}
+        want = torch_outputs(model, "scorer", feed)
+        got = scorer.run(feed)
+        for name in want:
+            np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
 
 
 def test_fusion_is_mean_of_event_action_entity_and_event_is_cosine_of_index_views():

@@ -2,6 +2,8 @@
 generalised Jaccard similarity of concept probabilities (HANet). Both return ``[texts, videos]``."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from training.models.common.functional import (NORM_EPS, as_divisor, floor_eps, l2_normalize, masked_softmax,
@@ -22,7 +24,7 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     frame embeddings; the node's score is the cosine of the attended vector with the node, and the pair's
     score the mean over the text's valid nodes (denominator at least 1).
 
-    The attended vectors' norms, in whichever order costs fewer operations (:func:`attended_directly`): with unit
+    The attended vectors' norms, in whichever order costs fewer operations (:func:`attended_sq_norms`): with unit
     nodes c^ and attention a, cos(sum_j a_j v_j, c) = sum_j a_j (v_j . c^) / |sum_j a_j v_j|, and the norm is
     either taken of the attended vectors ``[Bt, Bv, N, D]`` themselves or as sqrt(a^T G a), G = the video's frame
     Gram matrix ``[Bv, T, T]``, so that the largest intermediate is ``[Bt, Bv, N, T]`` (training batches).
@@ -33,7 +35,7 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     """
     dtype = nodes.dtype
     unit_nodes = l2_normalize(nodes)                                                  # [Bt, N, D]
-    dots = unit_nodes.unsqueeze(1) @ frames.transpose(1, 2).unsqueeze(0)              # [Bt, Bv, N, T]: v_j . c^_i
+    dots = node_frame_dots(unit_nodes, frames)                                        # [Bt, Bv, N, T]: v_j . c^_i
     frame_norms = as_divisor(torch.sqrt(sum_of_squares(frames, -1, keepdim=False) + NORM_EPS), dtype)  # [Bv, T]
     valid = frame_mask.unsqueeze(0).unsqueeze(2)                                      # [1, Bv, 1, T]
     sims = dots / frame_norms.unsqueeze(0).unsqueeze(2)                               # s_ij
@@ -43,27 +45,52 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     weights = weights / as_divisor(weight_norms, dtype)
     attention = masked_softmax(lam * weights, valid.expand_as(weights), dim=-1)       # [Bt, Bv, N, T]
     wide_attention, wide_frames = widen(attention), widen(frames)
-    if attended_directly(nodes.shape[0] * nodes.shape[1], frames.shape[1], frames.shape[2]):
-        attended_sq_norm = ((wide_attention @ wide_frames.unsqueeze(0)) ** 2).sum(-1)  # |sum_j a_j v_j|^2
-    else:
-        gram = wide_frames @ wide_frames.transpose(1, 2)                              # [Bv, T, T]
-        attended_sq_norm = ((wide_attention @ gram.unsqueeze(0)) * wide_attention).sum(-1)
+    attended_sq_norm = attended_sq_norms(wide_attention, wide_frames)                 # |sum_j a_j v_j|^2
     node_scores = widen(attention * dots).sum(-1) / torch.sqrt(attended_sq_norm.clamp(min=0) + NORM_EPS)  # [Bt, Bv, N]
     node_mask = node_mask.unsqueeze(1)                                                # [Bt, 1, N]
     scores = (node_scores * node_mask).sum(-1) / node_mask.sum(-1).clamp(min=1)
     return scores.to(dtype) if scores.dtype != dtype else scores
 
 
-def attended_directly(text_nodes: int, frames: int, dim: int) -> bool:
-    """Whether :func:`local_attentive_match` builds the attended vectors (``text_nodes`` = Bt * N of them per video,
-    each ``frames`` x ``dim`` operations) rather than each video's Gram matrix (``frames^2 * dim``) and the
-    quadratic forms (``text_nodes * frames^2``): the one with fewer operations, so a query against its candidates
-    (Bt = 1, as the service scores text -> video) goes direct and a training batch through the Gram matrix. A traced
-    graph (the exported scorer, which the service runs with one side a single item) is always direct: a trace fixes
-    one branch, and direct costs at most ``depth * N * frames * dim`` when the single item is the video."""
-    if torch.jit.is_tracing():
-        return True
-    return text_nodes * frames * dim <= frames * frames * dim + text_nodes * frames * frames
+def node_frame_dots(nodes: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """Every node's dot product with every frame, nodes ``[Bt, N, D]`` and frames ``[Bv, T, D]`` -> ``[Bt, Bv, N, T]``:
+    one matrix product of all frames with all nodes (the transposed operand the small one, the nodes), then the
+    small result rearranged; the frames are read once and never copied."""
+    texts, nodes_per_text, dim = nodes.shape
+    videos, steps, _ = frames.shape
+    flat = frames.reshape(videos * steps, dim) @ nodes.reshape(texts * nodes_per_text, dim).transpose(0, 1)
+    return flat.reshape(videos, steps, texts, nodes_per_text).permute(2, 0, 3, 1)
+
+
+def attended_directly(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """|sum_j a_j v_j|^2 from the attended vectors themselves: ``Bt * N * T * D`` operations per video."""
+    return ((attention @ frames.unsqueeze(0)) ** 2).sum(-1)
+
+
+def attended_through_gram(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """|sum_j a_j v_j|^2 as a^T G a, G the video's frame Gram matrix: ``T^2 * D + Bt * N * T^2`` operations per video,
+    and the largest intermediate ``[Bt, Bv, N, T]``."""
+    gram = torch.einsum("vtd,vsd->vts", frames, frames)                               # [Bv, T, T]
+    return ((attention @ gram.unsqueeze(0)) * attention).sum(-1)
+
+
+def _attended_sq_norms(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+    """|sum_j a_j v_j|^2 for attention ``[Bt, Bv, N, T]`` over frames ``[Bv, T, D]`` -> ``[Bt, Bv, N]``, in the order
+    with fewer operations: a query against its candidates (text -> video, Bt = 1) goes direct; a video against its
+    candidate captions and a training batch go through the Gram matrix. Scripted, so that an exported graph keeps
+    the choice as a condition on its input shapes (an ONNX ``If``) rather than the branch its trace happened to
+    take."""
+    texts, nodes, steps, dim = attention.shape[0], attention.shape[2], frames.shape[1], frames.shape[2]
+    if texts * nodes * steps * dim <= steps * steps * dim + texts * nodes * steps * steps:
+        return attended_directly(attention, frames)
+    return attended_through_gram(attention, frames)
+
+
+with warnings.catch_warnings():
+    # TorchScript is the ground the chosen ONNX exporter (the TorchScript one, dynamo=False) stands on; its
+    # deprecation notice is not news to a user importing the zoo.
+    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
+    attended_sq_norms = torch.jit.script(_attended_sq_norms)
 
 
 def jaccard_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = JACCARD_EPS) -> torch.Tensor:
