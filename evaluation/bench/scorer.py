@@ -5,9 +5,10 @@ captions x 1 video), on tower outputs of a freshly initialised model at the prep
 6 nouns, ``--frames`` frames), in ONNX Runtime in this process as the gateway runs it (``--threads``, default 1, as
 the gateway's scorer session), with eager PyTorch beside it. Two exported graphs of the same formula are timed side
 by side, call by call: the one ``strata export`` writes, whose local attentive matching (HGR, HANet) takes the
-attended vectors' norms in the cheaper order for the shapes it is given (``training.models.common.matching``), and
-one traced with the Gram-matrix order alone (the order a training batch uses, and the only one exports had before).
-Their scores are compared too. Models without local attentive matching give two identical graphs.
+attended vectors' norms directly (``training.models.common.matching``), and one traced with them taken through each
+video's frame Gram matrix (the order a training batch uses, and the one exports had before), with ``--also`` any
+other scorer graph of the model (an earlier Strata's export). Their scores are compared too. Models without local
+attentive matching give two identical graphs.
 """
 from __future__ import annotations
 

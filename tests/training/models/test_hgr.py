@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import math
 from functools import partial
+from unittest.mock import patch
 
 import numpy as np
 import pytest
 import torch
 
-from export.onnx import export_part, torch_outputs
-from export.runner import OnnxPart
 from tests.training.models.zoo_checks import (VOCAB, build, check_gradients, check_item_alone_equals_item_in_batch,
                                               check_onnx_parity, check_scorer_batching, encode, encode_vocab_text,
                                               random_arrays, random_batch, scores, training_batch)
@@ -119,24 +118,21 @@ def test_attended_norms_are_one_formula_in_either_order(shape):
     assert torch.autograd.gradcheck(attended_sq_norms, args)
 
 
-def test_the_exported_scorer_keeps_both_orders(tmp_path):
-    """The scorer graph holds the choice as a condition on its input shapes (not the branch its trace took): its
-    scores equal PyTorch's for a query against many videos and for many captions against one video."""
-    import onnx
+def test_the_order_is_chosen_by_cost_and_traced_graphs_go_direct():
+    """Eager: direct for a query against its candidates, the Gram matrix for a training batch; traced (the exported
+    scorer): direct at any shape. Either way the scorer's values are the same (the test above)."""
+    from training.models.common import matching
 
-    model = _model()
-    text, video = random_arrays(model.config, batch=4, seed=0, words=9, frames=7, verbs=2, nouns=3)
-    t, v = torch_outputs(model, "text", text), torch_outputs(model, "video", video)
-    sample = {k: a for k, a in {**t, **v}.items() if k in model.layout.scorer.input_names}
-    path = export_part(model, "scorer", sample, tmp_path / "scorer.onnx")
-    assert "If" in {node.op_type for node in onnx.load(str(path)).graph.node}
-    scorer = OnnxPart(path)
-    for texts, videos in ((1, 4), (4, 1)):
-        feed = {k: a[:texts] if k.startswith("text_") else a[:videos] for k, a in sample.items()}
-        want = torch_outputs(model, "scorer", feed)
-        got = scorer.run(feed)
-        for name in want:
-            np.testing.assert_allclose(got[name], want[name], atol=1e-5, err_msg=name)
+    calls = []
+    with patch.object(matching, "attended_directly", wraps=matching.attended_directly) as direct:
+        for texts, videos, nodes, frames, dim in (DIRECT, GRAM):
+            matching.attended_sq_norms(torch.rand(texts, videos, nodes, frames), torch.rand(videos, frames, dim))
+            calls.append(direct.call_count)
+        with patch.object(torch.jit, "is_tracing", return_value=True):
+            texts, videos, nodes, frames, dim = GRAM
+            matching.attended_sq_norms(torch.rand(texts, videos, nodes, frames), torch.rand(videos, frames, dim))
+            calls.append(direct.call_count)
+    assert calls == [1, 1, 2]
 
 
 def test_fusion_is_mean_of_event_action_entity_and_event_is_cosine_of_index_views():

@@ -2,8 +2,6 @@
 generalised Jaccard similarity of concept probabilities (HANet). Both return ``[texts, videos]``."""
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from training.models.common.functional import (NORM_EPS, as_divisor, floor_eps, l2_normalize, masked_softmax,
@@ -54,12 +52,12 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
 
 def node_frame_dots(nodes: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """Every node's dot product with every frame, nodes ``[Bt, N, D]`` and frames ``[Bv, T, D]`` -> ``[Bt, Bv, N, T]``:
-    one matrix product of all frames with all nodes (the transposed operand the small one, the nodes), then the
-    small result rearranged; the frames are read once and never copied."""
+    one matrix product of all nodes with all frames, whose transposed operand ONNX Runtime reads in place (a fused
+    MatMul), then the result rearranged; the frames are read once and never copied."""
     texts, nodes_per_text, dim = nodes.shape
     videos, steps, _ = frames.shape
-    flat = frames.reshape(videos * steps, dim) @ nodes.reshape(texts * nodes_per_text, dim).transpose(0, 1)
-    return flat.reshape(videos, steps, texts, nodes_per_text).permute(2, 0, 3, 1)
+    flat = nodes.reshape(texts * nodes_per_text, dim) @ frames.reshape(videos * steps, dim).transpose(0, 1)
+    return flat.reshape(texts, nodes_per_text, videos, steps).transpose(1, 2)
 
 
 def attended_directly(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
@@ -70,27 +68,20 @@ def attended_directly(attention: torch.Tensor, frames: torch.Tensor) -> torch.Te
 def attended_through_gram(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """|sum_j a_j v_j|^2 as a^T G a, G the video's frame Gram matrix: ``T^2 * D + Bt * N * T^2`` operations per video,
     and the largest intermediate ``[Bt, Bv, N, T]``."""
-    gram = torch.einsum("vtd,vsd->vts", frames, frames)                               # [Bv, T, T]
+    gram = frames @ frames.transpose(1, 2)                                            # [Bv, T, T]
     return ((attention @ gram.unsqueeze(0)) * attention).sum(-1)
 
 
-def _attended_sq_norms(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
+def attended_sq_norms(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
     """|sum_j a_j v_j|^2 for attention ``[Bt, Bv, N, T]`` over frames ``[Bv, T, D]`` -> ``[Bt, Bv, N]``, in the order
-    with fewer operations: a query against its candidates (text -> video, Bt = 1) goes direct; a video against its
-    candidate captions and a training batch go through the Gram matrix. Scripted, so that an exported graph keeps
-    the choice as a condition on its input shapes (an ONNX ``If``) rather than the branch its trace happened to
-    take."""
+    with fewer operations per video: a query against its candidates (text -> video, Bt = 1) goes direct; a video
+    against its candidate captions and a training batch go through the Gram matrix. A traced graph (an exported
+    scorer) always goes direct: a trace keeps one branch, and the service's text -> video queries (1 x depth) gain
+    far more from it than its video -> text queries (depth x 1 against one video) lose."""
     texts, nodes, steps, dim = attention.shape[0], attention.shape[2], frames.shape[1], frames.shape[2]
-    if texts * nodes * steps * dim <= steps * steps * dim + texts * nodes * steps * steps:
+    if torch.jit.is_tracing() or texts * nodes * steps * dim <= steps * steps * dim + texts * nodes * steps * steps:
         return attended_directly(attention, frames)
     return attended_through_gram(attention, frames)
-
-
-with warnings.catch_warnings():
-    # TorchScript is the ground the chosen ONNX exporter (the TorchScript one, dynamo=False) stands on; its
-    # deprecation notice is not news to a user importing the zoo.
-    warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=DeprecationWarning)
-    attended_sq_norms = torch.jit.script(_attended_sq_norms)
 
 
 def jaccard_matrix(a: torch.Tensor, b: torch.Tensor, eps: float = JACCARD_EPS) -> torch.Tensor:
