@@ -39,17 +39,10 @@ def run(argv: list[str]) -> int:
     parser = standalone_parser("strata bench e2e", __doc__,
                                ["strata bench e2e --items 1000 10000 100000 --json e2e.json --out e2e.png",
                                 "strata bench e2e --items 1000 --queries 200 --seconds 10"])
-    parser.add_argument("--items", type=positive_int, nargs="+", default=[1_000, 10_000],
-                        help="corpus sizes: corpus videos indexed, each with a caption (other items the gateway "
-                             "holds stay and are reported)")
-    parser.add_argument("--queries", type=positive_int, default=1_000,
-                        help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
+    add_size_flags(parser)
     parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[8, 32],
                         help="Locust users of the throughput runs (each a closed loop)")
     parser.add_argument("--seconds", type=positive_int, default=20, help="length of each throughput run")
-    parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
-    add_depth_flag(parser)
-    parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
     parser.add_argument("--out", default="e2e.png", help="the figure (PNG)")
     add_json_flag(parser, "the settings of the run and every row")
     args = parser.parse_args(argv)
@@ -69,6 +62,18 @@ def run(argv: list[str]) -> int:
                      "seconds": args.seconds, "load_average": os.getloadavg()[0], "cores": os.cpu_count(),
                      "rows": rows, "footprint": footprints})
     return 0
+
+
+def add_size_flags(parser) -> None:
+    """The flags of :func:`measure_sizes`: corpus sizes, queries, hits, depth and the gateway's address."""
+    parser.add_argument("--items", type=positive_int, nargs="+", default=[1_000, 10_000],
+                        help="corpus sizes: corpus videos indexed, each with a caption (other items the gateway "
+                             "holds stay and are reported)")
+    parser.add_argument("--queries", type=positive_int, default=1_000,
+                        help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
+    parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
+    add_depth_flag(parser)
+    parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
 
 
 def measure_sizes(bench: str, args, concurrency: list[int], tell) -> tuple:

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from common.conventions import add_depth_flag, add_json_flag, emit_json, positive_int, say, standalone_parser
+from common.conventions import add_json_flag, emit_json, say, standalone_parser
 from common.errors import ConfigError
+from evaluation.bench.e2e import add_size_flags
 
 PER = 10_000   # slopes are given per this many items
 
@@ -27,12 +28,7 @@ def run(argv: list[str]) -> int:
     parser = standalone_parser("strata bench growth", __doc__,
                                ["strata bench growth --items 1000 10000 100000 --json growth.json --out growth.png",
                                 "strata bench growth --from e2e.json"])
-    parser.add_argument("--items", type=positive_int, nargs="+", default=[1_000, 10_000],
-                        help="corpus sizes: corpus videos indexed, each with a caption")
-    parser.add_argument("--queries", type=positive_int, default=1_000, help="distinct queries per direction")
-    parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
-    add_depth_flag(parser)
-    parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
+    add_size_flags(parser)
     parser.add_argument("--from", dest="report", type=Path, metavar="E2E_JSON",
                         help="fit the sizes of a `strata bench e2e --json` report instead of measuring")
     parser.add_argument("--out", default="growth.png", help="the figure (PNG)")
