@@ -61,8 +61,13 @@ def node_frame_dots(nodes: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
 
 
 def attended_directly(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
-    """|sum_j a_j v_j|^2 from the attended vectors themselves: ``Bt * N * T * D`` operations per video."""
-    return ((attention @ frames.unsqueeze(0)) ** 2).sum(-1)
+    """|sum_j a_j v_j|^2 from the attended vectors themselves: ``Bt * N * T * D`` operations per video, as one matrix
+    product per video of all its attention rows (``[Bt * N, T]``) with its frames, so that a video against many
+    captions is one large product rather than one small product per caption."""
+    texts, videos, nodes, steps = attention.shape
+    rows = attention.permute(1, 0, 2, 3).reshape(videos, texts * nodes, steps)     # [Bv, Bt * N, T]
+    norms = ((rows @ frames) ** 2).sum(-1)                                          # [Bv, Bt * N]
+    return norms.reshape(videos, texts, nodes).permute(1, 0, 2)
 
 
 def attended_through_gram(attention: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:
