@@ -121,6 +121,7 @@ def plot(single: list[dict], footprints: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, (latency, memory) = plt.subplots(1, 2, figsize=(10, 3.8))
     for direction, color in zip(sorted({r["direction"] for r in single}), ("C0", "C1")):
@@ -135,9 +136,12 @@ def plot(single: list[dict], footprints: list[dict], path: Path) -> None:
     for store, key in (("Milvus", "milvus_bytes"), ("tensor store", "store_bytes")):
         if all(e.get(key) is not None for e in entries):
             memory.plot(held, [e[key] / 2**20 for e in entries], marker="s", ls=":", label=f"{store} on disk")
+    memory.set_yscale("log")
+    memory.yaxis.set_major_formatter(ScalarFormatter())
     for axis, label in ((latency, "ms per query (client, 1 user)"), (memory, "MiB")):
         axis.set_xscale("log")
-        axis.set_yscale("log")
+        axis.xaxis.set_major_formatter(ScalarFormatter())   # plain numbers, no crowded minor labels
+        axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set_xlabel("items held (videos + captions)", fontsize=8)
         axis.set_ylabel(label, fontsize=8)
         axis.legend(fontsize=6)
