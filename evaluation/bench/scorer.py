@@ -20,7 +20,7 @@ from unittest import mock
 import numpy as np
 
 from common.conventions import positive_int, standalone_parser
-from evaluation.bench.towers import _median_ms
+from evaluation.bench.towers import median_ms
 
 WORDS, VERBS, NOUNS, REGIONS = 30, 4, 6, 8
 
@@ -79,7 +79,7 @@ def run(argv: list[str]) -> int:
                 scores = {name: graph.run(feed, (SCORE,))[SCORE] for name, graph in graphs.items()}
                 calls = {name: (lambda g=graph: g.run(feed, (SCORE,))) for name, graph in graphs.items()}
                 calls["pytorch"] = lambda: torch_outputs(model, "scorer", feed)
-                ms = _median_ms(calls, args.iters)
+                ms = median_ms(calls, args.iters)
                 row = {"direction": direction, "depth": depth,
                        "us_per_candidate": {n: 1e3 * v / depth for n, v in ms.items()},
                        "max_abs_difference": {n: float(np.abs(scores["exported"] - v).max())

@@ -21,7 +21,7 @@ SIZES = {"words": 30, "verbs": 4, "nouns": 6, "frames": 20, "regions": 8}
 METHODS = ("pytorch", "onnxruntime", "triton_grpc", "triton_shm")
 
 
-def _median_ms(calls: dict, iters: int, warmup: int = 3) -> dict[str, float]:
+def median_ms(calls: dict, iters: int, warmup: int = 3) -> dict[str, float]:
     """Median ms per call of each method; the methods take turns call by call, so load from other processes on
     the machine falls on all of them alike."""
     for call in calls.values():
@@ -94,7 +94,7 @@ def run(argv: list[str]) -> int:
                         "triton_grpc": lambda: grpc.infer(part, inputs),
                         "triton_shm": lambda: shm.infer(part, inputs),
                     }
-                    ms = _median_ms(calls, args.iters)
+                    ms = median_ms(calls, args.iters)
                     rows.append({"tower": part, "batch": batch, "input_mb": mb, "ms": ms,
                                  "items_per_s": {m: 1000.0 * batch / v for m, v in ms.items()}})
                     print(f"  {part} batch {batch}: " + ", ".join(f"{m} {v:.2f} ms" for m, v in ms.items()), flush=True)
