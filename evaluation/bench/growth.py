@@ -49,7 +49,7 @@ def run(argv: list[str]) -> int:
     fits = growth(single, footprints)
     for text in table(fits):
         tell(text)
-    plot(single, footprints, Path(args.out))
+    plot(fits, Path(args.out))
     tell(f"figure: {args.out}")
     emit_json(args, {"sizes": sizes, "rows": single, "footprint": footprints, "fits": fits,
                      "load_average": os.getloadavg()[0], "cores": os.cpu_count()})
@@ -85,8 +85,8 @@ def growth(single: list[dict], footprints: list[dict]) -> dict[str, dict]:
         mine = sorted((r for r in single if r["direction"] == direction), key=lambda r: r["items"])
         held = [r["videos"] + r["captions"] for r in mine]
         for pct in ("p50_ms", "p99_ms"):
-            fits[f"{direction} {pct}"] = {"unit": "ms", "sizes": held, "values": [r[pct] for r in mine],
-                                          **fit_line(held, [r[pct] for r in mine])}
+            values = [r[pct] for r in mine]
+            fits[f"{direction} {pct}"] = {"unit": "ms", "sizes": held, "values": values, **fit_line(held, values)}
     entries = sorted(footprints, key=lambda e: e["items"])
     held = [e["videos"] + e["captions"] for e in entries]
     for part in sorted(set.intersection(*(set(e["private_mib"]) for e in entries))):
@@ -115,8 +115,8 @@ def table(fits: dict[str, dict]) -> list[str]:
     return lines
 
 
-def plot(single: list[dict], footprints: list[dict], path: Path) -> None:
-    """Left: p50 and p99 at 1 user against items held; right: private memory and disk against items held."""
+def plot(fits: dict[str, dict], path: Path) -> None:
+    """Left: the latency fits' figures (p50 and p99 at 1 user) against items held; right: memory and disk."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -124,18 +124,17 @@ def plot(single: list[dict], footprints: list[dict], path: Path) -> None:
     from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, (latency, memory) = plt.subplots(1, 2, figsize=(10, 3.8))
-    for direction, color in zip(sorted({r["direction"] for r in single}), ("C0", "C1")):
-        mine = sorted((r for r in single if r["direction"] == direction), key=lambda r: r["items"])
-        held = [r["videos"] + r["captions"] for r in mine]
-        latency.plot(held, [r["p50_ms"] for r in mine], marker="o", color=color, label=f"{direction} p50")
-        latency.plot(held, [r["p99_ms"] for r in mine], marker="^", ls="--", color=color, label=f"{direction} p99")
-    entries = sorted(footprints, key=lambda e: e["items"])
-    held = [e["videos"] + e["captions"] for e in entries]
-    for part in sorted(set.intersection(*(set(e["private_mib"]) for e in entries))):
-        memory.plot(held, [e["private_mib"][part] for e in entries], marker="o", label=f"{part} private memory")
-    for store, key in (("Milvus", "milvus_bytes"), ("tensor store", "store_bytes")):
-        if all(e.get(key) is not None for e in entries):
-            memory.plot(held, [e[key] / 2**20 for e in entries], marker="s", ls=":", label=f"{store} on disk")
+    colors = {}
+    for name, fit in fits.items():
+        if fit["unit"] == "ms":   # "<direction> p50_ms" / "<direction> p99_ms"
+            direction, pct = name.split()
+            color = colors.setdefault(direction, f"C{len(colors)}")
+            p99 = pct == "p99_ms"
+            latency.plot(fit["sizes"], fit["values"], marker="^" if p99 else "o", ls="--" if p99 else "-",
+                         color=color, label=f"{direction} {pct[:3]}")
+        else:
+            disk = name.endswith("on disk")
+            memory.plot(fit["sizes"], fit["values"], marker="s" if disk else "o", ls=":" if disk else "-", label=name)
     memory.set_yscale("log")
     memory.yaxis.set_major_formatter(ScalarFormatter())
     for axis, label in ((latency, "ms per query (client, 1 user)"), (memory, "MiB")):
