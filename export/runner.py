@@ -108,13 +108,14 @@ class OnnxRunner:
     """One exported version of a model: its two towers and its scorer, read from a Strata model repository."""
 
     def __init__(self, repo: str | Path, base: str, version: int | None = None, threads: int = 0,
-                 parts: Sequence[str] = PARTS):
+                 parts: Sequence[str] = PARTS, spinning: bool = True):
         self.repo = Path(repo)
         self.base = base
         self.version = latest_version(self.repo, base) if version is None else int(version)
         self.manifest = read_manifest(self.repo, base, self.version)
         self.layout = manifest_layout(self.manifest)
-        self.parts = {p: OnnxPart(version_dir(self.repo, base, p, self.version) / ONNX_FILE, threads) for p in parts}
+        self.parts = {p: OnnxPart(version_dir(self.repo, base, p, self.version) / ONNX_FILE, threads, spinning)
+                      for p in parts}
 
     @property
     def levels(self) -> tuple[str, ...]:
@@ -129,6 +130,9 @@ class OnnxRunner:
     def score(self, text: Arrays, video: Arrays) -> dict[str, np.ndarray]:
         """Every text against every video: ``score`` [texts, videos] and ``level_scores`` [levels, texts, videos]."""
         return self._part("scorer").run({**text, **video}, (SCORE, LEVEL_SCORES))
+
+    def close(self) -> None:
+        self.parts.clear()
 
     def _part(self, part: str) -> OnnxPart:
         if part not in self.parts:

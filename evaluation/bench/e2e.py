@@ -23,7 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from common.conventions import add_depth_flag, add_json_flag, emit_json, positive_int, say, standalone_parser
+from common.conventions import (
+    add_depth_flag,
+    add_json_flag,
+    emit_json,
+    non_negative_int,
+    positive_int,
+    say,
+    standalone_parser,
+)
 from common.errors import ConfigError
 
 DIRECTIONS = ("text_to_video", "video_to_text")
@@ -53,6 +61,7 @@ def run(argv: list[str]) -> int:
     for row in rows:
         tell(line(row))
     tell(stage_table(rows))
+    tell(target_table(rows))
     for entry in footprints:
         tell(footprint_line(entry))
     plot(rows, Path(args.out))
@@ -73,19 +82,29 @@ def add_size_flags(parser) -> None:
                         help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
     parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
     add_depth_flag(parser)
+    add_floor_flag(parser)
     parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
 
 
-def measure_sizes(bench: str, args, concurrency: list[int], tell) -> tuple:
+def add_floor_flag(parser) -> None:
+    parser.add_argument("--floor-queries", type=non_negative_int, default=200,
+                        help="queries per direction of the floor run at each size: the gateway's query code in this "
+                             "process, towers in ONNX Runtime here, no gRPC or Triton (0: none)")
+
+
+def measure_sizes(bench: str, args, concurrency: list[int], tell, settings=None) -> tuple:
     """At each of ``args.items`` (rising): fill the corpus, record the footprint, and measure both directions at
-    1 user and at each of ``concurrency``. -> (the gateway's describe(), rows, footprints)."""
+    1 user and at each of ``concurrency``, and the floor (:mod:`evaluation.bench.floor`, in each 1-user row's
+    ``floor``). ``settings``: the stack's (default: those in force). -> (the gateway's describe(), rows,
+    footprints)."""
     from clients.client import StrataClient
     from common.connect import gateway_url
     from common.settings import load_settings
     from evaluation.bench.corpus import fill, video_id
+    from evaluation.bench.floor import measure_floor
     from training.data.msrvtt_captions import load_msrvtt_captions
 
-    settings = load_settings()
+    settings = settings or load_settings()
     url = args.url or gateway_url(settings)
     texts = load_msrvtt_captions()[:args.queries]
     rows: list[dict] = []
@@ -105,12 +124,24 @@ def measure_sizes(bench: str, args, concurrency: list[int], tell) -> tuple:
             tell(footprint_line(footprints[-1]))
             videos = [video_id(i) for i in range(min(args.queries, size))]
             plans = {"text_to_video": texts, "video_to_text": videos}
+            measured = []
             for direction in DIRECTIONS:
                 for users in (1, *concurrency):
                     row = measure(url, direction, plans[direction], users, args)
                     row.update(items=size, videos=indexed.videos, captions=indexed.captions, url=url)
-                    rows.append(row)
+                    measured.append(row)
                     tell(line(row))
+            if args.floor_queries:
+                depths = {"text_to_video": client.search_videos(texts[0], args.top_k, args.depth or 0).candidates,
+                          "video_to_text": client.search_captions(videos[0], top_k=args.top_k,
+                                                                  candidate_depth=args.depth or 0).candidates}
+                floors = measure_floor(settings, info.model.name, info.model.version,
+                                       {d: q[:args.floor_queries] for d, q in plans.items()}, args.top_k, depths)
+                for row in measured:
+                    if row["users"] == 1:
+                        row["floor"] = floors[row["direction"]]
+                        tell(floor_line(row))
+            rows.extend(measured)
     return info, rows, footprints
 
 
@@ -134,12 +165,12 @@ def measure(url: str, direction: str, queries: list[str], users: int, args) -> d
         command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--users", str(users),
                    "--spawn-rate", str(users), "--run-time", f"{run_time}s", "--host", url, "--only-summary",
                    "--stop-timeout", "30", "--exit-code-on-error", "0", "--loglevel", "WARNING"]
-        parts = _local_parts()
-        before = _cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
+        parts = local_parts()
+        before = cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         done = subprocess.run(command, env=env, capture_output=True, text=True)
         wall = time.perf_counter() - started
-        after = _cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
+        after = cpu_seconds(parts), resource.getrusage(resource.RUSAGE_CHILDREN)
         if done.returncode != 0 or not out.is_file():
             raise ConfigError(f"Locust failed ({' '.join(command[:6])} ...): {done.stderr[-2000:]}")
         calls = json.loads(out.read_text())
@@ -160,7 +191,7 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def _local_parts() -> dict:
+def local_parts() -> dict:
     """The local parts this machine runs (their records), as psutil processes: CPU shares are theirs."""
     import psutil
 
@@ -177,7 +208,7 @@ def _local_parts() -> dict:
     return found
 
 
-def _cpu_seconds(parts: dict) -> dict[str, float]:
+def cpu_seconds(parts: dict) -> dict[str, float]:
     """CPU seconds (user + system) each part and its children have used so far."""
     return {name: summed_over_children(process, lambda p: sum(p.cpu_times()[:2])) for name, process in parts.items()}
 
@@ -201,7 +232,7 @@ def footprint(settings) -> dict:
     Milvus Lite data and the local tensor store (None where they are elsewhere: a Milvus server, a Lance URI)."""
     from common.home import strata_home
 
-    parts = _local_parts()
+    parts = local_parts()
     rss = {name: summed_over_children(process, lambda p: p.memory_info().rss) / 2**20 for name, process in parts.items()}
     private = {name: summed_over_children(process, lambda p: p.memory_info().rss - p.memory_info().shared) / 2**20
                for name, process in parts.items()}
@@ -236,16 +267,69 @@ def line(row: dict) -> str:
             f"{row['qps']:6.1f} {row['p50_ms']:7.1f} {row['p95_ms']:7.1f} {row['p99_ms']:7.1f}         {shares}")
 
 
+def floor_line(row: dict) -> str:
+    floor = row["floor"]
+    stages = ", ".join(f"{stage} {ms:.2f}" for stage, ms in floor["stages_p50_ms"].items())
+    return (f"{'':8s} {row['direction']:13s} floor ({floor['queries']} queries in this process): p50 "
+            f"{floor['p50_ms']:.1f} ms, p99 {floor['p99_ms']:.1f} (the service {row['p50_ms']:.1f}, "
+            f"{row['p99_ms']:.1f}); stages {stages}; {floor['cpu_ms']:.1f} ms of CPU per query (here and in Milvus): "
+            f"at most {floor['qps_ceiling']:.0f} QPS on {os.cpu_count()} cores")
+
+
 def stage_table(rows: list[dict]) -> str:
-    """Median time per gateway stage at concurrency 1, per size and direction, beside the client's p50."""
+    """Median time per gateway stage at concurrency 1, per size and direction, beside the client's p50; under each,
+    the same stages' floor (:mod:`evaluation.bench.floor`) where it was measured."""
     single = [r for r in rows if r["users"] == 1]
     stages = sorted({s for r in single for s in r["stages_p50_ms"]}, key=STAGES.index)
-    lines = ["\nstage medians at 1 user (ms): " + "  ".join(stages) + "  | client p50",
-             f"{'items':>8} {'direction':13s} " + " ".join(f"{s:>8s}" for s in stages) + f" {'client':>8s}"]
+    lines = ["\nstage medians at 1 user (ms): " + "  ".join(stages) + "  | client p50; floor: the same in this process",
+             f"{'items':>8} {'direction':13s} {'':7s}" + " ".join(f"{s:>8s}" for s in stages) + f" {'client':>8s}"]
     for r in single:
-        lines.append(f"{r['items']:8,d} {r['direction']:13s} "
-                     + " ".join(f"{r['stages_p50_ms'][s]:8.2f}" if s in r["stages_p50_ms"] else f"{'-':>8s}"
-                                for s in stages) + f" {r['p50_ms']:8.2f}")
+        for label, figures in (("service", r), ("floor", r.get("floor"))):
+            if figures is not None:
+                lines.append(f"{r['items']:8,d} {r['direction']:13s} {label:7s}"
+                             + " ".join(f"{figures['stages_p50_ms'][s]:8.2f}" if s in figures["stages_p50_ms"]
+                                        else f"{'-':>8s}" for s in stages) + f" {figures['p50_ms']:8.2f}")
+    return "\n".join(lines)
+
+
+# The performance targets of one machine (2 cores), each: (what, direction, figure, at most / at least, bound)
+TARGETS = (("p50 ms, 1 user", "text_to_video", "p50_ms", "<=", 15.0),
+           ("p99 ms, 1 user", "text_to_video", "p99_ms", "<=", 50.0),
+           ("p50 ms, 1 user", "video_to_text", "p50_ms", "<=", 15.0),
+           ("QPS, 8 users, 0 failed", "text_to_video", "qps", ">=", 100.0),
+           ("QPS, 8 users, 0 failed", "video_to_text", "qps", ">=", 100.0),
+           ("p50 largest / smallest size", "text_to_video", "growth", "<=", 1.5),
+           ("p50 largest / smallest size", "video_to_text", "growth", "<=", 1.5))
+
+
+def target_table(rows: list[dict]) -> str:
+    """Each target at the largest size measured, met or missed, beside its floor: the same figure of the floor
+    run (the most QPS the cores allow, for throughput)."""
+    largest, smallest = max(r["items"] for r in rows), min(r["items"] for r in rows)
+    growth = f"growth: against {smallest:,}" if smallest < largest else "growth: needs two sizes"
+    lines = [f"\ntargets at {largest:,} items ({growth}); floor: the same figure in this process",
+             f"{'figure':30s} {'direction':13s} {'target':>8s} {'measured':>9s} {'floor':>8s}  verdict"]
+    for what, direction, figure, sense, bound in TARGETS:
+        failed = 0
+        single = {r["items"]: r for r in rows if r["direction"] == direction and r["users"] == 1}
+        if figure == "growth":
+            if largest == smallest:
+                continue
+            value = single[largest]["p50_ms"] / single[smallest]["p50_ms"]
+            floors = [single[n].get("floor") for n in (largest, smallest)]
+            floor = floors[0]["p50_ms"] / floors[1]["p50_ms"] if all(floors) else None
+        elif figure == "qps":
+            loaded = [r for r in rows if r["direction"] == direction and r["users"] == 8 and r["items"] == largest]
+            if not loaded:
+                continue
+            value, failed = loaded[0]["qps"], loaded[0]["failed"]
+            floor = (single[largest].get("floor") or {}).get("qps_ceiling")
+        else:
+            value = single[largest][figure]
+            floor = (single[largest].get("floor") or {}).get(figure)
+        met = value <= bound if sense == "<=" else value >= bound and failed == 0
+        lines.append(f"{what:30s} {direction:13s} {sense}{bound:6g} {value:9.2f} "
+                     + (f"{floor:8.2f}" if floor is not None else f"{'-':>8s}") + f"  {'met' if met else 'missed'}")
     return "\n".join(lines)
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 from common.conventions import add_depth_flag, add_json_flag, emit_json, positive_int, say, standalone_parser
 from common.errors import ConfigError
+from evaluation.bench.e2e import add_floor_flag
 
 ROLES = ("multi", "single")
 
@@ -46,6 +47,7 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--split", default="tst", help="the checkpoints' data split whose quality is measured")
     parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
     add_depth_flag(parser)
+    add_floor_flag(parser)
     parser.add_argument("--out", default="peer.png", help="the figure (PNG): each model's stage medians")
     add_json_flag(parser, "the settings of the run, each model's rows and quality, and the p50 ratios")
     args = parser.parse_args(argv)
@@ -127,7 +129,7 @@ def measure_model(role: str, checkpoint: str, folder: Path, args, tell) -> dict[
                                                           [args.split], args.depth or 0, tell)["splits"][args.split]
             tell(f"{name} on {args.split} through the gateway: rsum {quality['fused']['rsum']:.1f}")
         sizes = Namespace(**{**vars(args), "items": [args.items], "url": state.gateway})
-        _, rows, footprints = measure_sizes(f"peer ({role})", sizes, [args.concurrency], tell)
+        _, rows, footprints = measure_sizes(f"peer ({role})", sizes, [args.concurrency], tell, settings)
     return {"role": role, "checkpoint": str(checkpoint), "model": name, "version": version, "rows": rows,
             "footprint": footprints[0], "quality": quality}
 
@@ -160,6 +162,9 @@ def side_by_side(models: list[dict], args) -> str:
             medians = [single_user(m, direction)["stages_p50_ms"].get(stage) for m in models]
             if any(value is not None for value in medians):
                 lines.append(f"{'  ' + stage + ' ms (median)':34s}" + "".join(map(cell, medians)))
+        floors = [single_user(m, direction).get("floor", {}).get("p50_ms") for m in models]
+        if any(value is not None for value in floors):
+            lines.append(f"{'  floor p50 ms (in one process)':34s}" + "".join(map(cell, floors)))
         loaded = [next(r for r in m["rows"] if r["direction"] == direction and r["users"] == args.concurrency)
                   for m in models]
         lines.append(f"{direction + f' QPS, {args.concurrency} users':34s}" + "".join(cell(r["qps"]) for r in loaded))

@@ -6,6 +6,9 @@ padded frame features -> the video tower on Triton. Scoring: the version's score
 Runtime, CPU): the multi-level fusion, the same graph that was parity-checked against training. Every Triton
 request is pinned to this version (and the backbone to the version its manifest records), so one answer is
 wholly one version's.
+
+Without a Triton address the towers and the backbone run here too, in ONNX Runtime as Triton's instances run them:
+the floor ``strata bench e2e`` sets each stage of the service beside.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from common.repository import (
     version_dir,
     versions,
 )
-from export.runner import OnnxPart
+from export.runner import OnnxPart, OnnxRunner
 from serving.gateway import metrics
 from serving.gateway.errors import FailedPrecondition, InvalidArgument
 from serving.gateway.items import Record, axis_lengths, split_items, stack_items
@@ -48,9 +51,10 @@ class EmbeddedTexts:
 
 
 class ServedModel:
-    """``<base>`` version ``version`` of ``repo``: towers on the Triton server at ``triton_url``, scorer here."""
+    """``<base>`` version ``version`` of ``repo``: towers on the Triton server at ``triton_url`` (here when it is
+    None), scorer here."""
 
-    def __init__(self, repo: str | Path, base: str, version: int, triton_url: str, timeout_s: float = 30.0):
+    def __init__(self, repo: str | Path, base: str, version: int, triton_url: str | None, timeout_s: float = 30.0):
         self.repo, self.base, self.version = Path(repo), base, int(version)
         self.manifest = read_manifest(self.repo, base, self.version)
         self.layout = manifest_layout(self.manifest)
@@ -66,11 +70,16 @@ class ServedModel:
         # A tower that takes none of the role graph's inputs needs the caption's words only, not its parse.
         self.reads_role_graph = bool(set(ROLE_GRAPH_INPUTS) & set(self.layout.text.input_names))
         self.backbone_version = self._backbone_version()
-        self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
         from training.text.tokenize import BACKBONE_LAYOUT, TokenizerConfig, WordTokenizer
 
-        self.backbone = TritonModel(self.towers.client, TEXT_BACKBONE, BACKBONE_LAYOUT, self.backbone_version,
-                                    timeout_s=timeout_s)
+        if triton_url is None:   # as a Triton instance of a default export runs them: ONNX Runtime's threads, no spinning
+            self.towers = OnnxRunner(self.repo, base, self.version, parts=("text", "video"), spinning=False)
+            self.run_backbone = OnnxPart(self.repo / TEXT_BACKBONE / str(self.backbone_version) / ONNX_FILE,
+                                         spinning=False).run
+        else:
+            self.towers = TritonTowers(triton_url, base, self.layout, self.version, timeout_s=timeout_s)
+            self.run_backbone = TritonModel(self.towers.client, TEXT_BACKBONE, BACKBONE_LAYOUT, self.backbone_version,
+                                            timeout_s=timeout_s).infer
         self.tokenizer = WordTokenizer(TokenizerConfig(max_words=self.limits.max_words), self._tokenizer_path())
         self.scorer = OnnxPart(version_dir(self.repo, base, "scorer", self.version) / ONNX_FILE, threads=1, spinning=False)
 
@@ -126,7 +135,7 @@ class ServedModel:
                       for text, (words, nodes, edges) in zip(texts, parsed)]
             tokens = self.tokenizer([words for words, _, _ in parsed])
         with stage(timings, "backbone"):
-            features = self.backbone.infer(tokens.backbone_inputs())
+            features = self.run_backbone(tokens.backbone_inputs())
         word_feats = [pad_rows(features["word_feats"][i, :tokens.num_words[i]], g.total_words)
                       for i, g in enumerate(graphs)]
         inputs = encode_text_batch(graphs, word_feats=word_feats, sent_feats=features["sent_feat"])

@@ -178,8 +178,9 @@ def test_backend_errors_map_to_the_status_that_says_what_to_do(tight):
     version = gateway.service.active()
     model = version.model
     inputs = model.tokenizer([["a", "dog"]]).backbone_inputs()
+    missing = TritonModel(model.towers.client, TEXT_BACKBONE, BACKBONE_LAYOUT, model.backbone_version + 41)
     with pytest.raises(TritonRequestError) as err:
-        model.backbone.infer(inputs, version=model.backbone_version + 41)   # a version Triton does not have
+        missing.infer(inputs)   # a version Triton does not have
     answer = failure(err.value)
     assert (answer.code, answer.reason, answer.metadata) == ("FAILED_PRECONDITION", "MODEL_NOT_LOADED",
                                                             {"backend": "triton"})

@@ -1,0 +1,66 @@
+"""The floor under the service's figures: the gateway's own query code, run in the bench's process on the same
+model version, Milvus and tensor store, with the towers and the text backbone in ONNX Runtime here (as Triton's
+instances run them) instead of behind Triton, and no gRPC in front. What the service takes beyond it is the cost
+of how its parts are connected; what it takes is the cost of the work itself on this machine.
+
+Per direction, every query once, one at a time: the median and 99th percentile of a query's time, each stage's
+median (the gateway's stage names), and the CPU a query takes here and in Milvus, from which the most queries per
+second this machine's cores could answer follows (cores divided by CPU seconds per query).
+"""
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from common.settings import Settings
+
+
+def measure_floor(settings: Settings, model: str, version: int, plans: dict[str, Sequence[str]], top_k: int,
+                  depths: dict[str, int]) -> dict[str, dict]:
+    """``plans``: per direction (``text_to_video`` / ``video_to_text``), the queries (texts / indexed video ids);
+    ``depths``: per direction, the first-stage depth the service used. Milvus, the repository and the tensor store
+    are the running local stack's (else the settings'). -> per direction: p50_ms, p99_ms, stages_p50_ms, cpu_ms (per
+    query, here and in Milvus), qps_ceiling."""
+    from common.connect import service_settings
+    from evaluation.bench.e2e import cpu_seconds, local_parts
+    from serving.gateway.model import ServedModel
+    from serving.gateway.queries import search_captions, search_videos
+    from serving.gateway.version import Version
+    from serving.index.milvus_index import MilvusIndex
+
+    settings = service_settings(settings)
+    index = MilvusIndex.from_settings(settings, where="Milvus (the bench's floor)")
+    served = Version(ServedModel(settings.repository, model, version, None), index, settings)
+    asks: dict[str, Callable] = {
+        "text_to_video": lambda text: search_videos(served, settings, text, top_k, depths["text_to_video"]),
+        "video_to_text": lambda video: search_captions(served, settings, video_id=video, top_k=top_k,
+                                                 depth=depths["video_to_text"]),
+    }
+    milvus = {name: process for name, process in local_parts().items() if name == "milvus"}   # none if remote
+    try:
+        return {direction: _measure(asks[direction], queries, lambda: sum(cpu_seconds(milvus).values()))
+                for direction, queries in plans.items() if queries}
+    finally:
+        served.close()
+        index.close()
+
+
+def _measure(ask: Callable, queries: Sequence[str], milvus_cpu: Callable[[], float]) -> dict:
+    ask(queries[0])   # warm: the first call loads what later ones reuse
+    walls, stages = [], {}
+    cpu_before, milvus_before = time.process_time(), milvus_cpu()
+    for query in queries:
+        started = time.perf_counter()
+        answer = ask(query)
+        walls.append((time.perf_counter() - started) * 1e3)
+        for stage, ms in answer.timings.items():
+            stages.setdefault(stage, []).append(ms)
+    cpu_s = (time.process_time() - cpu_before) + (milvus_cpu() - milvus_before)
+    per_query = cpu_s / len(queries)
+    return {"queries": len(queries), "p50_ms": float(np.percentile(walls, 50)),
+            "p99_ms": float(np.percentile(walls, 99)),
+            "stages_p50_ms": {stage: float(np.median(ms)) for stage, ms in stages.items()},
+            "cpu_ms": per_query * 1e3, "qps_ceiling": (os.cpu_count() or 1) / per_query if per_query else 0.0}
