@@ -19,7 +19,7 @@ VIDEOS, CAPTIONS = "videos", "captions"
 @dataclass(frozen=True)
 class Choice:
     strategy: str
-    depth: int          # default candidates per query (measured on a 10,000-item corpus)
+    depth: int          # default candidates per query (what the model's serving tables say it was measured on)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
                                               "FLAT and IVF_FLAT (by nprobe) against exact NumPy search"),
     "rerank": ("evaluation.bench.rerank:run", "two-stage agreement@10 with exhaustive scoring and latency against "
                                               "first-stage depth, per model and strategy"),
+    "agreement": ("evaluation.bench.agreement:run", "the running service's answers against exhaustive scoring of all "
+                                                    "it holds: agreement@k at its depths, and its speed-up"),
     "peer": ("evaluation.bench.peer:run", "a multi-level model (HGR) against a single-vector peer (VSE++) on stacks "
                                           "of their own: latency, QPS, quality through the service, p50 ratio"),
 }

@@ -11,41 +11,53 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
 from common.settings import Settings
 
 
-def measure_floor(settings: Settings, model: str, version: int, plans: dict[str, Sequence[str]], top_k: int,
-                  depths: dict[str, int]) -> dict[str, dict]:
-    """``plans``: per direction (``text_to_video`` / ``video_to_text``), the queries (texts / indexed video ids);
-    ``depths``: per direction, the first-stage depth the service used. Milvus, the repository and the tensor store
-    are the running local stack's (else the settings'). -> per direction: p50_ms, p99_ms, stages_p50_ms, cpu_ms (per
-    query, here and in Milvus), qps_ceiling."""
+@contextmanager
+def in_process_version(settings: Settings, model: str, version: int) -> Iterator:
+    """The running service's ``model`` version as the gateway holds it (:class:`serving.gateway.version.Version`),
+    here: Milvus, the repository and the tensor store of the running local stack (else the settings'), the towers
+    and the text backbone in ONNX Runtime in this process. -> (the Version, the settings it uses)."""
     from common.connect import service_settings
-    from evaluation.bench.e2e import cpu_seconds, local_parts
     from serving.gateway.model import ServedModel
-    from serving.gateway.queries import search_captions, search_videos
     from serving.gateway.version import Version
     from serving.index.milvus_index import MilvusIndex
 
     settings = service_settings(settings)
-    index = MilvusIndex.from_settings(settings, where="Milvus (the bench's floor)")
-    served = Version(ServedModel(settings.repository, model, version, None), index, settings)
-    asks: dict[str, Callable] = {
-        "text_to_video": lambda text: search_videos(served, settings, text, top_k, depths["text_to_video"]),
-        "video_to_text": lambda video: search_captions(served, settings, video_id=video, top_k=top_k,
-                                                 depth=depths["video_to_text"]),
-    }
-    milvus = {name: process for name, process in local_parts().items() if name == "milvus"}   # none if remote
+    index = MilvusIndex.from_settings(settings, where="Milvus (the bench's own connection)")
     try:
+        served = Version(ServedModel(settings.repository, model, version, None), index, settings)
+        try:
+            yield served, settings
+        finally:
+            served.close()
+    finally:
+        index.close()
+
+
+def measure_floor(settings: Settings, model: str, version: int, plans: dict[str, Sequence[str]], top_k: int,
+                  depths: dict[str, int]) -> dict[str, dict]:
+    """``plans``: per direction (``text_to_video`` / ``video_to_text``), the queries (texts / indexed video ids);
+    ``depths``: per direction, the first-stage depth the service used. -> per direction: p50_ms, p99_ms,
+    stages_p50_ms, cpu_ms (per query, here and in Milvus), qps_ceiling."""
+    from evaluation.bench.e2e import cpu_seconds, local_parts
+    from serving.gateway.queries import search_captions, search_videos
+
+    milvus = {name: process for name, process in local_parts().items() if name == "milvus"}   # none if remote
+    with in_process_version(settings, model, version) as (served, settings):
+        asks: dict[str, Callable] = {
+            "text_to_video": lambda text: search_videos(served, settings, text, top_k, depths["text_to_video"]),
+            "video_to_text": lambda video: search_captions(served, settings, video_id=video, top_k=top_k,
+                                                           depth=depths["video_to_text"]),
+        }
         return {direction: _measure(asks[direction], queries, lambda: sum(cpu_seconds(milvus).values()))
                 for direction, queries in plans.items() if queries}
-    finally:
-        served.close()
-        index.close()
 
 
 def _measure(ask: Callable, queries: Sequence[str], milvus_cpu: Callable[[], float]) -> dict:

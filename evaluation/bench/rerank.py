@@ -31,9 +31,15 @@ def _chunks(items, size):
         yield items[start:start + size]
 
 
-def _top(ids, scores, k=TOP) -> list[str]:
-    order = sorted(range(len(ids)), key=lambda i: (-float(scores[i]), ids[i]))
-    return [ids[i] for i in order[:k]]
+def top_ids(ids, scores: np.ndarray, k: int = TOP) -> list[str]:
+    """The ``k`` best ids, ties broken by id (as the gateway orders its hits)."""
+    scores = np.asarray(scores)
+    if len(ids) > k:   # only what could be in the top k (ties at the k-th score included) is sorted
+        kth = np.partition(scores, len(scores) - k)[len(scores) - k]
+        shortlist = np.flatnonzero(scores >= kth)
+    else:
+        shortlist = np.arange(len(ids))
+    return [ids[i] for i in sorted(shortlist, key=lambda i: (-float(scores[i]), ids[i]))[:k]]
 
 
 class Scorer:
@@ -81,7 +87,7 @@ def two_stage(stage, kind: str, query, depth: int, store, scorer: Scorer) -> lis
     found = stage.candidates(kind, query, depth)
     records = store.get(found)
     fused = scorer([query], records)[0] if kind == VIDEOS else scorer(records, [query])[:, 0]
-    return _top(found, fused)
+    return top_ids(found, fused)
 
 
 def agreement(top: list[str], truth: list[str]) -> float:
@@ -144,7 +150,7 @@ def run_model(args, repo: Path, base: str, scratch: Path, say) -> list[dict]:
             index.upsert(collections[kind], [{"id": i, "vector": r[view]} for i, r in pairs])
         for direction, (kind, ids, items, queries) in directions.items():
             full = exhaustive(scorer, queries, items, direction)
-            truth = [_top(ids, full[i]) for i in range(len(queries))]
+            truth = [top_ids(ids, full[i]) for i in range(len(queries))]
             for strategy, stage in stages.items():
                 for depth in args.depths:
                     agree, took = [], []
