@@ -82,6 +82,8 @@ def add_size_flags(parser) -> None:
                         help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
     parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
     add_depth_flag(parser)
+    parser.add_argument("--evidence", action="store_true",
+                        help="ask every query for its hits' temporal evidence (its cost: compare a run without)")
     add_floor_flag(parser)
     parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
 
@@ -158,7 +160,8 @@ def measure(url: str, direction: str, queries: list[str], users: int, args) -> d
     with tempfile.TemporaryDirectory(prefix="strata-bench-e2e-") as scratch:
         plan, out = Path(scratch) / "plan.json", Path(scratch) / "calls.json"
         plan.write_text(json.dumps({"direction": direction, "queries": queries, "top_k": args.top_k,
-                                    "depth": args.depth or 0, "limit": len(queries) if once else 0, "out": str(out)}))
+                                    "depth": args.depth or 0, "evidence": args.evidence,
+                                    "limit": len(queries) if once else 0, "out": str(out)}))
         env = {**os.environ, "STRATA_BENCH_PLAN": str(plan),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         run_time = 3_600 if once else args.seconds   # one user stops itself after the last query
