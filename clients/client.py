@@ -127,14 +127,18 @@ class StrataClient:
             raise StrataCallError(name, err.code(), err.details() or "", self.url, rpc_status.from_call(err)) from None
 
     # -- queries -----------------------------------------------------------------------------------------------
-    def search_videos(self, text: str, top_k: int = 0, candidate_depth: int = 0) -> pb.SearchResponse:
-        """Videos for a sentence; 0 takes the server's default top-k and depth."""
-        return self._call("SearchVideos", pb.SearchVideosRequest(text=text, top_k=top_k, candidate_depth=candidate_depth))
+    def search_videos(self, text: str, top_k: int = 0, candidate_depth: int = 0,
+                      evidence: bool = False) -> pb.SearchResponse:
+        """Videos for a sentence; 0 takes the server's default top-k and depth. With ``evidence``, each hit's
+        ``evidence`` says, per level, which frames each verb and noun phrase of the sentence matched."""
+        return self._call("SearchVideos", pb.SearchVideosRequest(text=text, top_k=top_k, candidate_depth=candidate_depth,
+                                                                 evidence=evidence))
 
     def search_captions(self, video_id: str = "", frames: np.ndarray | None = None, regions: np.ndarray | None = None,
-                        top_k: int = 0, candidate_depth: int = 0) -> pb.SearchResponse:
-        """Captions for an indexed video (``video_id``) or for uploaded features (``frames``, ``regions``)."""
-        request = pb.SearchCaptionsRequest(top_k=top_k, candidate_depth=candidate_depth)
+                        top_k: int = 0, candidate_depth: int = 0, evidence: bool = False) -> pb.SearchResponse:
+        """Captions for an indexed video (``video_id``) or for uploaded features (``frames``, ``regions``);
+        ``evidence`` as in :meth:`search_videos`, read from each caption's side."""
+        request = pb.SearchCaptionsRequest(top_k=top_k, candidate_depth=candidate_depth, evidence=evidence)
         if (video_id == "") == (frames is None):
             raise ValueError("give exactly one of video_id or frames")
         if video_id:
@@ -143,8 +147,8 @@ class StrataClient:
             request.features.CopyFrom(features_to_pb(frames, regions))
         return self._call("SearchCaptions", request)
 
-    def score_videos(self, text: str, video_ids: Sequence[str]) -> pb.SearchResponse:
-        return self._call("ScoreVideos", pb.ScoreVideosRequest(text=text, video_ids=list(video_ids)))
+    def score_videos(self, text: str, video_ids: Sequence[str], evidence: bool = False) -> pb.SearchResponse:
+        return self._call("ScoreVideos", pb.ScoreVideosRequest(text=text, video_ids=list(video_ids), evidence=evidence))
 
     def describe(self) -> pb.DescribeResponse:
         return self._call("Describe", pb.DescribeRequest())
@@ -189,12 +193,12 @@ class StrataClient:
         return self._call("IndexVideoFiles", requests(), timeout_s or max(self.timeout_s, 600.0))
 
     def search_captions_by_clip(self, path: str, top_k: int = 0, candidate_depth: int = 0,
-                                chunk_bytes: int = 1 << 20) -> pb.SearchResponse:
-        """Captions for a raw video clip, uploaded in chunks."""
+                                chunk_bytes: int = 1 << 20, evidence: bool = False) -> pb.SearchResponse:
+        """Captions for a raw video clip, uploaded in chunks (``evidence``: with the clip's frame times)."""
         def requests() -> Iterator[pb.VideoFileChunk]:
             for k, chunk in enumerate(_file_chunks("clip", path, chunk_bytes)):
                 if k == 0:
-                    chunk.top_k, chunk.candidate_depth = top_k, candidate_depth
+                    chunk.top_k, chunk.candidate_depth, chunk.evidence = top_k, candidate_depth, evidence
                 yield chunk
 
         return self._call("SearchCaptionsByClip", requests())

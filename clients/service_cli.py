@@ -31,11 +31,14 @@ def _url_flag(parser: argparse.ArgumentParser) -> None:
 def register(subparsers: argparse._SubParsersAction) -> None:
     search = add_command(subparsers, "search", help="ask the gateway: videos for a sentence, or captions for a video",
                          examples=['strata search "a man is slicing bread" --top-k 5',
+                                   'strata search "a dog chases a man" --evidence',
                                    "strata search --video-id video7012 --json"])
     search.add_argument("text", nargs="?", help="a sentence (text -> video)")
     search.add_argument("--video-id", help="an indexed video's id (video -> text)")
     search.add_argument("--clip", help="a raw video file to upload (video -> text; decoded by the gateway)")
     search.add_argument("--top-k", type=positive_int, help=setting_help("hits to return", "top_k"))
+    search.add_argument("--evidence", action="store_true",
+                        help="under each hit, the frames each verb and noun phrase matched (the model's attention)")
     add_depth_flag(search)
     add_json_flag(search, "the answer")
     _url_flag(search)
@@ -89,9 +92,25 @@ def hits_table(answer) -> str:
         cells = " ".join(f"{l.score:>9.4f}{'*' if l.empty else ' '}" for l in hit.levels)
         extra = hit.text or hit.source
         lines.append(f"{rank:>4}  {hit.id[:24]:24s} {hit.score:>7.4f} {cells}  {extra}")
+        lines += evidence_lines(hit)
     if any(l.empty for h in answer.hits for l in h.levels):
         lines.append("* the caption has no text node of this level (no verb, or no noun)")
     return "\n".join(lines)
+
+
+def evidence_lines(hit, frames: int = 3) -> list[str]:
+    """A hit's temporal evidence, one line per level and text node: the ``frames`` frames it weighted most."""
+    lines = []
+    for level in hit.evidence:
+        if not level.temporal:
+            lines.append(f"{'':6s}{level.level}: no temporal evidence (one vector per item)")
+            continue
+        for node in level.nodes:
+            best = sorted(node.frames, key=lambda f: -f.weight)[:frames]
+            where = ", ".join(f"frame {f.frame}" + (f" ({f.time_s:.1f} s)" if f.time_s >= 0 else "") + f" {f.weight:.2f}"
+                              for f in best)
+            lines.append(f"{'':6s}{level.level} {node.words!r}: {where}")
+    return lines
 
 
 def answer_json(answer) -> dict:
@@ -108,11 +127,12 @@ def _search(args: argparse.Namespace) -> int:
     top_k, depth = args.top_k or 0, args.depth or 0   # 0: the gateway's settings
     with _client(args) as client:
         if args.text is not None:
-            answer = client.search_videos(args.text, top_k, depth)
+            answer = client.search_videos(args.text, top_k, depth, evidence=args.evidence)
         elif args.clip is not None:
-            answer = client.search_captions_by_clip(args.clip, top_k, depth)
+            answer = client.search_captions_by_clip(args.clip, top_k, depth, evidence=args.evidence)
         else:
-            answer = client.search_captions(video_id=args.video_id, top_k=top_k, candidate_depth=depth)
+            answer = client.search_captions(video_id=args.video_id, top_k=top_k, candidate_depth=depth,
+                                            evidence=args.evidence)
     emit_json(args, answer_json(answer))
     say(args)(hits_table(answer))
     return 0

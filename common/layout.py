@@ -16,7 +16,9 @@ Conventions
 * Every tower emits an index view (``text_index`` / ``video_index``): L2-normalised vectors whose inner
   product ranks candidates for first-stage search in Milvus.
 * The scorer outputs ``score`` ``[texts, videos]`` (the fused score) and ``level_scores``
-  ``[levels, texts, videos]`` in the order of ``ModelLayout.levels``.
+  ``[levels, texts, videos]`` in the order of ``ModelLayout.levels``; each level that attends over the video's
+  frames from the caption's verb or noun nodes also outputs its attention, ``attention_<level>``
+  ``[texts, videos, verbs | nouns, frames]``: the temporal evidence of a hit.
 """
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ TEXT_INDEX = "text_index"
 VIDEO_INDEX = "video_index"
 SCORE = "score"
 LEVEL_SCORES = "level_scores"
+# A level that attends a text node's frames also outputs that attention: ATTENTION_PREFIX + the level's name.
+ATTENTION_PREFIX = "attention_"
+NODE_AXES = ("verbs", "nouns")   # the text node axes a level can attend from
 # Training batches only (data.role_switch_negatives): the role-switched twins' text inputs carry this prefix,
 # and SWITCHED_INDEX [S] says which pair of the batch each twin belongs to.
 SWITCHED_PREFIX = "switched_"
@@ -98,6 +103,12 @@ class ModelLayout:
             video=tower(data["video"]),
             scorer=tower(data["scorer"]),
         )
+
+    @property
+    def attentions(self) -> dict[str, str]:
+        """Each level whose scorer outputs its attention over frames -> the text node axis it attends from."""
+        return {spec.name[len(ATTENTION_PREFIX):]: str(spec.shape[2]) for spec in self.scorer.outputs
+                if spec.name.startswith(ATTENTION_PREFIX)}
 
     def signature(self) -> str:
         """A stable string of names, dtypes and shapes: two versions of one Triton model must share it."""
@@ -171,8 +182,10 @@ def build_layout(
     text_outputs: tuple[TensorSpec, ...],
     video_inputs: tuple[TensorSpec, ...],
     video_outputs: tuple[TensorSpec, ...],
+    attentions: tuple[tuple[str, str], ...] = (),
 ) -> ModelLayout:
-    """Assemble a model's layout; the scorer's inputs are the towers' outputs minus the index views."""
+    """Assemble a model's layout; the scorer's inputs are the towers' outputs minus the index views.
+    ``attentions``: (level, node axis) of each level whose scorer outputs its attention over the frames."""
     for t in text_outputs:
         if not t.name.startswith("text_"):
             raise ValueError(f"text output {t.name!r} must start with 'text_'")
@@ -191,6 +204,12 @@ def build_layout(
         TensorSpec(SCORE, "float32", ("texts", "videos"), "fused score"),
         TensorSpec(LEVEL_SCORES, "float32", (len(levels), "texts", "videos"), "score of each level, in `levels` order"),
     )
+    for level, axis in attentions:
+        if level not in levels or axis not in NODE_AXES:
+            raise ValueError(f"attention of {level!r} from {axis!r}: the level must be one of {levels} and the axis "
+                             f"one of {NODE_AXES}")
+        scorer_outputs += (TensorSpec(ATTENTION_PREFIX + level, "float32", ("texts", "videos", axis, "frames"),
+                                      f"{level}: each text node's attention over the video's frames (0 on padding)"),)
     return ModelLayout(
         model=model,
         levels=tuple(levels),

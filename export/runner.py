@@ -127,9 +127,11 @@ class OnnxRunner:
     def encode_video(self, inputs: Arrays, outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
         return self._part("video").run(inputs, outputs)
 
-    def score(self, text: Arrays, video: Arrays) -> dict[str, np.ndarray]:
-        """Every text against every video: ``score`` [texts, videos] and ``level_scores`` [levels, texts, videos]."""
-        return self._part("scorer").run({**text, **video}, (SCORE, LEVEL_SCORES))
+    def score(self, text: Arrays, video: Arrays, outputs: Sequence[str] = (SCORE, LEVEL_SCORES)
+              ) -> dict[str, np.ndarray]:
+        """Every text against every video: ``score`` [texts, videos] and ``level_scores`` [levels, texts, videos]
+        (and any other of the scorer's ``outputs``, e.g. a level's attention)."""
+        return self._part("scorer").run({**text, **video}, outputs)
 
     def close(self) -> None:
         self.parts.clear()

@@ -25,6 +25,7 @@ from common.repository import PARTS, model_name, versions
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.active import active_pin, read_active, set_active
+from serving.gateway.evidence import FRAME_TIMES
 from serving.gateway.replicas import fresh_replicas
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.version import Version
@@ -143,7 +144,7 @@ def _reembed(source: Version, target: Version, log) -> int:
                 records = source.stores[VIDEOS].get(chunk)
                 rows = target.index.get(source.collections[VIDEOS], chunk, ["source", "duration"])
                 target.index_videos([VideoInput(i, np.asarray(r["frame_feats"]), _regions(r), rows.get(i, {}).get("source", ""),
-                                                float(rows.get(i, {}).get("duration", -1.0)))
+                                                float(rows.get(i, {}).get("duration", -1.0)), r.get(FRAME_TIMES))
                                      for i, r in zip(chunk, records) if r is not None])
             else:
                 rows = target.index.get(source.collections[CAPTIONS], chunk, ["text", "video_id"])

@@ -33,13 +33,13 @@ from common.conventions import (
     standalone_parser,
 )
 from common.errors import ConfigError
+from evaluation.bench.parts import cpu_seconds, footprint, local_parts
 
 DIRECTIONS = ("text_to_video", "video_to_text")
 LOCUSTFILE = Path(__file__).with_name("e2e_locustfile.py")
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = (f"{'items':>8} {'direction':13s} {'users':>5} {'calls':>6} {'failed':>6} {'QPS':>6} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'p99 ms':>7}  cores: {'load':>4} {'gatew':>5} {'trit':>4} {'milv':>4}")
-PARTS = ("gateway", "tritonserver", "milvus")
 STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank")   # the gateway's, in a query's order
 
 
@@ -82,6 +82,8 @@ def add_size_flags(parser) -> None:
                         help="distinct queries per direction (at most 1,000 texts: the MSR-VTT captions shipped)")
     parser.add_argument("--top-k", type=positive_int, default=10, help="hits per query")
     add_depth_flag(parser)
+    parser.add_argument("--evidence", action="store_true",
+                        help="ask every query for its hits' temporal evidence (its cost: compare a run without)")
     add_floor_flag(parser)
     parser.add_argument("--url", help="gateway address (default: the running one's record, else the settings)")
 
@@ -136,7 +138,8 @@ def measure_sizes(bench: str, args, concurrency: list[int], tell, settings=None)
                           "video_to_text": client.search_captions(videos[0], top_k=args.top_k,
                                                                   candidate_depth=args.depth or 0).candidates}
                 floors = measure_floor(settings, info.model.name, info.model.version,
-                                       {d: q[:args.floor_queries] for d, q in plans.items()}, args.top_k, depths)
+                                       {d: q[:args.floor_queries] for d, q in plans.items()}, args.top_k, depths,
+                                       args.evidence)
                 for row in measured:
                     if row["users"] == 1:
                         row["floor"] = floors[row["direction"]]
@@ -158,7 +161,8 @@ def measure(url: str, direction: str, queries: list[str], users: int, args) -> d
     with tempfile.TemporaryDirectory(prefix="strata-bench-e2e-") as scratch:
         plan, out = Path(scratch) / "plan.json", Path(scratch) / "calls.json"
         plan.write_text(json.dumps({"direction": direction, "queries": queries, "top_k": args.top_k,
-                                    "depth": args.depth or 0, "limit": len(queries) if once else 0, "out": str(out)}))
+                                    "depth": args.depth or 0, "evidence": args.evidence,
+                                    "limit": len(queries) if once else 0, "out": str(out)}))
         env = {**os.environ, "STRATA_BENCH_PLAN": str(plan),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         run_time = 3_600 if once else args.seconds   # one user stops itself after the last query
@@ -191,57 +195,6 @@ def _pct(values: np.ndarray, q: float) -> float:
     return float(np.percentile(values, q)) if len(values) else float("nan")
 
 
-def local_parts() -> dict:
-    """The local parts this machine runs (their records), as psutil processes: CPU shares are theirs."""
-    import psutil
-
-    from common.records import GATEWAY, MILVUS, TRITON, running_part
-
-    found = {}
-    for name, part in zip(PARTS, (GATEWAY, TRITON, MILVUS)):
-        state = running_part(part)
-        if state is not None:
-            try:
-                found[name] = psutil.Process(state.pid)
-            except psutil.NoSuchProcess:
-                pass
-    return found
-
-
-def cpu_seconds(parts: dict) -> dict[str, float]:
-    """CPU seconds (user + system) each part and its children have used so far."""
-    return {name: summed_over_children(process, lambda p: sum(p.cpu_times()[:2])) for name, process in parts.items()}
-
-
-def summed_over_children(process, measure) -> float:
-    """``measure`` summed over a process and its descendants (those that end meanwhile count nothing)."""
-    import psutil
-
-    total = 0.0
-    for member in [process, *process.children(recursive=True)]:
-        try:
-            total += measure(member)
-        except psutil.NoSuchProcess:
-            pass
-    return total
-
-
-def footprint(settings) -> dict:
-    """Resident memory (MiB) of each local part with its children, in all and private (resident less shared: the
-    tensor store's memory-mapped pages are shared file pages the kernel can drop), and bytes on disk of the local
-    Milvus Lite data and the local tensor store (None where they are elsewhere: a Milvus server, a Lance URI)."""
-    from common.home import strata_home
-
-    parts = local_parts()
-    rss = {name: summed_over_children(process, lambda p: p.memory_info().rss) / 2**20 for name, process in parts.items()}
-    private = {name: summed_over_children(process, lambda p: p.memory_info().rss - p.memory_info().shared) / 2**20
-               for name, process in parts.items()}
-    milvus = None if settings.milvus_uri else _bytes_under(strata_home() / "milvus")
-    store_root = settings.tensor_store_root
-    store = None if ":" in store_root else _bytes_under(Path(store_root))
-    return {"rss_mib": rss, "private_mib": private, "milvus_bytes": milvus, "store_bytes": store}
-
-
 def footprint_line(entry: dict) -> str:
     items = entry["videos"] + entry["captions"]
     memory = ", ".join(f"{name} {entry['private_mib'][name]:,.0f} MiB ({mib:,.0f} with shared pages)"
@@ -251,12 +204,6 @@ def footprint_line(entry: dict) -> str:
                      if value is not None)
     return (f"{entry['items']:,} corpus items ({entry['videos']:,} videos, {entry['captions']:,} captions held): "
             f"private resident memory {memory}; on disk {disk or 'elsewhere'}")
-
-
-def _bytes_under(folder: Path) -> int | None:
-    if not folder.is_dir():
-        return None
-    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
 def line(row: dict) -> str:

@@ -1,7 +1,8 @@
 """The load of ``strata bench e2e``, for Locust: each user asks one direction in a closed loop (no think time),
 walking the plan's query list (every user the next query, so each query is asked once before any is asked twice).
 The plan is the JSON file named by ``$STRATA_BENCH_PLAN``: ``direction`` (``text_to_video``: texts;
-``video_to_text``: indexed video ids), ``queries``, ``top_k``, ``depth`` (0: the gateway's), ``limit`` (stop after
+``video_to_text``: indexed video ids), ``queries``, ``top_k``, ``depth`` (0: the gateway's), ``evidence`` (ask
+each hit's temporal evidence), ``limit`` (stop after
 that many calls; 0: run for Locust's ``--run-time``) and ``out``, where each call's wall time, the gateway's stage
 times, the failed queries and the span from the first call's start to the last one's end are written when Locust
 quits."""
@@ -35,10 +36,11 @@ class QueryUser(GatewayUser):
             return
         query = PLAN["queries"][turn % len(PLAN["queries"])]
         if PLAN["direction"] == "text_to_video":
-            name, call = "SearchVideos", lambda: self.client.search_videos(query, PLAN["top_k"], PLAN["depth"])
+            name, call = "SearchVideos", lambda: self.client.search_videos(query, PLAN["top_k"], PLAN["depth"],
+                                                                           evidence=PLAN["evidence"])
         else:
             name, call = "SearchCaptions", lambda: self.client.search_captions(
-                video_id=query, top_k=PLAN["top_k"], candidate_depth=PLAN["depth"])
+                video_id=query, top_k=PLAN["top_k"], candidate_depth=PLAN["depth"], evidence=PLAN["evidence"])
         started = time.monotonic()
         SPAN[:1] = SPAN[:1] or [started]
         answer, ms = self.timed(name, call)

@@ -42,19 +42,21 @@ def in_process_version(settings: Settings, model: str, version: int) -> Iterator
 
 
 def measure_floor(settings: Settings, model: str, version: int, plans: dict[str, Sequence[str]], top_k: int,
-                  depths: dict[str, int]) -> dict[str, dict]:
+                  depths: dict[str, int], evidence: bool = False) -> dict[str, dict]:
     """``plans``: per direction (``text_to_video`` / ``video_to_text``), the queries (texts / indexed video ids);
-    ``depths``: per direction, the first-stage depth the service used. -> per direction: p50_ms, p99_ms,
+    ``depths``: per direction, the first-stage depth the service used; ``evidence``: ask for each hit's temporal
+    evidence, as the service was asked. -> per direction: p50_ms, p99_ms,
     stages_p50_ms, cpu_ms (per query, here and in Milvus), qps_ceiling."""
-    from evaluation.bench.e2e import cpu_seconds, local_parts
+    from evaluation.bench.parts import cpu_seconds, local_parts
     from serving.gateway.queries import search_captions, search_videos
 
     milvus = {name: process for name, process in local_parts().items() if name == "milvus"}   # none if remote
     with in_process_version(settings, model, version) as (served, settings):
         asks: dict[str, Callable] = {
-            "text_to_video": lambda text: search_videos(served, settings, text, top_k, depths["text_to_video"]),
+            "text_to_video": lambda text: search_videos(served, settings, text, top_k, depths["text_to_video"],
+                                                        evidence),
             "video_to_text": lambda video: search_captions(served, settings, video_id=video, top_k=top_k,
-                                                           depth=depths["video_to_text"]),
+                                                           depth=depths["video_to_text"], evidence=evidence),
         }
         return {direction: _measure(asks[direction], queries, lambda: sum(cpu_seconds(milvus).values()))
                 for direction, queries in plans.items() if queries}

@@ -128,7 +128,7 @@ def measure_model(role: str, checkpoint: str, folder: Path, args, tell) -> dict[
             quality = evaluate_checkpoint_through_gateway(checkpoint, client, settings.repository, str(folder),
                                                           [args.split], args.depth or 0, tell)["splits"][args.split]
             tell(f"{name} on {args.split} through the gateway: rsum {quality['fused']['rsum']:.1f}")
-        sizes = Namespace(**{**vars(args), "items": [args.items], "url": state.gateway})
+        sizes = Namespace(**{**vars(args), "items": [args.items], "url": state.gateway, "evidence": False})
         _, rows, footprints = measure_sizes(f"peer ({role})", sizes, [args.concurrency], tell, settings)
     return {"role": role, "checkpoint": str(checkpoint), "model": name, "version": version, "rows": rows,
             "footprint": footprints[0], "quality": quality}

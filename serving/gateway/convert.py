@@ -54,9 +54,18 @@ def answer_to_pb(answer) -> pb.SearchResponse:
     """A core ``Answer`` as the response message."""
     return pb.SearchResponse(
         hits=[pb.Hit(id=h.id, score=h.score, source=h.source, duration=h.duration, text=h.text, video_id=h.video_id,
-                     levels=[pb.LevelScore(level=l.level, score=l.score, empty=l.empty) for l in h.levels])
+                     levels=[pb.LevelScore(level=l.level, score=l.score, empty=l.empty) for l in h.levels],
+                     evidence=[evidence_to_pb(e) for e in h.evidence])
               for h in answer.hits],
         model=pb.ModelVersion(name=answer.model, version=answer.version),
         candidates=answer.candidates,
         timings=[pb.StageTiming(stage=name, ms=ms) for name, ms in answer.timings.items()],
     )
+
+
+def evidence_to_pb(level) -> pb.LevelEvidence:
+    return pb.LevelEvidence(level=level.level, temporal=level.temporal, nodes=[
+        pb.NodeEvidence(words=node.words, frames=[
+            pb.FrameWeight(frame=f.frame, weight=f.weight, time_s=-1.0 if f.time_s is None else f.time_s)
+            for f in node.frames])
+        for node in level.nodes])

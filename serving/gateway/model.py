@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from common.frame_backbone import video_sizes
-from common.layout import LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
+from common.layout import ATTENTION_PREFIX, LEVEL_SCORES, SCORE, VIDEO_INDEX, empty_levels
 from common.repository import (
     ONNX_FILE,
     TEXT_BACKBONE,
@@ -48,6 +48,20 @@ log = logging.getLogger("strata.gateway")
 class EmbeddedTexts:
     items: list[Record]                # text tower outputs per caption (ragged axes cut)
     empty: list[tuple[bool, ...]]      # per caption, per level: no text node of that level
+    nodes: list[dict[str, list[str]]]  # per caption, its verb and noun nodes' words ({} without a role graph)
+
+
+@dataclass(frozen=True)
+class Scored:
+    fused: np.ndarray                  # [texts, videos]
+    levels: np.ndarray                 # [levels, texts, videos]
+    attention: dict[str, np.ndarray]   # when asked: level -> [texts, videos, nodes, frames] (its temporal evidence)
+
+
+def node_words(words: Sequence[str], graph) -> dict[str, list[str]]:
+    """The words of each verb and noun node of an encoded role graph, in the tower's node order."""
+    return {axis: [" ".join(words[w] for w in span) for span in spans]
+            for axis, spans in (("verbs", graph.verb_spans), ("nouns", graph.noun_spans))}
 
 
 class ServedModel:
@@ -142,7 +156,18 @@ class ServedModel:
         with stage(timings, "tower"):
             outputs = self.towers.encode_text(inputs)
         items = split_items(self.layout.text.outputs, outputs, axis_lengths(inputs))
-        return EmbeddedTexts(items, [empty_levels(self.levels, inputs, i) for i in range(len(texts))])
+        nodes = [node_words(words, g) if self.reads_role_graph else {} for (words, _, _), g in zip(parsed, graphs)]
+        return EmbeddedTexts(items, [empty_levels(self.levels, inputs, i) for i in range(len(texts))], nodes)
+
+    def text_nodes(self, texts: Sequence[str]) -> list[dict[str, list[str]]]:
+        """The verb and noun nodes' words of stored captions, as the text tower took them: each caption parsed again
+        (the parse is deterministic), for the temporal evidence of caption hits."""
+        from training.text.parser import parse_captions
+
+        parsed = parse_captions([t.strip() for t in texts])
+        return [node_words(p.tokens, encode_graph(p.graph.nodes, p.graph.edges, len(p.tokens), self.limits,
+                                                   where=repr(text)))
+                for text, p in zip(texts, parsed)]
 
     # -- video ---------------------------------------------------------------------------------------------------
     def check_video(self, where: str, frames: np.ndarray, regions: np.ndarray | None) -> None:
@@ -186,15 +211,18 @@ class ServedModel:
         return split_items(self.layout.video.outputs, outputs, axis_lengths(inputs))
 
     # -- scoring -------------------------------------------------------------------------------------------------
-    def score(self, texts: Sequence[Mapping[str, np.ndarray]], videos: Sequence[Mapping[str, np.ndarray]]
-              ) -> tuple[np.ndarray, np.ndarray]:
-        """(fused [texts, videos], per level [levels, texts, videos]) with the version's scorer graph."""
+    def score(self, texts: Sequence[Mapping[str, np.ndarray]], videos: Sequence[Mapping[str, np.ndarray]],
+              attention: bool = False) -> Scored:
+        """Every text against every video with the version's scorer graph; with ``attention``, also each attending
+        level's attention (the same graph's outputs: asked for only then, so other calls copy nothing more)."""
         text_specs = [s for s in self.layout.scorer.inputs if s.name.startswith("text_")]
         video_specs = [s for s in self.layout.scorer.inputs if s.name.startswith("video_")]
+        attending = [ATTENTION_PREFIX + level for level in self.layout.attentions] if attention else []
         out = self.scorer.run({**stack_items(text_specs, texts), **stack_items(video_specs, videos)},
-                              (SCORE, LEVEL_SCORES))
+                              (SCORE, LEVEL_SCORES, *attending))
         metrics.count_scored(len(texts) * len(videos))
-        return out[SCORE], out[LEVEL_SCORES]
+        return Scored(out[SCORE], out[LEVEL_SCORES],
+                      {name[len(ATTENTION_PREFIX):]: out[name] for name in attending})
 
     def close(self) -> None:
         self.towers.close()

@@ -5,6 +5,7 @@ them with the version's scorer; every hit carries the fused score and each level
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -13,6 +14,7 @@ from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway import metrics
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
+from serving.gateway.evidence import check_available, frame_count, hit_evidence, stored_frame_times
 from serving.gateway.limits import check_text
 from serving.gateway.model import stage
 from serving.gateway.types import Answer, Hit, LevelScore
@@ -36,9 +38,12 @@ def limits(settings: Settings, version: Version, kind: str, top_k: int, depth: i
     return top_k, depth
 
 
-def search_videos(version: Version, settings: Settings, text: str, top_k: int = 0, depth: int = 0) -> Answer:
+def search_videos(version: Version, settings: Settings, text: str, top_k: int = 0, depth: int = 0,
+                  evidence: bool = False) -> Answer:
     top_k, depth = limits(settings, version, VIDEOS, top_k, depth)
     check_text(settings, text, "text")
+    if evidence:
+        check_available(version)
     timings: dict[str, float] = {}
     embedded = version.model.embed_texts([text], timings)
     query = embedded.items[0]
@@ -46,15 +51,22 @@ def search_videos(version: Version, settings: Settings, text: str, top_k: int = 
     with stage(timings, "fetch"):
         records = _fetch(version, VIDEOS, candidates)
     with stage(timings, "rerank"):
-        fused, levels = version.model.score([query], [records[i] for i in candidates])
-    hits = _hits(version, VIDEOS, _ranked(candidates, fused[0]), top_k, fused[0], levels[:, 0, :],
-                 [embedded.empty[0]] * len(candidates))
-    return Answer(hits, *version.key, len(candidates), timings)
+        scored = version.model.score([query], [records[i] for i in candidates], attention=evidence)
+    placed = _hits(version, VIDEOS, _ranked(candidates, scored.fused[0]), top_k, scored.fused[0],
+                   scored.levels[:, 0, :], [embedded.empty[0]] * len(candidates))
+    if evidence:
+        with stage(timings, "evidence"):
+            placed = _with_video_evidence(version, placed, scored, embedded.nodes[0], candidates, records)
+    return Answer(tuple(hit for hit, _ in placed), *version.key, len(candidates), timings)
 
 
 def search_captions(version: Version, settings: Settings, video_id: str = "", frames: np.ndarray | None = None,
-                    regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0) -> Answer:
+                    regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0,
+                    evidence: bool = False, frame_times: np.ndarray | None = None) -> Answer:
+    """Captions for an indexed video, or for uploaded features (``frame_times``: their seconds, where known)."""
     top_k, depth = limits(settings, version, CAPTIONS, top_k, depth)
+    if evidence:
+        check_available(version)
     timings: dict[str, float] = {}
     if video_id:
         with stage(timings, "fetch"):
@@ -68,13 +80,24 @@ def search_captions(version: Version, settings: Settings, video_id: str = "", fr
     with stage(timings, "fetch"):
         records = _fetch(version, CAPTIONS, candidates)
     with stage(timings, "rerank"):
-        fused, levels = version.model.score([records[i] for i in candidates], [query])
+        scored = version.model.score([records[i] for i in candidates], [query], attention=evidence)
     empty = [tuple(bool(e) for e in records[i][EMPTY_LEVELS]) for i in candidates]
-    hits = _hits(version, CAPTIONS, _ranked(candidates, fused[:, 0]), top_k, fused[:, 0], levels[:, :, 0], empty)
-    return Answer(hits, *version.key, len(candidates), timings)
+    placed = _hits(version, CAPTIONS, _ranked(candidates, scored.fused[:, 0]), top_k, scored.fused[:, 0],
+                   scored.levels[:, :, 0], empty)
+    if evidence:
+        with stage(timings, "evidence"):
+            times = stored_frame_times(version, [video_id]).get(video_id) if video_id else frame_times
+            nodes = (version.model.text_nodes([hit.text for hit, _ in placed]) if version.model.layout.attentions
+                     else [{} for _ in placed])   # no level reads nodes over frames: nothing to parse for
+            frames = frame_count(version.model.layout, query)
+            placed = [(replace(hit, evidence=hit_evidence(version.model.layout, scored.attention, position, 0,
+                                                          words, frames, times)), position)
+                      for (hit, position), words in zip(placed, nodes)]
+    return Answer(tuple(hit for hit, _ in placed), *version.key, len(candidates), timings)
 
 
-def score_videos(version: Version, settings: Settings, text: str, video_ids: Sequence[str]) -> Answer:
+def score_videos(version: Version, settings: Settings, text: str, video_ids: Sequence[str],
+                 evidence: bool = False) -> Answer:
     if not video_ids:
         raise InvalidArgument("give at least one video id to score")
     if len(video_ids) > settings.max_candidate_depth:
@@ -83,14 +106,31 @@ def score_videos(version: Version, settings: Settings, text: str, video_ids: Seq
     check_text(settings, text, "text")
     timings: dict[str, float] = {}
     ids = list(dict.fromkeys(video_ids))
+    if evidence:
+        check_available(version)
     embedded = version.model.embed_texts([text], timings)
     with stage(timings, "fetch"):
         records = _fetch(version, VIDEOS, ids)
     with stage(timings, "rerank"):
-        fused, levels = version.model.score(embedded.items, [records[i] for i in ids])
-    hits = _hits(version, VIDEOS, _ranked(ids, fused[0]), len(ids), fused[0], levels[:, 0, :],
-                 [embedded.empty[0]] * len(ids))
-    return Answer(hits, *version.key, len(ids), timings)
+        scored = version.model.score(embedded.items, [records[i] for i in ids], attention=evidence)
+    placed = _hits(version, VIDEOS, _ranked(ids, scored.fused[0]), len(ids), scored.fused[0], scored.levels[:, 0, :],
+                   [embedded.empty[0]] * len(ids))
+    if evidence:
+        with stage(timings, "evidence"):
+            placed = _with_video_evidence(version, placed, scored, embedded.nodes[0], ids, records)
+    return Answer(tuple(hit for hit, _ in placed), *version.key, len(ids), timings)
+
+
+def _with_video_evidence(version: Version, placed: list[tuple[Hit, int]], scored, nodes: dict[str, list[str]],
+                         candidates: Sequence[str], records: dict[str, dict[str, np.ndarray]]
+                         ) -> list[tuple[Hit, int]]:
+    """Video hits of one caption with their evidence: the caption's nodes against each hit's frames."""
+    times = stored_frame_times(version, [hit.id for hit, _ in placed])
+    layout = version.model.layout
+    return [(replace(hit, evidence=hit_evidence(layout, scored.attention, 0, position, nodes,
+                                                frame_count(layout, records[candidates[position]]),
+                                                times.get(hit.id))), position)
+            for hit, position in placed]
 
 
 def _candidates(version: Version, kind: str, query: dict[str, np.ndarray], depth: int, timings) -> list[str]:
@@ -114,24 +154,24 @@ def _fetch(version: Version, kind: str, ids: Sequence[str]) -> dict[str, dict[st
 
 
 def _hits(version: Version, kind: str, ranked: list[tuple[str, int]], top_k: int, fused: np.ndarray,
-          levels: np.ndarray, empty: list[tuple[bool, ...]]) -> tuple[Hit, ...]:
+          levels: np.ndarray, empty: list[tuple[bool, ...]]) -> list[tuple[Hit, int]]:
     """The first ``top_k`` committed items of ``ranked`` (positions of the scored candidates), with their stored
-    metadata. A candidate without a main row is not committed (a write undone half-way, or deleted since the search
-    found it) and is passed over: an answer names committed items only."""
+    metadata, each with its position. A candidate without a main row is not committed (a write undone half-way, or
+    deleted since the search found it) and is passed over: an answer names committed items only."""
     names = version.model.levels
     fields = ["source", "duration"] if kind == VIDEOS else ["text", "video_id"]
-    hits: list[Hit] = []
+    hits: list[tuple[Hit, int]] = []
     at = 0
     while len(hits) < top_k and at < len(ranked):
         chunk, at = ranked[at:at + top_k - len(hits)], at + top_k - len(hits)
         rows = version.index.get(version.collections[kind], [item_id for item_id, _ in chunk], fields)
         for item_id, position in chunk:
             if item_id in rows:
-                hits.append(Hit(item_id, float(fused[position]),
-                                tuple(LevelScore(n, float(levels[k, position]), empty[position][k])
-                                      for k, n in enumerate(names)),
-                                **{f: rows[item_id][f] for f in fields}))
-    return tuple(hits)
+                hits.append((Hit(item_id, float(fused[position]),
+                                 tuple(LevelScore(n, float(levels[k, position]), empty[position][k])
+                                       for k, n in enumerate(names)),
+                                 **{f: rows[item_id][f] for f in fields}), position))
+    return hits
 
 
 def _ranked(ids: Sequence[str], scores: np.ndarray) -> list[tuple[str, int]]:

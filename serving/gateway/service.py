@@ -100,18 +100,20 @@ class RetrievalService:
             return False
 
     # -- queries -----------------------------------------------------------------------------------------------
-    def search_videos(self, text: str, top_k: int = 0, depth: int = 0) -> Answer:
+    def search_videos(self, text: str, top_k: int = 0, depth: int = 0, evidence: bool = False) -> Answer:
         with self.versions.using() as version:
-            return queries.search_videos(version, self.settings, text, top_k, depth)
+            return queries.search_videos(version, self.settings, text, top_k, depth, evidence)
 
     def search_captions(self, video_id: str = "", frames: np.ndarray | None = None,
-                        regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0) -> Answer:
+                        regions: np.ndarray | None = None, top_k: int = 0, depth: int = 0,
+                        evidence: bool = False, frame_times: np.ndarray | None = None) -> Answer:
         with self.versions.using() as version:
-            return queries.search_captions(version, self.settings, video_id, frames, regions, top_k, depth)
+            return queries.search_captions(version, self.settings, video_id, frames, regions, top_k, depth,
+                                           evidence, frame_times)
 
-    def score_videos(self, text: str, video_ids: Sequence[str]) -> Answer:
+    def score_videos(self, text: str, video_ids: Sequence[str], evidence: bool = False) -> Answer:
         with self.versions.using() as version:
-            return queries.score_videos(version, self.settings, text, video_ids)
+            return queries.score_videos(version, self.settings, text, video_ids, evidence)
 
     # -- ingest ------------------------------------------------------------------------------------------------
     def index_videos(self, videos: Sequence[VideoInput]) -> Written:

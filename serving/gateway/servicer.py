@@ -243,7 +243,7 @@ class StrataServicer(pb_grpc.StrataServicer):
 
     @rpc
     def SearchVideos(self, request, context):
-        answer = self.service.search_videos(request.text, request.top_k, request.candidate_depth)
+        answer = self.service.search_videos(request.text, request.top_k, request.candidate_depth, request.evidence)
         metrics.observe_stages(answer.timings)
         return answer_to_pb(answer)
 
@@ -253,13 +253,14 @@ class StrataServicer(pb_grpc.StrataServicer):
         if query is None:
             raise InvalidArgument("give video_id (an indexed video) or features (an uploaded video)")
         frames, regions = features_from_pb(request.features, "uploaded video") if query == "features" else (None, None)
-        answer = self.service.search_captions(request.video_id, frames, regions, request.top_k, request.candidate_depth)
+        answer = self.service.search_captions(request.video_id, frames, regions, request.top_k, request.candidate_depth,
+                                              request.evidence)
         metrics.observe_stages(answer.timings)
         return answer_to_pb(answer)
 
     @rpc
     def ScoreVideos(self, request, context):
-        answer = self.service.score_videos(request.text, list(request.video_ids))
+        answer = self.service.score_videos(request.text, list(request.video_ids), request.evidence)
         metrics.observe_stages(answer.timings)
         return answer_to_pb(answer)
 
@@ -328,8 +329,9 @@ class StrataServicer(pb_grpc.StrataServicer):
             data.append(chunk.data)
         if first is None:
             raise InvalidArgument("send the clip's bytes in at least one chunk")
-        frames, regions = self.raw.clip(b"".join(data), first.filename or first.id or "uploaded clip")
-        answer = self.service.search_captions("", frames, regions, first.top_k, first.candidate_depth)
+        frames, regions, times = self.raw.clip(b"".join(data), first.filename or first.id or "uploaded clip")
+        answer = self.service.search_captions("", frames, regions, first.top_k, first.candidate_depth,
+                                              first.evidence, times)
         metrics.observe_stages(answer.timings)
         return answer_to_pb(answer)
 

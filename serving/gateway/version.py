@@ -11,6 +11,7 @@ from common.layout import TEXT_INDEX, VIDEO_INDEX
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import InvalidArgument
+from serving.gateway.evidence import FRAME_TIMES
 from serving.gateway.first_stage import FirstStage
 from serving.gateway.limits import check_features, check_ids, check_source, check_text
 from serving.gateway.model import ServedModel
@@ -93,6 +94,8 @@ class Version:
                 record = {**self._stored(out), "frame_feats": np.asarray(v.frames, np.float32)}
                 if v.regions is not None and self.model.reads_regions:
                     record["region_feats"] = np.asarray(v.regions, np.float32)
+                if v.frame_times is not None:   # the temporal evidence's seconds (tensor record format 2)
+                    record[FRAME_TIMES] = np.asarray(v.frame_times, np.float64)
                 items.append(Item(v.id, record, out[VIDEO_INDEX], {"source": v.source, "duration": float(v.duration)}))
         return self.writers[VIDEOS].commit(items)
 

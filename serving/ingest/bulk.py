@@ -138,6 +138,8 @@ def read_unit(unit: Unit, max_frames: int, regions: bool, image=None) -> dict:
             arrays[f"{k}/images"] = decoded.images
             meta["kept"].append(k)
             meta["durations"].append(decoded.duration)
+            if decoded.times is not None:
+                arrays[f"{k}/times"] = decoded.times
     meta["read_ms"] = 1e3 * (time.perf_counter() - started)
     return {"meta": json.dumps(meta), "arrays": _pack(arrays)}
 
@@ -186,13 +188,13 @@ class Committer:
         elif unit.kind == FILES:
             from serving.ingest.decode import DecodedVideo
 
-            decoded = [DecodedVideo(unit.paths[k], arrays[f"{k}/images"], 0, np.zeros(0), d)
+            decoded = [DecodedVideo(unit.paths[k], arrays[f"{k}/images"], 0, np.zeros(0), d, arrays.get(f"{k}/times"))
                        for k, d in zip(meta["kept"], meta["durations"])]
             if decoded:
                 t0 = time.perf_counter()
                 features = self.raw().backbone(self.version).features(decoded)
                 stages["backbone"] = 1e3 * (time.perf_counter() - t0)
-                videos = [VideoInput(unit.ids[k], f, r, Path(d.name).name, d.duration)
+                videos = [VideoInput(unit.ids[k], f, r, Path(d.name).name, d.duration, d.times)
                           for k, d, (f, r) in zip(meta["kept"], decoded, features)]
                 self.service.index_videos(videos)
         else:

@@ -74,6 +74,7 @@ class DecodedVideo:
     num_frames: int           # frames decoded
     indices: np.ndarray       # which of them were kept
     duration: float           # seconds (-1 when the container does not say)
+    times: np.ndarray | None = None   # seconds of each kept frame (None when a frame's timestamp is unknown)
 
 
 def _open(source: str | Path | bytes, name: str):
@@ -161,9 +162,10 @@ def decode_video(source: str | Path | bytes, max_frames: int, spec: ImageSpec = 
     if count == 0:
         raise VideoFileError(f"{name}: no frame could be decoded")
     indices = frame_indices(count, max_frames)
-    wanted, kept = set(indices.tolist()), []
+    wanted, kept, times = set(indices.tolist()), [], []
     for position, frame in enumerate(_frames(source, name, limits)):
         if position in wanted:
+            times.append(frame.time)   # presentation time in seconds, None when the stream does not say
             try:
                 kept.append(preprocess(frame, spec))
             except (av.FFmpegError, ValueError) as err:
@@ -171,7 +173,8 @@ def decode_video(source: str | Path | bytes, max_frames: int, spec: ImageSpec = 
     if len(kept) != len(indices):
         raise VideoFileError(f"{name}: decoded {count} frames, then {len(kept)} of the {len(indices)} sampled ones "
                              f"on the second pass (the file changed, or decoding is not repeatable)")
-    return DecodedVideo(name, np.stack(kept), count, indices, _duration(source, name))
+    known = None if any(t is None for t in times) else np.asarray(times, np.float64)
+    return DecodedVideo(name, np.stack(kept), count, indices, _duration(source, name), known)
 
 
 def video_files(paths: list[str | Path]) -> list[Path]:

@@ -74,7 +74,7 @@ class RawVideos:
         version = self.service.active()
         decoded, errors = self.decode(version, files)
         features = self.backbone(version).features([d for _, d in decoded]) if decoded else []
-        videos = [VideoInput(f.id, frames, regions, f.name, d.duration)
+        videos = [VideoInput(f.id, frames, regions, f.name, d.duration, d.times)
                   for (f, d), (frames, regions) in zip(decoded, features)]
         return videos, errors
 
@@ -87,9 +87,10 @@ class RawVideos:
         result = self.service.index_videos(videos)
         return result.count, result.total, errors
 
-    def clip(self, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-        """An uploaded clip's features (a bad clip is the caller's INVALID_ARGUMENT: VideoFileError is a DataError;
-        one over a decoding limit is refused naming it)."""
+    def clip(self, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """An uploaded clip's features and its frames' times (None: unknown) (a bad clip is the caller's
+        INVALID_ARGUMENT: VideoFileError is a DataError; one over a decoding limit is refused naming it)."""
         version = self.service.active()
         decoded = decode_video(data, version.model.max_frames, self.backbone(version).info.image, name, self.limits)
-        return self.backbone(version).features([decoded])[0]
+        frames, regions = self.backbone(version).features([decoded])[0]
+        return frames, regions, decoded.times

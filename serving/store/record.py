@@ -4,7 +4,9 @@ Layout: ``b"SREC"``, the header's length (uint32, little-endian), the header (UT
 ``{"format": RECORD_FORMAT, "size": payload bytes, "arrays": [{"name", "dtype", "shape", "offset"}, ...]}``), zero
 padding to a multiple of ``ALIGN``, then the payload: each array's C-order bytes at its ``offset``, itself a multiple
 of ``ALIGN``. A header without ``format`` was written before the field existed, in this same layout, and is read as
-format 1; a record of a newer format is refused (upgrade Strata).
+format 1; a record of a newer format is refused (upgrade Strata). Format 2 has format 1's layout: it says that a
+video's record may hold its frames' times (``frame_times``), which a format-1 record never does (its video answers
+"no timing" in the temporal evidence).
 Decoding checks the structure (magic, header, dtypes, shapes, bounds, total length); the payload's bits are not
 checksummed, as that would cost more than the fetch itself. Checked headers are cached (items share a few layouts).
 """
@@ -26,7 +28,8 @@ DTYPES = ("bool", "uint8", "int8", "int32", "int64", "float16", "float32", "floa
 _LITTLE_ENDIAN = {name: np.dtype(name).newbyteorder("<") for name in DTYPES}
 _PREFIX = struct.Struct("<4sI")
 _ENTRY_KEYS = {"name", "dtype", "shape", "offset"}
-RECORD_FORMAT = 1
+RECORD_FORMAT = 2                 # 2: a video's record may hold ``frame_times``, its sampled frames' seconds
+READABLE_FORMATS = (1, 2)         # format 1 is the same layout, written before frame times were kept
 
 
 def _aligned(n: int) -> int:
@@ -81,7 +84,7 @@ def _layout(header: bytes) -> tuple[int, tuple[tuple[str, np.dtype, tuple[int, .
         size, entries, found = parsed["size"], parsed["arrays"], parsed.get("format", 1)
     except (ValueError, TypeError, KeyError, AttributeError) as err:
         raise DataError(f"tensor record header is corrupt: {err}") from None
-    if found != RECORD_FORMAT:
+    if found not in READABLE_FORMATS:
         if isinstance(found, int) and found > RECORD_FORMAT:
             raise DataError(f"tensor record format {found} was written by a newer Strata (this one reads format "
                             f"{RECORD_FORMAT}): upgrade Strata to read this store")

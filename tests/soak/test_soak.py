@@ -59,7 +59,7 @@ class ResidentMemory(threading.Thread):
 
     @staticmethod
     def _rss(process) -> int:
-        from evaluation.bench.e2e import summed_over_children
+        from evaluation.bench.parts import summed_over_children
 
         return int(summed_over_children(process, lambda p: p.memory_info().rss))
 

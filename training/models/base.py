@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from common.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
+from common.layout import ATTENTION_PREFIX, LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
 from training.losses import hinge_triplet_loss
 
 Tensors = Mapping[str, torch.Tensor]
@@ -87,9 +87,12 @@ class RetrievalModel(nn.Module):
         return {name: batch[name] for name in self.layout.video.input_names}
 
     @staticmethod
-    def scorer_output(levels: list[torch.Tensor], fused: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pack per-level ``[texts, videos]`` scores and the fused score the way the layout says."""
-        return {SCORE: fused, LEVEL_SCORES: torch.stack(levels, dim=0)}
+    def scorer_output(levels: list[torch.Tensor], fused: torch.Tensor,
+                      attentions: dict[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
+        """Pack per-level ``[texts, videos]`` scores, the fused score and each attending level's attention over the
+        frames the way the layout says."""
+        return {SCORE: fused, LEVEL_SCORES: torch.stack(levels, dim=0),
+                **{ATTENTION_PREFIX + level: weights for level, weights in (attentions or {}).items()}}
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

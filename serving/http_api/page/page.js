@@ -60,7 +60,7 @@ async function describe() {
 // -- videos ---------------------------------------------------------------------------------------------------------
 // A video hit is its summary (a button that shows its captions) and then these parts, each drawn from the hit and
 // the page's bar scale.
-const VIDEO_PARTS = [levelBars];
+const VIDEO_PARTS = [levelBars, evidenceStrip];
 
 function levelBars(hit, scale) {
   const rows = hit.levels.map((level) => {
@@ -74,6 +74,30 @@ function levelBars(hit, scale) {
     return el("div", { className: "level" }, name, el("dd", {}, bar, score(level.score)));
   });
   return el("dl", { className: "levels", ariaLabel: `level scores of ${hit.id}` }, ...rows);
+}
+
+// Where each phrase of the sentence was found: for every level that attends over frames, a row per verb or noun
+// phrase, a cell per sampled frame of the video shaded by the weight the model's attention gave it (the phrase's
+// heaviest frame darkest). Levels of one vector per item have no such evidence and draw nothing.
+function evidenceStrip(hit) {
+  const rows = (hit.evidence || []).filter((level) => level.temporal).flatMap((level) => level.nodes.map((node) => {
+    const top = Math.max(...node.frames.map((frame) => frame.weight), 0) || 1;
+    const cells = node.frames.map((frame) => {
+      const cell = el("span", { className: "frame", title: frameTitle(frame) });
+      cell.dataset.weight = String(frame.weight);
+      cell.style.setProperty("--weight", frame.weight / top);
+      return cell;
+    });
+    return el("div", { className: "node" },
+      el("span", { className: "phrase", textContent: `${level.level} · ${node.words}` }),
+      el("span", { className: "strip", role: "img", ariaLabel: `frames that “${node.words}” matched` }, ...cells));
+  }));
+  return el("div", { className: "evidence", ariaLabel: `where in ${hit.id} each phrase was found` }, ...rows);
+}
+
+function frameTitle(frame) {
+  const when = frame.timeS >= 0 ? ` at ${frame.timeS.toFixed(2)} s` : "";
+  return `frame ${frame.frame}${when}: weight ${frame.weight.toFixed(3)}`;
 }
 
 function videoHit(hit, rank, scale) {
@@ -98,7 +122,7 @@ async function search(event) {
   $("videos").replaceChildren();
   resetCaptions();
   try {
-    const answer = await call("SearchVideos", { text });
+    const answer = await call("SearchVideos", { text, evidence: true });
     if (mine !== searches) return;
     // Bars share one scale: the highest level score in the list fills its bar.
     const scale = Math.max(...answer.hits.flatMap((hit) => hit.levels.map((level) => level.score)), 0) || 1;
@@ -106,7 +130,8 @@ async function search(event) {
     const ms = answer.timings.reduce((sum, timing) => sum + timing.ms, 0);
     $("videos-note").textContent = answer.hits.length
       ? `${answer.hits.length} videos by fused score (of ${answer.candidates} candidates), ${ms.toFixed(0)} ms; ` +
-        "each bar is a level's score, the highest here full."
+        "each bar is a level's score, the highest here full; under them, each phrase's frames, darker where it " +
+        "was found."
       : "No videos found.";
   } catch (err) {
     if (mine !== searches) return;

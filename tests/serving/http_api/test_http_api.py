@@ -131,7 +131,10 @@ def test_openapi_describes_every_method_and_every_schema_it_names(http):
 
     assert {ref.rsplit("/", 1)[1] for ref in refs(described)} <= set(schemas)
     request = schemas["strata.v1.SearchVideosRequest"]["properties"]
-    assert set(request) == {"text", "topK", "candidateDepth"}
+    assert set(request) == {"text", "topK", "candidateDepth", "evidence"}
+    assert request["evidence"]["type"] == "boolean"
+    level = schemas["strata.v1.LevelEvidence"]["properties"]
+    assert level["nodes"]["items"]["$ref"].endswith("strata.v1.NodeEvidence")
     stream = described["paths"][f"/{SERVICE.full_name}/IndexVideos"]["post"]["requestBody"]
     assert stream["content"]["application/json"]["schema"]["oneOf"][1]["type"] == "array"
 

@@ -1,6 +1,6 @@
 """The search page in a real browser (headless Chromium) on the running stack: what it shows for a typed caption and
 for a chosen video is what the gRPC client answers, to the last bit of every score; behind a gateway that requires
-tokens, the token typed into the page goes with its calls. The test saves a screenshot of the page; set
+tokens, the token typed into the page goes with its calls. Each video's evidence strip shows the weights the API gives. The test saves a screenshot of the page; set
 STRATA_PAGE_SCREENSHOT to a path to keep it there (the README's is docs/search-page.png)."""
 from __future__ import annotations
 
@@ -81,6 +81,16 @@ def test_a_typed_caption_shows_the_videos_the_grpc_api_ranks_with_their_level_sc
     assert shown == [(h.id, np.float32(h.score), [(lv.level, np.float32(lv.score)) for lv in h.levels])
                      for h in expected.hits]
     assert [h.find_element("css selector", ".source").text for h in hits] == [h.source for h in expected.hits]
+    # the evidence strip: a row per phrase of each level that attends over frames, a cell per frame, the API's weights
+    explained = client.search_videos(text, evidence=True)
+    for hit, answer in zip(hits, explained.hits):
+        strip = [(row.find_element("css selector", ".phrase").text,
+                  [np.float32(float(cell.get_attribute("data-weight")))
+                   for cell in row.find_elements("css selector", ".frame")])
+                 for row in hit.find_elements("css selector", ".evidence .node")]
+        assert strip == [(f"{level.level} · {node.words}", [np.float32(f.weight) for f in node.frames])
+                         for level in answer.evidence if level.temporal for node in level.nodes]
+        assert strip and all(cells for _, cells in strip)
 
 
 def test_a_chosen_video_shows_the_captions_the_grpc_api_finds_for_it(page, client, tmp_path):

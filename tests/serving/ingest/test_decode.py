@@ -27,6 +27,8 @@ def test_every_frame_is_counted_and_the_window_sampled(folders, name, container,
     assert video.indices.tolist() == frame_indices(frames, 20).tolist()
     assert video.images.shape == (min(frames, 20), 3, 32, 32) and video.images.dtype == np.float32
     assert video.duration == pytest.approx(frames / fps, abs=1.5 / fps)
+    # each kept frame's presentation time: frame k of a constant-rate file is shown at k / fps seconds
+    assert video.times == pytest.approx(video.indices / fps, abs=0.5 / fps)
     again = decode_video((root / "good" / name).read_bytes(), max_frames=20, spec=spec, name=name)
     assert np.array_equal(again.images, video.images)   # bytes and path decode alike
 

@@ -74,6 +74,20 @@ def test_video_files_are_indexed_through_the_gateway_and_score_as_offline(stack,
         for name in bad:   # nothing partial: no Milvus row, no tensors
             with pytest.raises(StrataCallError, match="NOT_FOUND"):
                 client.score_videos("a dog", [Path(name).stem])
+    # each file's sampled frames keep their times (tensor record format 2), for the temporal evidence of its hits
+    from serving.index.naming import collection_name
+    from serving.ingest.decode import decode_video
+    from serving.store import open_store
+
+    store = open_store(f"{settings.tensor_store_root}/{collection_name(BASE, state.version, 'videos')}")
+    try:
+        stored = store.get(ids, {"frame_times"})
+    finally:
+        store.close()
+    for (name, _, _, count, _, _), record in zip(GOOD, stored):
+        times = decode_video(videos / "good" / name, reference.max_frames).times
+        assert times is not None and len(times) == min(count, reference.max_frames)
+        np.testing.assert_array_equal(record["frame_times"], times)
 
 
 def test_search_captions_by_an_uploaded_clip_equals_search_by_its_id(stack):

@@ -106,3 +106,9 @@ def test_a_record_written_before_the_format_field_reads_as_format_one():
 def test_a_record_of_another_format_is_refused_with_the_fix(found, problem):
     with pytest.raises(DataError, match=problem):
         decode_record(_with_header(GOOD, lambda h: h.update(format=found)))
+
+
+def test_a_format_one_record_still_reads_after_format_two_added_frame_times():
+    """Format 2 only says a video's record may hold frame times: a format-1 record reads unchanged, without them."""
+    older = _with_header(GOOD, lambda h: h.update(format=1))
+    assert RECORD_FORMAT == 2 and set(decode_record(older)) == set(decode_record(GOOD))

@@ -68,17 +68,24 @@ def test_local_attentive_matching_literal():
     assert got2 == pytest.approx(1 / math.sqrt(1 + 9 * math.exp(-4)), abs=1e-6)
 
 
-def _numpy_local_match(nodes, node_mask, frames, frame_mask, lam=4.0):
-    """HGR's local attentive matching for one (text, video) pair, written with explicit attended vectors."""
-    def unit(x):
-        return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-18)
+def _unit(x):
+    return x / np.sqrt((x * x).sum(-1, keepdims=True) + 1e-18)
 
-    s = unit(nodes) @ unit(frames).T                                   # [N, T]
+
+def _numpy_attention(nodes, frames, frame_mask, lam=4.0):
+    """Each node's attention over the frames [N, T] for one (text, video) pair."""
+    s = _unit(nodes) @ _unit(frames).T                                 # [N, T]
     x = np.where(frame_mask[None] > 0, s, 0.0).clip(min=0)
     x = x / np.maximum(np.sqrt((x * x).sum(-1, keepdims=True)), 1e-10)
     logits = np.where(frame_mask[None] > 0, lam * x, -np.inf)
     a = np.exp(logits - logits.max(-1, keepdims=True))
-    a = a / a.sum(-1, keepdims=True)
+    return a / a.sum(-1, keepdims=True)
+
+
+def _numpy_local_match(nodes, node_mask, frames, frame_mask, lam=4.0):
+    """HGR's local attentive matching for one (text, video) pair, written with explicit attended vectors."""
+    unit = _unit
+    a = _numpy_attention(nodes, frames, frame_mask, lam)
     attended = a @ frames                                              # [N, D]
     per_node = (unit(attended) * unit(nodes)).sum(-1)
     return (per_node * node_mask).sum() / max(node_mask.sum(), 1.0)
@@ -96,6 +103,27 @@ def test_local_attentive_matching_matches_numpy_reference():
                          for i in range(3)])
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert np.all(got[2] == 0)  # no valid node: mean over an empty set is 0 (denominator clamped to 1)
+
+
+def test_the_attention_returned_is_the_one_that_weighed_the_frames():
+    """``return_attention`` gives the weights the score was computed with (the temporal evidence of a hit): the NumPy
+    reference's, summing to 1 over a video's frames and 0 on its padding; the score is the same either way."""
+    rng = np.random.default_rng(5)
+    nodes = rng.standard_normal((2, 3, 6)).astype(np.float32)
+    node_mask = np.array([[1, 1, 0], [1, 0, 0]], np.float32)
+    frames = rng.standard_normal((3, 5, 6)).astype(np.float32)
+    frame_mask = np.array([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0], [1, 0, 0, 0, 0]], np.float32)
+    args = [torch.from_numpy(a) for a in (nodes, node_mask, frames, frame_mask)]
+    scores, attention = local_attentive_match(*args, return_attention=True)
+    assert torch.equal(scores, local_attentive_match(*args))
+    attention = attention.numpy()
+    for i in range(2):
+        for j in range(3):
+            valid = int(frame_mask[j].sum())
+            expected = _numpy_attention(nodes[i], frames[j], frame_mask[j])
+            np.testing.assert_allclose(attention[i, j, :, :valid], expected[:, :valid], atol=1e-6)
+            assert np.all(attention[i, j, :, valid:] == 0)
+            np.testing.assert_allclose(attention[i, j].sum(-1), 1.0, atol=1e-6)
 
 
 # (texts, videos, nodes, frames, dim) where the attended vectors are cheaper (a query against its candidates), and

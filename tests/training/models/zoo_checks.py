@@ -113,6 +113,8 @@ def check_scorer_batching(model, t, v):
                 one = model.score({k: x[i:i + 1] for k, x in t.items()}, {k: x[j:j + 1] for k, x in v.items()})
                 assert torch.allclose(one["score"][0, 0], full["score"][i, j], atol=1e-6)
                 assert torch.allclose(one["level_scores"][:, 0, 0], full["level_scores"][:, i, j], atol=1e-6)
+                for name in model.layout.scorer.output_names[2:]:   # each attending level's attention
+                    assert torch.allclose(one[name][0, 0], full[name][i, j], atol=1e-6), name
 
 
 def _item_index(shape, b, lengths):

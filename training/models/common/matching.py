@@ -13,7 +13,8 @@ JACCARD_EPS = 1e-8      # the reference has none; it keeps an all-zero pair fini
 
 
 def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: torch.Tensor,
-                          frame_mask: torch.Tensor, lam: float = LOCAL_LAMBDA) -> torch.Tensor:
+                          frame_mask: torch.Tensor, lam: float = LOCAL_LAMBDA, return_attention: bool = False
+                          ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
     """HGR local attentive matching (Eq. 12 with the reference code's masks and "embed" fusion).
 
     nodes [Bt, N, D] with node_mask [Bt, N]; frames [Bv, T, D] with frame_mask [Bv, T] -> [Bt, Bv].
@@ -26,6 +27,9 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     nodes c^ and attention a, cos(sum_j a_j v_j, c) = sum_j a_j (v_j . c^) / |sum_j a_j v_j|, and the norm is
     either taken of the attended vectors ``[Bt, Bv, N, D]`` themselves or as sqrt(a^T G a), G = the video's frame
     Gram matrix ``[Bv, T, T]``, so that the largest intermediate is ``[Bt, Bv, N, T]`` (training batches).
+
+    ``return_attention``: also return the attention itself, ``[Bt, Bv, N, T]`` (each node's weights over the
+    frames, summing to 1 over the valid ones, 0 on padded frames): where in the video each node was found.
 
     float16 / bfloat16: the similarities and the softmax stay in that dtype; every sum of squares with its epsilon
     or floor, the Gram term and the node scores are computed in float32 (no overflow of a frame's squared norm,
@@ -47,7 +51,8 @@ def local_attentive_match(nodes: torch.Tensor, node_mask: torch.Tensor, frames: 
     node_scores = widen(attention * dots).sum(-1) / torch.sqrt(attended_sq_norm.clamp(min=0) + NORM_EPS)  # [Bt, Bv, N]
     node_mask = node_mask.unsqueeze(1)                                                # [Bt, 1, N]
     scores = (node_scores * node_mask).sum(-1) / node_mask.sum(-1).clamp(min=1)
-    return scores.to(dtype) if scores.dtype != dtype else scores
+    scores = scores.to(dtype) if scores.dtype != dtype else scores
+    return (scores, attention) if return_attention else scores
 
 
 def node_frame_dots(nodes: torch.Tensor, frames: torch.Tensor) -> torch.Tensor:

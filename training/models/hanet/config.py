@@ -109,4 +109,8 @@ class HANetConfig:
             text_outputs=text_outputs,
             video_inputs=(video_input("frame_feats", frame_dim=self.video.frame_dim), video_input("frame_mask")),
             video_outputs=video_outputs,
+            # the individual levels attend the caption's verb and noun nodes over frames; the local levels attend
+            # over concept clips, not frames, and give no temporal evidence
+            attentions=(("individual_action", "verbs"), ("individual_entity", "nouns"))
+            if self.individual_alignment else (),
         )

@@ -186,12 +186,14 @@ class HANet(RetrievalModel):
     # -- scorer ---------------------------------------------------------------------------------------------
     def score(self, text: Tensors, video: Tensors) -> dict[str, torch.Tensor]:
         cfg = self.config
-        levels = []
+        levels, attentions = [], {}
         if cfg.individual_alignment:
-            levels.append(local_attentive_match(text["text_verb_words"], text["text_verb_mask"],
-                                                video["video_actions"], video["video_frame_mask"]))
-            levels.append(local_attentive_match(text["text_noun_words"], text["text_noun_mask"],
-                                                video["video_entities"], video["video_frame_mask"]))
+            for level, nodes, mask, frames in (
+                    ("individual_action", "text_verb_words", "text_verb_mask", "video_actions"),
+                    ("individual_entity", "text_noun_words", "text_noun_mask", "video_entities")):
+                score, attentions[level] = local_attentive_match(text[nodes], text[mask], video[frames],
+                                                                 video["video_frame_mask"], return_attention=True)
+                levels.append(score)
         if cfg.local_alignment:
             for nodes, mask, clips in (("text_verbs", "text_verb_mask", "video_local_actions"),
                                        ("text_nouns", "text_noun_mask", "video_local_entities")):
@@ -202,7 +204,7 @@ class HANet(RetrievalModel):
         levels.append(jaccard_matrix(text["text_verb_concepts"], video["video_verb_concepts"]))
         levels.append(jaccard_matrix(text["text_noun_concepts"], video["video_noun_concepts"]))
         alignment, concept = self._alignment_and_concept(torch.stack(levels))
-        return self.scorer_output(levels, (alignment + concept) / 2)
+        return self.scorer_output(levels, (alignment + concept) / 2, attentions)
 
     @staticmethod
     def _alignment_and_concept(level_scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

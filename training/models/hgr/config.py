@@ -68,4 +68,5 @@ class HGRConfig:
             text_outputs=text_outputs,
             video_inputs=(video_input("frame_feats", frame_dim=self.video.frame_dim), video_input("frame_mask")),
             video_outputs=video_outputs,
+            attentions=(("action", "verbs"), ("entity", "nouns")),
         )

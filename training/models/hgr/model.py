@@ -88,8 +88,11 @@ class HGR(RetrievalModel):
 
     def score(self, text: Tensors, video: Tensors) -> dict[str, torch.Tensor]:
         event = cosine_matrix(text["text_event"], video["video_event"])
-        action = local_attentive_match(text["text_verbs"], text["text_verb_mask"],
-                                       video["video_actions"], video["video_frame_mask"])
-        entity = local_attentive_match(text["text_nouns"], text["text_noun_mask"],
-                                       video["video_entities"], video["video_frame_mask"])
-        return self.scorer_output([event, action, entity], (event + action + entity) / 3)
+        action, action_attention = local_attentive_match(text["text_verbs"], text["text_verb_mask"],
+                                                         video["video_actions"], video["video_frame_mask"],
+                                                         return_attention=True)
+        entity, entity_attention = local_attentive_match(text["text_nouns"], text["text_noun_mask"],
+                                                         video["video_entities"], video["video_frame_mask"],
+                                                         return_attention=True)
+        return self.scorer_output([event, action, entity], (event + action + entity) / 3,
+                                  {"action": action_attention, "entity": entity_attention})

@@ -24,15 +24,15 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$serving/proto/strata/v1/strata.proto\x12\tstrata.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"V\n\rVideoFeatures\x12!\n\x06\x66rames\x18\x01 \x01(\x0b\x32\x11.strata.v1.Tensor\x12\"\n\x07regions\x18\x02 \x01(\x0b\x32\x11.strata.v1.Tensor\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"K\n\x13SearchVideosRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x03 \x01(\x05\"\x8a\x01\n\x15SearchCaptionsRequest\x12\x12\n\x08video_id\x18\x01 \x01(\tH\x00\x12,\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x18.strata.v1.VideoFeaturesH\x00\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x04 \x01(\x05\x42\x07\n\x05query\"5\n\x12ScoreVideosRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tvideo_ids\x18\x02 \x03(\t\"9\n\nLevelScore\x12\r\n\x05level\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05\x65mpty\x18\x03 \x01(\x08\"\x89\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12%\n\x06levels\x18\x03 \x03(\x0b\x32\x15.strata.v1.LevelScore\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\x02\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x10\n\x08video_id\x18\x07 \x01(\t\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"\x93\x01\n\x0eSearchResponse\x12\x1c\n\x04hits\x18\x01 \x03(\x0b\x32\x0e.strata.v1.Hit\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12\x12\n\ncandidates\x18\x03 \x01(\x05\x12\'\n\x07timings\x18\x04 \x03(\x0b\x32\x16.strata.v1.StageTiming\"e\n\tVideoItem\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x18.strata.v1.VideoFeatures\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08\x64uration\x18\x04 \x01(\x02\":\n\x12IndexVideosRequest\x12$\n\x06videos\x18\x01 \x03(\x0b\x32\x14.strata.v1.VideoItem\"9\n\x0b\x43\x61ptionItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08video_id\x18\x03 \x01(\t\"@\n\x14IndexCaptionsRequest\x12(\n\x08\x63\x61ptions\x18\x01 \x03(\x0b\x32\x16.strata.v1.CaptionItem\"W\n\rIndexResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.strata.v1.ModelVersion\"?\n\rDeleteRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.strata.v1.ItemKind\x12\x0b\n\x03ids\x18\x02 \x03(\t\"0\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\"\x11\n\x0f\x44\x65scribeRequest\"\xc0\x02\n\x10\x44\x65scribeResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12\x0e\n\x06levels\x18\x02 \x03(\t\x12\x0e\n\x06videos\x18\x03 \x01(\x03\x12\x10\n\x08\x63\x61ptions\x18\x04 \x01(\x03\x12\x12\n\nindex_view\x18\x05 \x01(\t\x12\x13\n\x0bstore_dtype\x18\t \x01(\t\x12\x15\n\rdefault_top_k\x18\n \x01(\x05\x12\x1f\n\x17\x64\x65\x66\x61ult_candidate_depth\x18\x0b \x01(\x05\x12\x11\n\tframe_dim\x18\x0c \x01(\x05\x12\x12\n\nregion_dim\x18\r \x01(\x05\x12\x12\n\nmax_frames\x18\x0e \x01(\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\x08\x10\tR\ntriton_urlR\nmilvus_uriR\x0ctensor_store\"d\n\x0eVideoFileChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x05 \x01(\x05\":\n\tFileError\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xb4\x01\n\x12IndexFilesResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12$\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x14.strata.v1.FileError\x12\x10\n\x08sampling\x18\x05 \x01(\t\x12\x1e\n\x16\x66rame_backbone_version\x18\x06 \x01(\x03*Q\n\x08ItemKind\x12\x19\n\x15ITEM_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fITEM_KIND_VIDEO\x10\x01\x12\x15\n\x11ITEM_KIND_CAPTION\x10\x02\x32\xa4\x05\n\x06Strata\x12I\n\x0cSearchVideos\x12\x1e.strata.v1.SearchVideosRequest\x1a\x19.strata.v1.SearchResponse\x12M\n\x0eSearchCaptions\x12 .strata.v1.SearchCaptionsRequest\x1a\x19.strata.v1.SearchResponse\x12G\n\x0bScoreVideos\x12\x1d.strata.v1.ScoreVideosRequest\x1a\x19.strata.v1.SearchResponse\x12H\n\x0bIndexVideos\x12\x1d.strata.v1.IndexVideosRequest\x1a\x18.strata.v1.IndexResponse(\x01\x12M\n\x0fIndexVideoFiles\x12\x19.strata.v1.VideoFileChunk\x1a\x1d.strata.v1.IndexFilesResponse(\x01\x12N\n\x14SearchCaptionsByClip\x12\x19.strata.v1.VideoFileChunk\x1a\x19.strata.v1.SearchResponse(\x01\x12J\n\rIndexCaptions\x12\x1f.strata.v1.IndexCaptionsRequest\x1a\x18.strata.v1.IndexResponse\x12=\n\x06\x44\x65lete\x12\x18.strata.v1.DeleteRequest\x1a\x19.strata.v1.DeleteResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.strata.v1.DescribeRequest\x1a\x1b.strata.v1.DescribeResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n$serving/proto/strata/v1/strata.proto\x12\tstrata.v1\"%\n\x06Tensor\x12\r\n\x05shape\x18\x01 \x03(\x03\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"V\n\rVideoFeatures\x12!\n\x06\x66rames\x18\x01 \x01(\x0b\x32\x11.strata.v1.Tensor\x12\"\n\x07regions\x18\x02 \x01(\x0b\x32\x11.strata.v1.Tensor\"-\n\x0cModelVersion\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"]\n\x13SearchVideosRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\r\n\x05top_k\x18\x02 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x03 \x01(\x05\x12\x10\n\x08\x65vidence\x18\x04 \x01(\x08\"\x9c\x01\n\x15SearchCaptionsRequest\x12\x12\n\x08video_id\x18\x01 \x01(\tH\x00\x12,\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x18.strata.v1.VideoFeaturesH\x00\x12\r\n\x05top_k\x18\x03 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x04 \x01(\x05\x12\x10\n\x08\x65vidence\x18\x05 \x01(\x08\x42\x07\n\x05query\"G\n\x12ScoreVideosRequest\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x11\n\tvideo_ids\x18\x02 \x03(\t\x12\x10\n\x08\x65vidence\x18\x03 \x01(\x08\"9\n\nLevelScore\x12\r\n\x05level\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12\r\n\x05\x65mpty\x18\x03 \x01(\x08\"<\n\x0b\x46rameWeight\x12\r\n\x05\x66rame\x18\x01 \x01(\x05\x12\x0e\n\x06weight\x18\x02 \x01(\x02\x12\x0e\n\x06time_s\x18\x03 \x01(\x01\"E\n\x0cNodeEvidence\x12\r\n\x05words\x18\x01 \x01(\t\x12&\n\x06\x66rames\x18\x02 \x03(\x0b\x32\x16.strata.v1.FrameWeight\"X\n\rLevelEvidence\x12\r\n\x05level\x18\x01 \x01(\t\x12\x10\n\x08temporal\x18\x02 \x01(\x08\x12&\n\x05nodes\x18\x03 \x03(\x0b\x32\x17.strata.v1.NodeEvidence\"\xb5\x01\n\x03Hit\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05score\x18\x02 \x01(\x02\x12%\n\x06levels\x18\x03 \x03(\x0b\x32\x15.strata.v1.LevelScore\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\x10\n\x08\x64uration\x18\x05 \x01(\x02\x12\x0c\n\x04text\x18\x06 \x01(\t\x12\x10\n\x08video_id\x18\x07 \x01(\t\x12*\n\x08\x65vidence\x18\x08 \x03(\x0b\x32\x18.strata.v1.LevelEvidence\"(\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\n\n\x02ms\x18\x02 \x01(\x01\"\x93\x01\n\x0eSearchResponse\x12\x1c\n\x04hits\x18\x01 \x03(\x0b\x32\x0e.strata.v1.Hit\x12&\n\x05model\x18\x02 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12\x12\n\ncandidates\x18\x03 \x01(\x05\x12\'\n\x07timings\x18\x04 \x03(\x0b\x32\x16.strata.v1.StageTiming\"e\n\tVideoItem\x12\n\n\x02id\x18\x01 \x01(\t\x12*\n\x08\x66\x65\x61tures\x18\x02 \x01(\x0b\x32\x18.strata.v1.VideoFeatures\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08\x64uration\x18\x04 \x01(\x02\":\n\x12IndexVideosRequest\x12$\n\x06videos\x18\x01 \x03(\x0b\x32\x14.strata.v1.VideoItem\"9\n\x0b\x43\x61ptionItem\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x10\n\x08video_id\x18\x03 \x01(\t\"@\n\x14IndexCaptionsRequest\x12(\n\x08\x63\x61ptions\x18\x01 \x03(\x0b\x32\x16.strata.v1.CaptionItem\"W\n\rIndexResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.strata.v1.ModelVersion\"?\n\rDeleteRequest\x12!\n\x04kind\x18\x01 \x01(\x0e\x32\x13.strata.v1.ItemKind\x12\x0b\n\x03ids\x18\x02 \x03(\t\"0\n\x0e\x44\x65leteResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\"\x11\n\x0f\x44\x65scribeRequest\"\xc0\x02\n\x10\x44\x65scribeResponse\x12&\n\x05model\x18\x01 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12\x0e\n\x06levels\x18\x02 \x03(\t\x12\x0e\n\x06videos\x18\x03 \x01(\x03\x12\x10\n\x08\x63\x61ptions\x18\x04 \x01(\x03\x12\x12\n\nindex_view\x18\x05 \x01(\t\x12\x13\n\x0bstore_dtype\x18\t \x01(\t\x12\x15\n\rdefault_top_k\x18\n \x01(\x05\x12\x1f\n\x17\x64\x65\x66\x61ult_candidate_depth\x18\x0b \x01(\x05\x12\x11\n\tframe_dim\x18\x0c \x01(\x05\x12\x12\n\nregion_dim\x18\r \x01(\x05\x12\x12\n\nmax_frames\x18\x0e \x01(\x05J\x04\x08\x06\x10\x07J\x04\x08\x07\x10\x08J\x04\x08\x08\x10\tR\ntriton_urlR\nmilvus_uriR\x0ctensor_store\"v\n\x0eVideoFileChunk\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x12\r\n\x05top_k\x18\x04 \x01(\x05\x12\x17\n\x0f\x63\x61ndidate_depth\x18\x05 \x01(\x05\x12\x10\n\x08\x65vidence\x18\x06 \x01(\x08\":\n\tFileError\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08\x66ilename\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xb4\x01\n\x12IndexFilesResponse\x12\x0f\n\x07indexed\x18\x01 \x01(\x03\x12\r\n\x05total\x18\x02 \x01(\x03\x12&\n\x05model\x18\x03 \x01(\x0b\x32\x17.strata.v1.ModelVersion\x12$\n\x06\x65rrors\x18\x04 \x03(\x0b\x32\x14.strata.v1.FileError\x12\x10\n\x08sampling\x18\x05 \x01(\t\x12\x1e\n\x16\x66rame_backbone_version\x18\x06 \x01(\x03*Q\n\x08ItemKind\x12\x19\n\x15ITEM_KIND_UNSPECIFIED\x10\x00\x12\x13\n\x0fITEM_KIND_VIDEO\x10\x01\x12\x15\n\x11ITEM_KIND_CAPTION\x10\x02\x32\xa4\x05\n\x06Strata\x12I\n\x0cSearchVideos\x12\x1e.strata.v1.SearchVideosRequest\x1a\x19.strata.v1.SearchResponse\x12M\n\x0eSearchCaptions\x12 .strata.v1.SearchCaptionsRequest\x1a\x19.strata.v1.SearchResponse\x12G\n\x0bScoreVideos\x12\x1d.strata.v1.ScoreVideosRequest\x1a\x19.strata.v1.SearchResponse\x12H\n\x0bIndexVideos\x12\x1d.strata.v1.IndexVideosRequest\x1a\x18.strata.v1.IndexResponse(\x01\x12M\n\x0fIndexVideoFiles\x12\x19.strata.v1.VideoFileChunk\x1a\x1d.strata.v1.IndexFilesResponse(\x01\x12N\n\x14SearchCaptionsByClip\x12\x19.strata.v1.VideoFileChunk\x1a\x19.strata.v1.SearchResponse(\x01\x12J\n\rIndexCaptions\x12\x1f.strata.v1.IndexCaptionsRequest\x1a\x18.strata.v1.IndexResponse\x12=\n\x06\x44\x65lete\x12\x18.strata.v1.DeleteRequest\x1a\x19.strata.v1.DeleteResponse\x12\x43\n\x08\x44\x65scribe\x12\x1a.strata.v1.DescribeRequest\x1a\x1b.strata.v1.DescribeResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'serving.proto.strata.v1.strata_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ITEMKIND']._serialized_start=2068
-  _globals['_ITEMKIND']._serialized_end=2149
+  _globals['_ITEMKIND']._serialized_start=2407
+  _globals['_ITEMKIND']._serialized_end=2488
   _globals['_TENSOR']._serialized_start=51
   _globals['_TENSOR']._serialized_end=88
   _globals['_VIDEOFEATURES']._serialized_start=90
@@ -40,43 +40,49 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELVERSION']._serialized_start=178
   _globals['_MODELVERSION']._serialized_end=223
   _globals['_SEARCHVIDEOSREQUEST']._serialized_start=225
-  _globals['_SEARCHVIDEOSREQUEST']._serialized_end=300
-  _globals['_SEARCHCAPTIONSREQUEST']._serialized_start=303
-  _globals['_SEARCHCAPTIONSREQUEST']._serialized_end=441
-  _globals['_SCOREVIDEOSREQUEST']._serialized_start=443
-  _globals['_SCOREVIDEOSREQUEST']._serialized_end=496
-  _globals['_LEVELSCORE']._serialized_start=498
-  _globals['_LEVELSCORE']._serialized_end=555
-  _globals['_HIT']._serialized_start=558
-  _globals['_HIT']._serialized_end=695
-  _globals['_STAGETIMING']._serialized_start=697
-  _globals['_STAGETIMING']._serialized_end=737
-  _globals['_SEARCHRESPONSE']._serialized_start=740
-  _globals['_SEARCHRESPONSE']._serialized_end=887
-  _globals['_VIDEOITEM']._serialized_start=889
-  _globals['_VIDEOITEM']._serialized_end=990
-  _globals['_INDEXVIDEOSREQUEST']._serialized_start=992
-  _globals['_INDEXVIDEOSREQUEST']._serialized_end=1050
-  _globals['_CAPTIONITEM']._serialized_start=1052
-  _globals['_CAPTIONITEM']._serialized_end=1109
-  _globals['_INDEXCAPTIONSREQUEST']._serialized_start=1111
-  _globals['_INDEXCAPTIONSREQUEST']._serialized_end=1175
-  _globals['_INDEXRESPONSE']._serialized_start=1177
-  _globals['_INDEXRESPONSE']._serialized_end=1264
-  _globals['_DELETEREQUEST']._serialized_start=1266
-  _globals['_DELETEREQUEST']._serialized_end=1329
-  _globals['_DELETERESPONSE']._serialized_start=1331
-  _globals['_DELETERESPONSE']._serialized_end=1379
-  _globals['_DESCRIBEREQUEST']._serialized_start=1381
-  _globals['_DESCRIBEREQUEST']._serialized_end=1398
-  _globals['_DESCRIBERESPONSE']._serialized_start=1401
-  _globals['_DESCRIBERESPONSE']._serialized_end=1721
-  _globals['_VIDEOFILECHUNK']._serialized_start=1723
-  _globals['_VIDEOFILECHUNK']._serialized_end=1823
-  _globals['_FILEERROR']._serialized_start=1825
-  _globals['_FILEERROR']._serialized_end=1883
-  _globals['_INDEXFILESRESPONSE']._serialized_start=1886
-  _globals['_INDEXFILESRESPONSE']._serialized_end=2066
-  _globals['_STRATA']._serialized_start=2152
-  _globals['_STRATA']._serialized_end=2828
+  _globals['_SEARCHVIDEOSREQUEST']._serialized_end=318
+  _globals['_SEARCHCAPTIONSREQUEST']._serialized_start=321
+  _globals['_SEARCHCAPTIONSREQUEST']._serialized_end=477
+  _globals['_SCOREVIDEOSREQUEST']._serialized_start=479
+  _globals['_SCOREVIDEOSREQUEST']._serialized_end=550
+  _globals['_LEVELSCORE']._serialized_start=552
+  _globals['_LEVELSCORE']._serialized_end=609
+  _globals['_FRAMEWEIGHT']._serialized_start=611
+  _globals['_FRAMEWEIGHT']._serialized_end=671
+  _globals['_NODEEVIDENCE']._serialized_start=673
+  _globals['_NODEEVIDENCE']._serialized_end=742
+  _globals['_LEVELEVIDENCE']._serialized_start=744
+  _globals['_LEVELEVIDENCE']._serialized_end=832
+  _globals['_HIT']._serialized_start=835
+  _globals['_HIT']._serialized_end=1016
+  _globals['_STAGETIMING']._serialized_start=1018
+  _globals['_STAGETIMING']._serialized_end=1058
+  _globals['_SEARCHRESPONSE']._serialized_start=1061
+  _globals['_SEARCHRESPONSE']._serialized_end=1208
+  _globals['_VIDEOITEM']._serialized_start=1210
+  _globals['_VIDEOITEM']._serialized_end=1311
+  _globals['_INDEXVIDEOSREQUEST']._serialized_start=1313
+  _globals['_INDEXVIDEOSREQUEST']._serialized_end=1371
+  _globals['_CAPTIONITEM']._serialized_start=1373
+  _globals['_CAPTIONITEM']._serialized_end=1430
+  _globals['_INDEXCAPTIONSREQUEST']._serialized_start=1432
+  _globals['_INDEXCAPTIONSREQUEST']._serialized_end=1496
+  _globals['_INDEXRESPONSE']._serialized_start=1498
+  _globals['_INDEXRESPONSE']._serialized_end=1585
+  _globals['_DELETEREQUEST']._serialized_start=1587
+  _globals['_DELETEREQUEST']._serialized_end=1650
+  _globals['_DELETERESPONSE']._serialized_start=1652
+  _globals['_DELETERESPONSE']._serialized_end=1700
+  _globals['_DESCRIBEREQUEST']._serialized_start=1702
+  _globals['_DESCRIBEREQUEST']._serialized_end=1719
+  _globals['_DESCRIBERESPONSE']._serialized_start=1722
+  _globals['_DESCRIBERESPONSE']._serialized_end=2042
+  _globals['_VIDEOFILECHUNK']._serialized_start=2044
+  _globals['_VIDEOFILECHUNK']._serialized_end=2162
+  _globals['_FILEERROR']._serialized_start=2164
+  _globals['_FILEERROR']._serialized_end=2222
+  _globals['_INDEXFILESRESPONSE']._serialized_start=2225
+  _globals['_INDEXFILESRESPONSE']._serialized_end=2405
+  _globals['_STRATA']._serialized_start=2491
+  _globals['_STRATA']._serialized_end=3167
 # @@protoc_insertion_point(module_scope)

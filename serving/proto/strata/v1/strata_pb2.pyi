@@ -41,34 +41,40 @@ class ModelVersion(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class SearchVideosRequest(_message.Message):
-    __slots__ = ("text", "top_k", "candidate_depth")
+    __slots__ = ("text", "top_k", "candidate_depth", "evidence")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     text: str
     top_k: int
     candidate_depth: int
-    def __init__(self, text: _Optional[str] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ...) -> None: ...
+    evidence: bool
+    def __init__(self, text: _Optional[str] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ..., evidence: _Optional[bool] = ...) -> None: ...
 
 class SearchCaptionsRequest(_message.Message):
-    __slots__ = ("video_id", "features", "top_k", "candidate_depth")
+    __slots__ = ("video_id", "features", "top_k", "candidate_depth", "evidence")
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
     FEATURES_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     video_id: str
     features: VideoFeatures
     top_k: int
     candidate_depth: int
-    def __init__(self, video_id: _Optional[str] = ..., features: _Optional[_Union[VideoFeatures, _Mapping]] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ...) -> None: ...
+    evidence: bool
+    def __init__(self, video_id: _Optional[str] = ..., features: _Optional[_Union[VideoFeatures, _Mapping]] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ..., evidence: _Optional[bool] = ...) -> None: ...
 
 class ScoreVideosRequest(_message.Message):
-    __slots__ = ("text", "video_ids")
+    __slots__ = ("text", "video_ids", "evidence")
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VIDEO_IDS_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     text: str
     video_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, text: _Optional[str] = ..., video_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    evidence: bool
+    def __init__(self, text: _Optional[str] = ..., video_ids: _Optional[_Iterable[str]] = ..., evidence: _Optional[bool] = ...) -> None: ...
 
 class LevelScore(_message.Message):
     __slots__ = ("level", "score", "empty")
@@ -80,8 +86,36 @@ class LevelScore(_message.Message):
     empty: bool
     def __init__(self, level: _Optional[str] = ..., score: _Optional[float] = ..., empty: _Optional[bool] = ...) -> None: ...
 
+class FrameWeight(_message.Message):
+    __slots__ = ("frame", "weight", "time_s")
+    FRAME_FIELD_NUMBER: _ClassVar[int]
+    WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TIME_S_FIELD_NUMBER: _ClassVar[int]
+    frame: int
+    weight: float
+    time_s: float
+    def __init__(self, frame: _Optional[int] = ..., weight: _Optional[float] = ..., time_s: _Optional[float] = ...) -> None: ...
+
+class NodeEvidence(_message.Message):
+    __slots__ = ("words", "frames")
+    WORDS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
+    words: str
+    frames: _containers.RepeatedCompositeFieldContainer[FrameWeight]
+    def __init__(self, words: _Optional[str] = ..., frames: _Optional[_Iterable[_Union[FrameWeight, _Mapping]]] = ...) -> None: ...
+
+class LevelEvidence(_message.Message):
+    __slots__ = ("level", "temporal", "nodes")
+    LEVEL_FIELD_NUMBER: _ClassVar[int]
+    TEMPORAL_FIELD_NUMBER: _ClassVar[int]
+    NODES_FIELD_NUMBER: _ClassVar[int]
+    level: str
+    temporal: bool
+    nodes: _containers.RepeatedCompositeFieldContainer[NodeEvidence]
+    def __init__(self, level: _Optional[str] = ..., temporal: _Optional[bool] = ..., nodes: _Optional[_Iterable[_Union[NodeEvidence, _Mapping]]] = ...) -> None: ...
+
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "levels", "source", "duration", "text", "video_id")
+    __slots__ = ("id", "score", "levels", "source", "duration", "text", "video_id", "evidence")
     ID_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
@@ -89,6 +123,7 @@ class Hit(_message.Message):
     DURATION_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     VIDEO_ID_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     levels: _containers.RepeatedCompositeFieldContainer[LevelScore]
@@ -96,7 +131,8 @@ class Hit(_message.Message):
     duration: float
     text: str
     video_id: str
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., levels: _Optional[_Iterable[_Union[LevelScore, _Mapping]]] = ..., source: _Optional[str] = ..., duration: _Optional[float] = ..., text: _Optional[str] = ..., video_id: _Optional[str] = ...) -> None: ...
+    evidence: _containers.RepeatedCompositeFieldContainer[LevelEvidence]
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., levels: _Optional[_Iterable[_Union[LevelScore, _Mapping]]] = ..., source: _Optional[str] = ..., duration: _Optional[float] = ..., text: _Optional[str] = ..., video_id: _Optional[str] = ..., evidence: _Optional[_Iterable[_Union[LevelEvidence, _Mapping]]] = ...) -> None: ...
 
 class StageTiming(_message.Message):
     __slots__ = ("stage", "ms")
@@ -209,18 +245,20 @@ class DescribeResponse(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelVersion, _Mapping]] = ..., levels: _Optional[_Iterable[str]] = ..., videos: _Optional[int] = ..., captions: _Optional[int] = ..., index_view: _Optional[str] = ..., store_dtype: _Optional[str] = ..., default_top_k: _Optional[int] = ..., default_candidate_depth: _Optional[int] = ..., frame_dim: _Optional[int] = ..., region_dim: _Optional[int] = ..., max_frames: _Optional[int] = ...) -> None: ...
 
 class VideoFileChunk(_message.Message):
-    __slots__ = ("id", "filename", "data", "top_k", "candidate_depth")
+    __slots__ = ("id", "filename", "data", "top_k", "candidate_depth", "evidence")
     ID_FIELD_NUMBER: _ClassVar[int]
     FILENAME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     CANDIDATE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
     id: str
     filename: str
     data: bytes
     top_k: int
     candidate_depth: int
-    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., data: _Optional[bytes] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ...) -> None: ...
+    evidence: bool
+    def __init__(self, id: _Optional[str] = ..., filename: _Optional[str] = ..., data: _Optional[bytes] = ..., top_k: _Optional[int] = ..., candidate_depth: _Optional[int] = ..., evidence: _Optional[bool] = ...) -> None: ...
 
 class FileError(_message.Message):
     __slots__ = ("id", "filename", "message")
