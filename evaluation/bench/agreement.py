@@ -115,8 +115,8 @@ def exhaustive_tops(served, direction: str, queries: Sequence[str], items: list[
         query_records = served.stores[VIDEOS].get(list(queries), served.fetched[VIDEOS])
 
     def score(asked, block):
-        return (served.model.score(asked, block)[0] if direction == "text_to_video"
-                else served.model.score(block, asked)[0].T)
+        return (served.model.score(asked, block).fused if direction == "text_to_video"
+                else served.model.score(block, asked).fused.T)
 
     def read(ids):
         return served.stores[kind].get(list(ids), served.fetched[kind])

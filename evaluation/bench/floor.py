@@ -5,7 +5,8 @@ of how its parts are connected; what it takes is the cost of the work itself on 
 
 Per direction, every query once, one at a time: the median and 99th percentile of a query's time, each stage's
 median (the gateway's stage names), and the CPU a query takes here and in Milvus, from which the most queries per
-second this machine's cores could answer follows (cores divided by CPU seconds per query).
+second this machine's cores could answer follows (cores divided by CPU seconds per query). Ingest likewise: items
+per second through the gateway's own ingest code, and the CPU an item takes here and in Milvus.
 """
 from __future__ import annotations
 
@@ -60,6 +61,35 @@ def measure_floor(settings: Settings, model: str, version: int, plans: dict[str,
         }
         return {direction: _measure(asks[direction], queries, lambda: sum(cpu_seconds(milvus).values()))
                 for direction, queries in plans.items() if queries}
+
+
+def measure_ingest_floor(settings: Settings, model: str, version: int, items: dict[str, Sequence],
+                         batch: int) -> dict[str, dict]:
+    """``items``: per kind (``videos`` / ``captions``), the gateway's inputs (:class:`VideoInput`,
+    :class:`CaptionInput`), indexed ``batch`` at a time by the gateway's own ingest code (checks, towers, tensor
+    store, Milvus: upserts by id). -> per kind: items, seconds, items_per_s, cpu_ms (per item, here and in Milvus),
+    ceiling_per_s (the most items per second this machine's cores could index at that CPU cost)."""
+    from evaluation.bench.parts import cpu_seconds, local_parts
+
+    milvus = {name: process for name, process in local_parts().items() if name == "milvus"}   # none if remote
+    found = {}
+    with in_process_version(settings, model, version) as (served, _):
+        for kind, inputs in items.items():
+            if not inputs:
+                continue
+            write = served.index_videos if kind == "videos" else served.index_captions
+            write(inputs[:1])   # warm: the first call loads what later ones reuse (an upsert: written again below)
+            cpu_before, milvus_before = time.process_time(), sum(cpu_seconds(milvus).values())
+            started = time.perf_counter()
+            for begin in range(0, len(inputs), batch):
+                write(inputs[begin:begin + batch])
+            seconds = time.perf_counter() - started
+            cpu_s = time.process_time() - cpu_before + sum(cpu_seconds(milvus).values()) - milvus_before
+            per_item = cpu_s / len(inputs)
+            found[kind] = {"items": len(inputs), "seconds": seconds, "items_per_s": len(inputs) / seconds,
+                           "cpu_ms": per_item * 1e3,
+                           "ceiling_per_s": (os.cpu_count() or 1) / per_item if per_item else 0.0}
+    return found
 
 
 def _measure(ask: Callable, queries: Sequence[str], milvus_cpu: Callable[[], float]) -> dict:

@@ -8,7 +8,7 @@ from clients.cli import main
 from common.connect import gateway_url
 from evaluation.bench.corpus import caption_id, corpus_prefix, fill, video_id
 
-START, COUNT = 900_000, 20
+START, COUNT, FLOOR = 900_000, 20, 6
 
 
 def _delete(client, positions: range) -> None:
@@ -16,20 +16,28 @@ def _delete(client, positions: range) -> None:
     client.delete("captions", [caption_id(p) for p in positions])
 
 
-def test_bench_ingest_indexes_what_it_reports(stack, client, tmp_path):
+def test_bench_ingest_indexes_what_it_reports_and_its_floor_the_next_positions(stack, client, tmp_path):
     before = client.describe()
     out = tmp_path / "ingest.json"
     try:
         assert main(["bench", "ingest", "--videos", str(COUNT), "--captions", str(COUNT), "--batch", "8",
-                     "--start", str(START), "--url", gateway_url(stack[0]), "--json", str(out)]) == 0
+                     "--floor-items", str(FLOOR), "--start", str(START), "--url", gateway_url(stack[0]),
+                     "--json", str(out)]) == 0
         after = client.describe()
+        floor_ids = [video_id(p) for p in range(START + COUNT, START + COUNT + FLOOR)]
+        floor_scored = client.score_videos("a person", floor_ids)
     finally:
-        _delete(client, range(START, START + COUNT))
+        _delete(client, range(START, START + COUNT + FLOOR))
     figures = json.loads(out.read_text())
     assert (figures["start"], figures["batch"]) == (START, 8)
     for kind, had, has in (("videos", before.videos, after.videos), ("captions", before.captions, after.captions)):
-        assert (figures[kind]["items"], figures[kind]["indexed"], figures[kind]["total"]) == (COUNT, COUNT, has)
-        assert has - had == COUNT
+        assert figures[kind]["total"] - had == COUNT   # the service's run, before the floor's
+        assert (figures[kind]["items"], figures[kind]["indexed"]) == (COUNT, COUNT)
+        assert has - had == COUNT + FLOOR
+        floor = figures["floor"][kind]
+        assert floor["items"] == FLOOR and floor["items_per_s"] > 0 and floor["ceiling_per_s"] > 0
+    # the floor wrote what the gateway serves: its videos are found by id and scored
+    assert sorted(hit.id for hit in floor_scored.hits) == sorted(floor_ids)
     assert client.describe().videos == before.videos
 
 
