@@ -1,4 +1,5 @@
-"""``strata search``, ``strata index`` and ``strata info``: the query side of the command line, on the client library.
+"""``strata search``, ``strata index``, ``strata info`` and ``strata health``: the query side of the command line, on
+the client library.
 
 These commands talk to a running gateway (``strata up``) at the ``gateway_port`` setting, or ``--url``; they never
 import torch. ``strata index DIR`` reads a dataset folder here, on the client, and streams its features to the
@@ -71,6 +72,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_json_flag(info, "the description")
     _url_flag(info)
     info.set_defaults(func=_info)
+
+    health = add_command(subparsers, "health", help="the gateway's gRPC health: exit 0 when SERVING, else 1",
+                         description="Asks the gateway's grpc.health.v1 service over the channel every call uses "
+                                     "(TLS and token from the settings). SERVING exits 0; NOT_SERVING (Milvus or "
+                                     "Triton unreachable, or no model version active) and UNREACHABLE exit 1: a "
+                                     "readiness probe where the platform's own gRPC probe cannot speak TLS.",
+                         examples=["strata health", "strata health --url localhost:50051"])
+    _url_flag(health)
+    health.set_defaults(func=_health)
 
 
 def _client(args: argparse.Namespace):
@@ -220,6 +230,13 @@ def _index_dataset(args: argparse.Namespace) -> int:
     with _client(args) as client:
         index_dataset(client, args.folder, args.split or ["tst"], not args.no_captions, args.batch)
     return 0
+
+
+def _health(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        status = client.health()
+    print(f"gateway {client.url}: {status}")
+    return 0 if status == "SERVING" else 1
 
 
 def _info(args: argparse.Namespace) -> int:

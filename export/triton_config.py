@@ -48,6 +48,10 @@ class ServingOptions:
             raise ConfigError("max_batch_size and instances must be >= 1, queue_delay_us and threads >= 0")
         if self.backend == "tensorrt" and self.device != "gpu":
             raise ConfigError("the tensorrt backend runs on GPU instances only: use --device gpu")
+        if self.backend == "python" and self.device == "gpu":
+            raise ConfigError("the python backend runs its graphs in ONNX Runtime on the CPU, so it has no GPU "
+                              "instances: for a GPU use --backend onnxruntime (with --trt-accelerator for TensorRT "
+                              "inside it) or --backend tensorrt")
         if self.trt_accelerator and (self.backend != "onnxruntime" or self.device != "gpu"):
             raise ConfigError("the TensorRT accelerator is an option of the onnxruntime backend on --device gpu")
 

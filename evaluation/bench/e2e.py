@@ -40,7 +40,7 @@ LOCUSTFILE = Path(__file__).with_name("e2e_locustfile.py")
 ROOT = Path(__file__).resolve().parents[2]
 HEADER = (f"{'items':>8} {'direction':13s} {'users':>5} {'calls':>6} {'failed':>6} {'QPS':>6} {'p50 ms':>7} "
           f"{'p95 ms':>7} {'p99 ms':>7}  cores: {'load':>4} {'gatew':>5} {'trit':>4} {'milv':>4}")
-STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank")   # the gateway's, in a query's order
+STAGES = ("parse", "backbone", "tower", "search", "fetch", "rerank", "evidence")   # the gateway's, in a query's order
 
 
 def run(argv: list[str]) -> int:

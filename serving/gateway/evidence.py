@@ -5,8 +5,9 @@ HANet's individual levels) gives, per node, the attention the model itself put o
 the version's scorer graph (``attention_<level>``, parity-checked at export like the scores), asked for only when a
 request wants evidence. A frame carries its time in seconds where the video was ingested from a file whose timing
 was known (the record's ``frame_times``); features given directly, and items stored before times were kept, have
-none. A level of one vector per item (a cosine of two vectors, a Jaccard of concept sets) has no temporal evidence
-and says so rather than inventing it.
+none. A caption hit's nodes are labelled with the words its record keeps (``node_words``, written at ingest); a
+caption stored before they were kept is parsed again. A level of one vector per item (a cosine of two vectors, a
+Jaccard of concept sets) has no temporal evidence and says so rather than inventing it.
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from common.layout import ModelLayout
-from common.serving_tables import VIDEOS
+from common.serving_tables import CAPTIONS, VIDEOS
 from serving.gateway.errors import FailedPrecondition
 from serving.gateway.types import FrameWeight, LevelEvidence, NodeEvidence
 
 FRAME_TIMES = "frame_times"   # a video record's seconds of each sampled frame (tensor record format 2)
+NODE_WORDS = "node_words"     # a caption record's verb and noun nodes' words, UTF-8 JSON (tensor record format 3)
 
 
 def refusal(layout: ModelLayout, config: Mapping) -> str:
@@ -57,6 +59,21 @@ def stored_frame_times(version, video_ids: Sequence[str]) -> dict[str, np.ndarra
     records = version.stores[VIDEOS].get(list(video_ids), {FRAME_TIMES})
     return {item: record[FRAME_TIMES] for item, record in zip(video_ids, records)
             if record is not None and FRAME_TIMES in record}
+
+
+def encode_node_words(nodes: Mapping[str, list[str]]) -> np.ndarray:
+    """A caption's node words (``{"verbs": [...], "nouns": [...]}``) as a record array."""
+    return np.frombuffer(json.dumps(nodes, separators=(",", ":")).encode(), np.uint8)
+
+
+def caption_nodes(version, hits: Sequence[tuple[str, str]]) -> list[dict[str, list[str]]]:
+    """The node words of caption hits, each an (id, text): read from their records, where a caption stored before
+    records kept them is parsed again (the parse is deterministic: the same words)."""
+    records = version.stores[CAPTIONS].get([item for item, _ in hits], {NODE_WORDS})
+    stored = {item: json.loads(bytes(record[NODE_WORDS])) for (item, _), record in zip(hits, records)
+              if record is not None and NODE_WORDS in record}
+    parsed = iter(version.model.text_nodes([text for item, text in hits if item not in stored]))
+    return [stored[item] if item in stored else next(parsed) for item, _ in hits]
 
 
 def hit_evidence(layout: ModelLayout, attention: Mapping[str, np.ndarray], text: int, video: int,

@@ -11,8 +11,9 @@ from common import deadline
 REQUESTS = Counter("strata_requests", "gRPC calls by method and status code", ["call", "code"])
 LATENCY = Histogram("strata_request_seconds", "gRPC call latency", ["call"],
                     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30))
-STAGES = Histogram("strata_stage_seconds", "query latency by stage (parse, backbone, tower, search, fetch, rerank)",
-                   ["stage"], buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
+STAGES = Histogram("strata_stage_seconds",
+                   "query latency by stage (parse, backbone, tower, search, fetch, rerank, evidence)", ["stage"],
+                   buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1))
 IN_FLIGHT = Gauge("strata_calls_in_flight", "gRPC calls running (at most the max_concurrent_calls setting)")
 CORPUS = Gauge("strata_corpus_items", "items indexed for the active model version", ["kind"])
 # What a query costs whatever the machine (the regression alarm of `strata bench --quick` reads these):

@@ -14,7 +14,8 @@ from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway import metrics
 from serving.gateway.errors import FailedPrecondition, InvalidArgument, NotFound
-from serving.gateway.evidence import check_available, frame_count, hit_evidence, stored_frame_times
+from serving.gateway.evidence import (caption_nodes, check_available, frame_count, hit_evidence,
+                                      stored_frame_times)
 from serving.gateway.limits import check_text
 from serving.gateway.model import stage
 from serving.gateway.types import Answer, Hit, LevelScore
@@ -87,8 +88,8 @@ def search_captions(version: Version, settings: Settings, video_id: str = "", fr
     if evidence:
         with stage(timings, "evidence"):
             times = stored_frame_times(version, [video_id]).get(video_id) if video_id else frame_times
-            nodes = (version.model.text_nodes([hit.text for hit, _ in placed]) if version.model.layout.attentions
-                     else [{} for _ in placed])   # no level reads nodes over frames: nothing to parse for
+            nodes = (caption_nodes(version, [(hit.id, hit.text) for hit, _ in placed])
+                     if version.model.layout.attentions else [{} for _ in placed])   # no level reads nodes over frames
             frames = frame_count(version.model.layout, query)
             placed = [(replace(hit, evidence=hit_evidence(version.model.layout, scored.attention, position, 0,
                                                           words, frames, times)), position)

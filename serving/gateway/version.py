@@ -11,7 +11,7 @@ from common.layout import TEXT_INDEX, VIDEO_INDEX
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.gateway.errors import InvalidArgument
-from serving.gateway.evidence import FRAME_TIMES
+from serving.gateway.evidence import FRAME_TIMES, NODE_WORDS, encode_node_words
 from serving.gateway.first_stage import FirstStage
 from serving.gateway.limits import check_features, check_ids, check_source, check_text
 from serving.gateway.model import ServedModel
@@ -110,8 +110,10 @@ class Version:
         for start in range(0, len(captions), self.batch):
             chunk = captions[start:start + self.batch]
             embedded = self.model.embed_texts([c.text for c in chunk])
-            for c, out, empty in zip(chunk, embedded.items, embedded.empty):
+            for c, out, empty, nodes in zip(chunk, embedded.items, embedded.empty, embedded.nodes):
                 record = {**self._stored(out), EMPTY_LEVELS: np.asarray(empty, np.int64)}
+                if self.model.layout.attentions:   # the words of its evidence (tensor record format 3)
+                    record[NODE_WORDS] = encode_node_words(nodes)
                 items.append(Item(c.id, record, out[TEXT_INDEX], {"text": c.text, "video_id": c.video_id}))
         return self.writers[CAPTIONS].commit(items)
 

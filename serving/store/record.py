@@ -4,9 +4,10 @@ Layout: ``b"SREC"``, the header's length (uint32, little-endian), the header (UT
 ``{"format": RECORD_FORMAT, "size": payload bytes, "arrays": [{"name", "dtype", "shape", "offset"}, ...]}``), zero
 padding to a multiple of ``ALIGN``, then the payload: each array's C-order bytes at its ``offset``, itself a multiple
 of ``ALIGN``. A header without ``format`` was written before the field existed, in this same layout, and is read as
-format 1; a record of a newer format is refused (upgrade Strata). Format 2 has format 1's layout: it says that a
-video's record may hold its frames' times (``frame_times``), which a format-1 record never does (its video answers
-"no timing" in the temporal evidence).
+format 1; a record of a newer format is refused (upgrade Strata). Formats 2 and 3 have format 1's layout; format 2
+says that a video's record may hold its frames' times (``frame_times``), which a format-1 record never does (its
+video answers "no timing" in the temporal evidence), and format 3 that a caption's record may hold its nodes' words
+(``node_words``), which earlier ones never do (their captions are parsed again for their evidence).
 Decoding checks the structure (magic, header, dtypes, shapes, bounds, total length); the payload's bits are not
 checksummed, as that would cost more than the fetch itself. Checked headers are cached (items share a few layouts).
 """
@@ -28,8 +29,8 @@ DTYPES = ("bool", "uint8", "int8", "int32", "int64", "float16", "float32", "floa
 _LITTLE_ENDIAN = {name: np.dtype(name).newbyteorder("<") for name in DTYPES}
 _PREFIX = struct.Struct("<4sI")
 _ENTRY_KEYS = {"name", "dtype", "shape", "offset"}
-RECORD_FORMAT = 2                 # 2: a video's record may hold ``frame_times``, its sampled frames' seconds
-READABLE_FORMATS = (1, 2)         # format 1 is the same layout, written before frame times were kept
+RECORD_FORMAT = 3                 # 2: a video's record may hold ``frame_times``; 3: a caption's ``node_words``
+READABLE_FORMATS = (1, 2, 3)      # the same layout, written before frame times (1) or node words (2) were kept
 
 
 def _aligned(n: int) -> int:

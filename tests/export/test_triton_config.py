@@ -1,10 +1,13 @@
-"""config.pbtxt generation from the tensor layout, for the three backends (the GPU routes are tested as text)."""
+"""config.pbtxt generation from the tensor layout, for the three backends: the GPU routes as text, and every
+route parsed by Triton's own model-config protobuf (the one tritonclient ships)."""
 from __future__ import annotations
 
 import shutil
 import subprocess
 
 import pytest
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2
 
 from common.errors import ConfigError
 from export.tensorrt import axis_max, profile_shapes, require_gpu
@@ -64,12 +67,44 @@ def test_tensorrt_backend_config_and_profiles():
 @pytest.mark.parametrize("kwargs, message", [
     ({"backend": "tensorrt"}, "GPU instances only"),
     ({"trt_accelerator": True}, "TensorRT accelerator is an option of the onnxruntime backend"),
+    ({"device": "gpu"}, "python backend runs its graphs in ONNX Runtime on the CPU"),
     ({"backend": "triton"}, "not one of python, onnxruntime, tensorrt"),
     ({"max_batch_size": 0}, "max_batch_size and instances must be >= 1"),
 ])
 def test_bad_options_are_refused(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         ServingOptions(**kwargs)
+
+
+ROUTES = {
+    "python on CPU": ServingOptions(threads=1),
+    "onnxruntime on CPU": ServingOptions(backend="onnxruntime", threads=2),
+    "onnxruntime on GPU": ServingOptions(backend="onnxruntime", device="gpu"),
+    "onnxruntime + TensorRT on GPU": ServingOptions(backend="onnxruntime", device="gpu", trt_accelerator=True),
+    "tensorrt on GPU": ServingOptions(backend="tensorrt", device="gpu", instances=2),
+}
+
+
+@pytest.mark.parametrize("route", ROUTES)
+@pytest.mark.parametrize("part", ["text", "video", "scorer"])
+def test_every_route_parses_as_triton_model_config(route, part):
+    """HGR's layout (role graphs, and the scorer's attention outputs) through Triton's ModelConfig message: a field
+    Triton does not know, or a malformed block, fails the parse."""
+    options, tower = ROUTES[route], getattr(resolve_config("hgr", "fast").layout(), part)
+    config = text_format.Parse(config_pbtxt(f"hgr_fast_{part}", tower, options), model_config_pb2.ModelConfig())
+    assert config.name == f"hgr_fast_{part}"
+    assert (config.backend, config.platform) == {"python": ("python", ""),
+                                                 "onnxruntime": ("", "onnxruntime_onnx"),
+                                                 "tensorrt": ("", "tensorrt_plan")}[options.backend]
+    assert config.max_batch_size == (options.max_batch_size if is_batched(tower) else 0)
+    assert [i.name for i in config.input] == [t.name for t in tower.inputs]
+    assert [o.name for o in config.output] == [t.name for t in tower.outputs]
+    (group,) = config.instance_group
+    assert group.count == options.instances
+    assert group.kind == (model_config_pb2.ModelInstanceGroup.KIND_GPU if options.device == "gpu"
+                          else model_config_pb2.ModelInstanceGroup.KIND_CPU)
+    accelerators = config.optimization.execution_accelerators.gpu_execution_accelerator
+    assert [a.name for a in accelerators] == (["tensorrt"] if options.trt_accelerator else [])
 
 
 def _has_gpu() -> bool:

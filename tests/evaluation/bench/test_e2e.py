@@ -48,13 +48,13 @@ def test_bench_e2e_asks_both_directions_under_locust(stack, client, tmp_path):
 
 
 def test_bench_e2e_measures_the_floor_of_each_query_stage_in_its_own_process(stack, client, tmp_path):
-    """The floor run asks the same queries with the gateway's query code here: it runs the same stages, and a query
-    there costs CPU from which a throughput ceiling follows."""
+    """The floor run asks the same queries with the gateway's query code here: it runs the same stages (with
+    ``--evidence``, the evidence stage too), and a query there costs CPU from which a throughput ceiling follows."""
     report = tmp_path / "e2e.json"
     try:
         assert main(["bench", "e2e", "--items", str(ITEMS), "--queries", str(QUERIES), "--concurrency", "2",
-                     "--seconds", "1", "--floor-queries", "5", "--url", gateway_url(stack[0]), "--json", str(report),
-                     "--out", str(tmp_path / "e2e.png")]) == 0
+                     "--seconds", "1", "--floor-queries", "5", "--evidence", "--url", gateway_url(stack[0]),
+                     "--json", str(report), "--out", str(tmp_path / "e2e.png")]) == 0
     finally:
         client.delete("videos", [video_id(p) for p in range(ITEMS)])
         client.delete("captions", [caption_id(p) for p in range(ITEMS)])
@@ -63,6 +63,7 @@ def test_bench_e2e_measures_the_floor_of_each_query_stage_in_its_own_process(sta
         if row["users"] != 1:
             assert "floor" not in row
             continue
+        assert "evidence" in row["stages_p50_ms"]
         floor = row["floor"]
         assert floor["queries"] == 5
         assert set(floor["stages_p50_ms"]) == set(row["stages_p50_ms"])

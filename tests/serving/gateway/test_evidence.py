@@ -79,6 +79,25 @@ def test_video_to_text_and_scored_videos_carry_it_from_the_captions_side(client,
     assert all(len(h.evidence) == 3 for h in scored.hits)
 
 
+def test_caption_hits_read_their_node_words_from_their_records(stack, client):
+    """Kept at ingest (tensor record format 3), they are the words a new parse gives; a caption whose record has
+    none (stored before, or absent) is parsed again."""
+    from common.serving_tables import CAPTIONS
+    from evaluation.bench.floor import in_process_version
+    from serving.gateway.evidence import NODE_WORDS, caption_nodes
+
+    settings, state = stack
+    hits = [(hit.id, hit.text) for hit in client.search_captions(video_id="vid0003", top_k=4).hits]
+    with in_process_version(settings, state.model, state.version) as (version, _):
+        records = version.stores[CAPTIONS].get([item for item, _ in hits], {NODE_WORDS})
+        assert all(NODE_WORDS in record for record in records)
+        parsed = version.model.text_nodes([text for _, text in hits])
+        assert all(nodes["verbs"] or nodes["nouns"] for nodes in parsed)
+        assert caption_nodes(version, hits) == parsed
+        never_stored = ("not-a-stored-caption", "a dog chases a man")
+        assert caption_nodes(version, [*hits, never_stored])[-1] == version.model.text_nodes([never_stored[1]])[0]
+
+
 def test_a_version_exported_before_scorers_gave_attention_is_refused_with_the_fix():
     from serving.gateway.evidence import refusal
     from training.models.factory import resolve_config

@@ -165,6 +165,19 @@ def test_reflection_lists_the_services(stack):
     assert {"strata.v1.Strata", "grpc.health.v1.Health"} <= names
 
 
+def test_strata_health_exits_0_when_serving_and_1_when_no_gateway_answers(stack, capsys):
+    import socket
+
+    from clients.cli import main
+
+    assert main(["health", "--url", stack[1].gateway]) == 0
+    assert capsys.readouterr().out.strip().endswith(": SERVING")
+    with socket.socket() as bound:   # bound and never listening: a connection to it is refused
+        bound.bind(("127.0.0.1", 0))
+        assert main(["health", "--url", f"127.0.0.1:{bound.getsockname()[1]}"]) == 1
+    assert capsys.readouterr().out.strip().endswith(": UNREACHABLE")
+
+
 def _wait_health(client: StrataClient, want: str, seconds: float = 30.0) -> str:
     import time
 

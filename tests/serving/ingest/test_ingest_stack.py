@@ -163,11 +163,12 @@ def test_bulk_ingest_killed_at_three_points_and_rerun_leaves_every_item_once_bit
             assert all(np.array_equal(rec1[i][k], rec2[i][k]) for k in rec1[i]), (kind, i)
 
 
-def test_ray_job_indexes_a_synthvtr_corpus_with_two_workers_against_a_local_head(stack):
+def test_the_ingest_rayjob_s_entrypoint_indexes_a_synthvtr_corpus_with_two_workers_on_a_local_head(stack):
     import shutil
     from functools import partial
 
     from clients.client import StrataClient
+    from tests.deploy.ray_jobs import run_manifest_job
     from tests.ports import start_on_free_ports
     from tests.training.engine.test_train import BIN, _start_ray
 
@@ -182,13 +183,11 @@ def test_ray_job_indexes_a_synthvtr_corpus_with_two_workers_against_a_local_head
            "HF_HUB_OFFLINE": "1"}
     ray = str(BIN / "ray")
     _, dashboard = start_on_free_ports(partial(_start_ray, env), 2)
-    try:
-        submit = subprocess.run(
-            [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO), "--",
-             "strata", "index", str(home / "synth"), "--workers", "2", "--batch", "8"],
-            env=env, capture_output=True, text=True, timeout=900)
-        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-        assert "succeeded" in submit.stdout and "videos/s" in submit.stdout
+    try:   # the entrypoint of deploy/k8s/ray-job-ingest.yaml, as KubeRay submits it
+        status, logs = run_manifest_job(f"http://127.0.0.1:{dashboard}", "ray-job-ingest.yaml",
+                                        {"INGEST_DATASET": str(home / "synth"), "INGEST_WORKERS": "2",
+                                         "INGEST_BATCH": "8"})
+        assert status == "SUCCEEDED" and "videos/s" in logs, logs[-3000:]
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
     _, after = _snapshot(settings, state.version)

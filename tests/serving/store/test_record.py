@@ -108,7 +108,9 @@ def test_a_record_of_another_format_is_refused_with_the_fix(found, problem):
         decode_record(_with_header(GOOD, lambda h: h.update(format=found)))
 
 
-def test_a_format_one_record_still_reads_after_format_two_added_frame_times():
-    """Format 2 only says a video's record may hold frame times: a format-1 record reads unchanged, without them."""
-    older = _with_header(GOOD, lambda h: h.update(format=1))
-    assert RECORD_FORMAT == 2 and set(decode_record(older)) == set(decode_record(GOOD))
+@pytest.mark.parametrize("older_format", [1, 2])
+def test_older_records_still_read_after_later_formats_added_optional_arrays(older_format):
+    """Formats 2 and 3 only say a record may hold frame times (a video's) or node words (a caption's): a record of an
+    earlier format reads unchanged, without them."""
+    older = _with_header(GOOD, lambda h: h.update(format=older_format))
+    assert RECORD_FORMAT == 3 and set(decode_record(older)) == set(decode_record(GOOD))

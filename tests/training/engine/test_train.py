@@ -15,6 +15,7 @@ import yaml
 
 from clients.cli import main as strata
 from tests.conftest import TINY_SYNTH
+from tests.deploy.ray_jobs import run_manifest_job
 from tests.ports import PortInUse, start_on_free_ports
 
 # In-process training sets torch's process-wide thread count (threads_per_worker); restored after the module.
@@ -194,21 +195,18 @@ def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
 
 
 @pytest.mark.slow
-def test_ray_job_submit_trains_with_two_workers(strata_home, tmp_path):
+def test_the_training_rayjob_s_entrypoint_trains_with_two_workers_on_a_local_head(strata_home, tmp_path):
     if shutil.which("ray", path=str(BIN)) is None:
         pytest.fail("ray is not installed in this environment")
     env = {**os.environ, "STRATA_HOME": str(strata_home), "PATH": f"{BIN}:{os.environ['PATH']}",
            "RAY_ADDRESS": ""}
     ray = str(BIN / "ray")
     _, dashboard = start_on_free_ports(partial(_start_ray, env), 2)
-    try:
+    try:   # the entrypoint of deploy/k8s/ray-job-train.yaml, as KubeRay submits it
         config = write_config(tmp_path, "rayjob", epochs=2)
-        submit = subprocess.run(
-            [ray, "job", "submit", "--address", f"http://127.0.0.1:{dashboard}", "--working-dir", str(REPO),
-             "--", "strata", "train", str(config), "--workers", "2"],
-            env=env, capture_output=True, text=True, timeout=900)
-        assert submit.returncode == 0, submit.stdout[-3000:] + submit.stderr[-3000:]
-        assert "succeeded" in submit.stdout
+        status, logs = run_manifest_job(f"http://127.0.0.1:{dashboard}", "ray-job-train.yaml",
+                                        {"TRAIN_CONFIG": str(config), "TRAIN_WORKERS": "2"})
+        assert status == "SUCCEEDED", logs[-3000:]
     finally:
         subprocess.run([ray, "stop", "--force"], env=env, capture_output=True, timeout=120)
     run = strata_home / "runs" / "rayjob-seed3"
