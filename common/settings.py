@@ -37,6 +37,7 @@ GATEWAY_TOKEN_ENV = "STRATA_GATEWAY_TOKEN"   # the client's bearer token when ga
 MILVUS_TOKEN_ENV = "STRATA_MILVUS_TOKEN"     # Milvus's token (or user:password) when milvus_token_file is unset
 TEXT_FIELD_BYTES = 4096   # the caption text field of a Milvus collection: max_text_bytes may not exceed it
 INDEX_TYPES = ("FLAT", "IVF_FLAT")   # what Milvus Lite offers (no HNSW); a Milvus server offers more
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")   # Milvus's, for the first-stage search
 MAX_NLIST = 65536                    # Milvus's range for IVF_FLAT's nlist and nprobe
 LIMITS = ("max_text_bytes", "max_ids_per_call", "max_video_frames", "max_regions", "max_file_bytes",
           "max_decoded_frames", "max_frame_pixels", "max_message_bytes")   # the size caps of a request (README)
@@ -88,6 +89,7 @@ class Settings:
     index_type: str = "FLAT"                   # FLAT (exact) or IVF_FLAT (clusters; Milvus Lite ignores nprobe: README)
     index_nlist: int = 1024                    # IVF_FLAT: k-means clusters per collection (1..65536)
     index_nprobe: int = 32                     # IVF_FLAT: clusters a search visits (1..index_nlist)
+    search_consistency: str = "Strong"         # the first-stage search's Milvus consistency level (cluster: README)
     # -- size caps of one request: refused above with INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the setting -----
     max_text_bytes: int = 2048                 # a query's or caption's text, UTF-8 bytes (<= 4096, Milvus's field)
     max_ids_per_call: int = 10000              # ids in one Delete or IndexCaptions call, or one IndexVideos message
@@ -119,6 +121,9 @@ class Settings:
             raise ValueError(f"index_type must be one of {', '.join(INDEX_TYPES)}, got {self.index_type!r}")
         if not 1 <= self.index_nlist <= MAX_NLIST:
             raise ValueError(f"index_nlist must be in 1..{MAX_NLIST}, got {self.index_nlist}")
+        if self.search_consistency not in CONSISTENCY_LEVELS:
+            raise ValueError(f"search_consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
+                             f"got {self.search_consistency!r}")
         if not 1 <= self.index_nprobe <= self.index_nlist:
             raise ValueError(f"index_nprobe must be in 1..index_nlist ({self.index_nlist}), got {self.index_nprobe}")
         if self.store_dtype not in ("float16", "float32"):

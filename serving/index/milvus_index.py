@@ -19,8 +19,10 @@ and ``index_nprobe`` when the gateway makes the index). An existing collection k
 IVF_FLAT collection gets ``nprobe``, at most its own ``nlist``); ``index_of`` says which it is. The kind and the schema's version are recorded in the collection's description
 (``strata:<kind>;schema=<SCHEMA_VERSION>``); an existing collection of another kind or dim is refused, and so is
 one of another schema version, naming the fix. A description without ``;schema=`` was written before collections
-named their version, with the fields of version 1, and is read as version 1. Collections are created with Strong consistency, so a read sees
-every acknowledged write (``count`` is exact right after an upsert or delete).
+named their version, with the fields of version 1, and is read as version 1. Collections are created with Strong
+consistency, so a read sees every acknowledged write (``count`` is exact right after an upsert or delete); the
+first-stage search asks for the level the setting ``search_consistency`` names (Strong unless set: on a Milvus
+cluster, Bounded or Session spares a query the wait for the latest writes).
 
 Writes are upserts: writing an id again replaces its row, so a rerun of an interrupted ingest leaves every item
 exactly once. They are sent in batches of at most ``MAX_BATCH_ROWS`` rows and ``MAX_BATCH_BYTES`` bytes (one
@@ -60,7 +62,7 @@ from common.connect import milvus_client, public_uri
 from common.deadline import DeadlineExpired, call_timeout, caller_gone
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
-from common.settings import INDEX_TYPES, MAX_NLIST, TEXT_FIELD_BYTES, Settings
+from common.settings import CONSISTENCY_LEVELS, INDEX_TYPES, MAX_NLIST, TEXT_FIELD_BYTES, Settings
 
 log = logging.getLogger("strata.index")
 
@@ -150,12 +152,16 @@ class MilvusIndex:
     """Collections of id -> (vector, metadata) on one Milvus, searched by inner product."""
 
     def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16, where: str = "",
-                 settings: Settings | None = None, nprobe: int = 16):
+                 settings: Settings | None = None, nprobe: int = 16, consistency: str = "Strong"):
         if timeout_s <= 0:
             raise ConfigError(f"MilvusIndex timeout_s must be > 0, got {timeout_s}")
         if not 1 <= nprobe <= MAX_NLIST:
             raise ConfigError(f"MilvusIndex nprobe must be in 1..{MAX_NLIST}, got {nprobe}")
         self.nprobe = int(nprobe)   # IVF_FLAT clusters a search visits, unless the call says
+        if consistency not in CONSISTENCY_LEVELS:
+            raise ConfigError(f"MilvusIndex consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
+                              f"got {consistency!r}")
+        self.consistency = consistency   # search()'s level; counts, gets and the state record read Strong
         self.uri, self.settings = uri, settings
         self.where = where or f"Milvus at {public_uri(uri)}"   # what messages call it: never its credentials
         self.timeout_s = float(timeout_s)
@@ -169,7 +175,7 @@ class MilvusIndex:
         """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline and
         credentials; ``where``: what its messages call it."""
         return cls(settings.milvus, timeout_s=settings.request_timeout_s, where=where, settings=settings,
-                   nprobe=settings.index_nprobe)
+                   nprobe=settings.index_nprobe, consistency=settings.search_consistency)
 
     # -- connection -----------------------------------------------------------------------------------------
     def _client(self):
@@ -458,7 +464,7 @@ class MilvusIndex:
         params = self.search_params(name, nprobe)
         results = self._call(f"search {name}", lambda c, **kw: c.search(
             name, data=queries.tolist(), limit=fetch, filter=filter, output_fields=[], anns_field="vector",
-            search_params=params, consistency_level="Strong", **kw))
+            search_params=params, consistency_level=self.consistency, **kw))
         out = []
         for hits in results:
             pairs = sorted(((hit["id"], float(hit["distance"])) for hit in hits), key=lambda p: (-p[1], p[0]))

@@ -182,6 +182,26 @@ def test_flat_searches_carry_no_nprobe_and_settings_give_the_index_its_nprobe(in
         MilvusIndex(milvus[1], nprobe=0)
 
 
+def test_the_search_consistency_setting_reaches_milvus_and_an_unknown_level_is_refused(index, milvus, monkeypatch):
+    """Session: this client's own writes are visible to its searches (what the level promises on any Milvus)."""
+    from common.settings import Settings
+
+    _, name = index
+    session = MilvusIndex.from_settings(Settings(milvus_uri=milvus[1], search_consistency="Session"))
+    session.ensure_collection(name, 8, "videos")
+    session.upsert(name, video_rows(np.eye(8, dtype=np.float32)))
+    client, seen = session._client(), []
+    real = client.search
+    monkeypatch.setattr(client, "search", lambda *a, **kw: seen.append(kw["consistency_level"]) or real(*a, **kw))
+    assert session.search(name, np.eye(8, dtype=np.float32)[2:3], limit=1)[0][0][0] == "v0002"
+    assert seen == ["Session"]
+    session.close()
+    with pytest.raises(ValueError, match="search_consistency must be one of Strong, Bounded, Session, Eventually"):
+        Settings(search_consistency="Weak")
+    with pytest.raises(ConfigError, match="consistency must be one of"):
+        MilvusIndex(milvus[1], consistency="strong")
+
+
 def test_an_existing_collection_keeps_its_index_and_says_so(index, monkeypatch, caplog):
     ix, name = index
     ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)
