@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test bench-quick test-installs soak setup clean
+.PHONY: demo test bench-quick test-installs test-faults soak setup clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,10 @@ bench-quick: $(STAMP)
 # The installs from a wheel, each in a fresh venv outside the checkout (minutes; not part of `make test`).
 test-installs: $(STAMP)
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m installs tests/installs
+
+# A Ray Train worker killed mid-run; the run ends at the uninterrupted metrics (minutes; not part of `make test`).
+test-faults: $(STAMP)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m faults tests/training/engine/test_ray_faults.py
 
 # Two minutes of load from Locust on the real stack, both directions with ingests (minutes; not part of `make test`).
 soak: $(STAMP)

@@ -93,10 +93,11 @@ def config_changed(config) -> bool:
     import yaml
 
     from common.config import to_dict
-    from training.engine.config import run_dir
+    from training.engine.config import run_dir, what_trains
 
     saved = run_dir(config) / "config.yaml"
-    return saved.is_file() and yaml.safe_load(saved.read_text()) != json.loads(json.dumps(to_dict(config)))
+    return saved.is_file() and (what_trains(yaml.safe_load(saved.read_text()))
+                                != what_trains(json.loads(json.dumps(to_dict(config)))))
 
 
 def run(args: argparse.Namespace) -> int:

@@ -85,12 +85,15 @@ class TrainConfig:
     run_name: str = ""                         # default: "<config file stem>-seed<seed>"
     eval_batch_size: int = 128
     threads_per_worker: int = 0                # torch intra-op threads per worker; 0 = leave PyTorch's default
+    ray_max_failures: int = 3                  # Ray Train: worker-group restarts after a worker dies (each resumes)
 
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ValueError(f"workers must be >= 0 (0 = in this process), got {self.workers}")
         if self.seed < 0:
             raise ValueError(f"seed must be >= 0, got {self.seed}")
+        if self.ray_max_failures < 0:
+            raise ValueError(f"ray_max_failures must be >= 0, got {self.ray_max_failures}")
         if self.eval_batch_size < 1 or self.threads_per_worker < 0:
             raise ValueError(f"eval_batch_size must be >= 1 and threads_per_worker >= 0, got "
                              f"{self.eval_batch_size} and {self.threads_per_worker}")
@@ -150,6 +153,15 @@ def _command_line_paths(data: dict[str, Any], overrides: list[str] | tuple[str, 
 
 
 LAST, BEST = "last", "best"  # checkpoint folders inside a run: the latest epoch, and the best validation rsum
+
+
+RUN_POLICY = ("ray_max_failures",)   # how a run copes, not what it trains: a run saved without them is the same run
+
+
+def what_trains(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or resolved config (as a plain dict) without the keys of :data:`RUN_POLICY`: two runs train the same
+    thing when these are equal."""
+    return {key: value for key, value in config.items() if key not in RUN_POLICY}
 
 
 def run_dir(config: TrainConfig) -> Path:

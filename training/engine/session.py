@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from common.config import to_dict
 from common.errors import StrataError
-from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir
+from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir, what_trains
 from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
 from training.engine.evaluate import evaluate_split, format_result
 from training.engine.report import plot_curves, write_config, write_json
@@ -78,12 +78,12 @@ def _check_same_run(folder: Path, config: TrainConfig) -> None:
     if not saved.is_file():
         return
     old, new = yaml.safe_load(saved.read_text()), json.loads(json.dumps(to_dict(config)))
-    if old == new:
+    if what_trains(old) == what_trains(new):
         return
     if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
         shutil.rmtree(folder)
         return
-    if _without_epochs(old) == _without_epochs(new):
+    if _without_epochs(what_trains(old)) == _without_epochs(what_trains(new)):
         state = json.loads((folder / LAST / "state.json").read_text())
         refusal = extension_refusal(config, old["optim"]["epochs"], state)
         if refusal:

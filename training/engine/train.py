@@ -17,6 +17,7 @@ import math
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Optional
 
 import numpy as np
@@ -38,7 +39,9 @@ class WorkerContext:
     rank: int = 0
     world_size: int = 1
     device: torch.device = torch.device("cpu")
-    report: Optional[Callable[[dict], None]] = None
+    # Per epoch: the metrics, and on rank 0 the folder of the checkpoint just written (Ray Train keeps it in its
+    # storage and hands it back after a worker failure). None when training alone.
+    report: Optional[Callable[[dict, Optional[Path]], None]] = None
     # Data-parallel hooks (torch.distributed): make every worker start from rank 0's weights, and average
     # gradients after each backward pass. None when training alone.
     broadcast_parameters: Optional[Callable[[torch.nn.Module], None]] = None
@@ -64,8 +67,11 @@ def epoch_order(num_pairs: int, seed: int, epoch: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(num_pairs)
 
 
-def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], None] = print) -> dict:
-    """Train ``config`` on this worker; rank 0 writes checkpoints and the per-epoch metrics. Returns the state."""
+def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], None] = print,
+                 resume: Optional[Path] = None) -> dict:
+    """Train ``config`` on this worker; rank 0 writes checkpoints and the per-epoch metrics. Returns the state.
+    ``resume``: the checkpoint folder to go on from (Ray Train's, after a worker failure); by default the run's own
+    ``last`` checkpoint when there is one."""
     if config.threads_per_worker:
         torch.set_num_threads(config.threads_per_worker)
     torch.manual_seed(config.seed)
@@ -75,9 +81,12 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
     scheduler = make_scheduler(config, optimizer)
     folder = run_dir(config)
     state = {"epoch": 0, "best_rsum": -1.0, "best_epoch": -1, "history": [], "finished": False}
-    if (folder / LAST).is_dir():
-        state = load_training_state(folder / LAST, model, optimizer, scheduler)
-        log(f"resuming {config.run_name} after epoch {state['epoch']} (best rsum {state['best_rsum']:.2f})")
+    if resume is None and (folder / LAST).is_dir():
+        resume = folder / LAST
+    if resume is not None:
+        state = load_training_state(resume, model, optimizer, scheduler)
+        log(f"resuming {config.run_name} after epoch {state['epoch']} (best rsum {state['best_rsum']:.2f}) "
+            f"from {resume}")
         if state["finished"] and state["epoch"] < config.optim.epochs and not state.get("stopped_early"):
             # optim.epochs was raised (the session checked that the schedule allows it): train on to the new end
             state["finished"] = False
@@ -151,7 +160,8 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
         log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val rsum {rsum:.2f}  "
             f"(best {state['best_rsum']:.2f} @ {state['best_epoch']})  lr {lr:.2e}  {train_time:.1f}s")
         if ctx.report is not None:
-            ctx.report({"epoch": epoch + 1, "train_loss": row["train_loss"], "val_rsum": rsum, "lr": lr})
+            ctx.report({"epoch": epoch + 1, "train_loss": row["train_loss"], "val_rsum": rsum, "lr": lr},
+                       folder / LAST if ctx.rank == 0 else None)
     return state
 
 
