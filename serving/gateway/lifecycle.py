@@ -11,6 +11,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -34,6 +35,7 @@ class ActiveVersions:
         self._lock = threading.Lock()
         self.problem = "not started"   # why there is no active version (for health and errors)
         self.replica = replica_name or f"{socket.gethostname()}:{os.getpid()}"
+        self._reported: tuple[list, float] | None = None   # (versions, time.monotonic()) of the last record written
 
     def refresh(self) -> None:
         """Load the version the record names (choosing and recording a default when there is none) and report
@@ -70,10 +72,16 @@ class ActiveVersions:
             version.close()
 
     def _heartbeat(self) -> None:
+        """Record this replica's versions when they changed, or when the record is due for renewal."""
         with self._lock:
             in_use = [v.key for v in [self._version, *self._draining] if v is not None]
+        now = time.monotonic()
+        if self._reported is not None and self._reported[0] == in_use and \
+                now - self._reported[1] < replicas.HEARTBEAT_RENEW_S:
+            return
         try:
             replicas.report(self.index, self.replica, in_use)
+            self._reported = (in_use, now)
         except StrataError as err:
             log.warning("cannot record this replica's versions: %s", err)
 

@@ -1,7 +1,9 @@
 """Each running gateway's heartbeat beside the index: the versions it answers with now (torch-free).
 
-A replica writes its record every health tick; ``strata swap`` reads the fresh ones to know when every replica has
-switched, and when an old version is no longer in use anywhere and can be retired.
+A replica writes its record when the versions it holds change, and otherwise renews it every
+:data:`HEARTBEAT_RENEW_S` (not every health tick: on a Milvus cluster each write is a write load); ``strata swap``
+reads the fresh ones to know when every replica has switched, and when an old version is no longer in use anywhere
+and can be retired.
 """
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import time
 
 REPLICA_PREFIX = "replica:"   # state records of running gateways
 HEARTBEAT_FRESH_S = 10.0      # a replica that has not reported for this long is gone
+HEARTBEAT_RENEW_S = HEARTBEAT_FRESH_S / 2   # an unchanged record is written again this often (a change at once)
 
 
 def report(index, replica: str, versions: list[tuple[str, int]]) -> None:
