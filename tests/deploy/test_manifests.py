@@ -202,3 +202,18 @@ def test_the_compose_file_and_the_helm_values_agree_with_the_installs(monkeypatc
     pymilvus = version("pymilvus").split(".")[:2]
     for image in (values["image"]["all"]["tag"], compose["services"]["milvus"]["image"].split(":")[1]):
         assert image.lstrip("v").split(".")[:2] == pymilvus   # the server's minor version is the client's
+
+
+def test_triton_admits_the_pods_that_call_it(rendered):
+    """Triton's network policy lets in pods with its labels: the gateway's and every Ray node's (bulk ingest embeds
+    on Triton) carry them; a label left off a template would cut that pod off."""
+    (policy,) = _of(rendered, "NetworkPolicy").values()
+    (source,) = policy["spec"]["ingress"][0]["from"]
+    admitted = source["podSelector"]["matchLabels"]
+    gateway = _of(rendered, "Deployment")["strata-gateway"]["spec"]["template"]
+    (cluster,) = _of(rendered, "RayCluster").values()
+    templates = [gateway, cluster["spec"]["headGroupSpec"]["template"],
+                 *(group["template"] for group in cluster["spec"]["workerGroupSpecs"])]
+    for template in templates:
+        labels = template.get("metadata", {}).get("labels", {})
+        assert admitted.items() <= labels.items(), labels
