@@ -90,14 +90,10 @@ def reached(test_metrics: dict) -> list[str]:
 def config_changed(config) -> bool:
     """Whether the demo's run folder holds a run of another demo config (an earlier Strata's): the demo then
     trains afresh rather than stopping at ``strata train``'s refusal to mix two configs in one run."""
-    import yaml
+    from training.engine.config import saved_beside
 
-    from common.config import to_dict
-    from training.engine.config import run_dir, what_trains
-
-    saved = run_dir(config) / "config.yaml"
-    return saved.is_file() and (what_trains(yaml.safe_load(saved.read_text()))
-                                != what_trains(json.loads(json.dumps(to_dict(config)))))
+    compared = saved_beside(config)
+    return compared is not None and compared[0] != compared[1]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,14 @@
 """The training run's typed config (torch-free): one file per model x dataset under ``training/configs/train/``."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Optional
 
-from common.config import apply_overrides, from_dict, read_mapping
+import yaml
+
+from common.config import apply_overrides, from_dict, read_mapping, to_dict
 from common.errors import ConfigError
 from common.home import strata_home
 
@@ -158,11 +161,18 @@ LAST, BEST = "last", "best"  # checkpoint folders inside a run: the latest epoch
 RUN_POLICY = ("ray_max_failures",)   # how a run copes, not what it trains: a run saved without them is the same run
 
 
-def what_trains(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved or resolved config (as a plain dict) without the keys of :data:`RUN_POLICY`: two runs train the same
-    thing when these are equal."""
-    return {key: value for key, value in config.items() if key not in RUN_POLICY}
-
-
 def run_dir(config: TrainConfig) -> Path:
     return strata_home() / "runs" / config.run_name
+
+
+def saved_beside(config: TrainConfig) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """(the config saved in ``config``'s run folder, ``config`` itself) as plain dicts of what they train (without
+    the keys of :data:`RUN_POLICY`), to compare; None when the run has saved none."""
+    saved = run_dir(config) / "config.yaml"
+    if not saved.is_file():
+        return None
+    return _what_trains(yaml.safe_load(saved.read_text())), _what_trains(json.loads(json.dumps(to_dict(config))))
+
+
+def _what_trains(config: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in config.items() if key not in RUN_POLICY}

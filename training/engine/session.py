@@ -8,9 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from common.config import to_dict
 from common.errors import StrataError
-from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir, what_trains
+from training.engine.config import BEST, LAST, TrainConfig, load_train_config, run_dir, saved_beside
 from training.engine.data import PreparedData, check_dataset, model_needs, prepare_data
 from training.engine.evaluate import evaluate_split, format_result
 from training.engine.report import plot_curves, write_config, write_json
@@ -72,18 +71,14 @@ def train_from_config(config_path: str, overrides: Sequence[str] = (), fresh: bo
 def _check_same_run(folder: Path, config: TrainConfig) -> None:
     """Rerunning a command resumes its run; a different config under the same run name is refused, except a
     raised ``optim.epochs``, which extends the run (``extension_refusal`` says when it cannot)."""
-    import yaml
-
-    saved = folder / "config.yaml"
-    if not saved.is_file():
+    compared = saved_beside(config)
+    if compared is None or compared[0] == compared[1]:
         return
-    old, new = yaml.safe_load(saved.read_text()), json.loads(json.dumps(to_dict(config)))
-    if what_trains(old) == what_trains(new):
-        return
+    old, new = compared
     if not (folder / LAST).exists():  # nothing was trained under the old config: nothing to lose
         shutil.rmtree(folder)
         return
-    if _without_epochs(what_trains(old)) == _without_epochs(what_trains(new)):
+    if _without_epochs(old) == _without_epochs(new):
         state = json.loads((folder / LAST / "state.json").read_text())
         refusal = extension_refusal(config, old["optim"]["epochs"], state)
         if refusal:
