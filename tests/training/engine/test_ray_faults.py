@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.engine.test_train import BIN, history, write_config
+from tests.training.engine.test_train import BIN, RAY_TEST_AUTH, history, write_config
 
 pytestmark = pytest.mark.faults
 
@@ -47,7 +47,8 @@ def _kept_epoch(results: Path) -> int:
 
 
 def test_a_worker_killed_mid_run_is_replaced_and_the_run_ends_at_the_uninterrupted_metrics(strata_home, tmp_path):
-    env = {**os.environ, "STRATA_HOME": str(strata_home), "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ADDRESS": ""}
+    env = {**os.environ, "STRATA_HOME": str(strata_home), "PATH": f"{BIN}:{os.environ['PATH']}", "RAY_ADDRESS": "",
+           **RAY_TEST_AUTH}   # the drivers' local clusters write no token into the home
     train = [str(BIN / "strata"), "train", "--workers", "2"]
     straight = write_config(tmp_path, "straight", epochs=EPOCHS)
     subprocess.run([*train, str(straight)], env=env, check=True, capture_output=True, timeout=900)

@@ -180,13 +180,18 @@ def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section
     assert 0 <= verbs["without_concept@5"] <= 100 and "more heads with no concept" in capsys.readouterr().out
 
 
+# Ray turns token authentication on for a head when ~/.ray/auth_token exists (any local ray.init() writes one),
+# and the test's job client would then be refused: a loopback test head says its mode, whatever the home holds.
+RAY_TEST_AUTH = {"RAY_AUTH_MODE": "disabled"}
+
+
 def _start_ray(env: dict, ports: tuple[int, ...]) -> tuple[int, ...]:
     """``ray start --head`` on (GCS, dashboard) ``ports``; PortInUse when one was taken meanwhile."""
     gcs, dashboard = ports
     started = subprocess.run([str(BIN / "ray"), "start", "--head", "--num-cpus=2", f"--port={gcs}",
                               "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard}",
                               "--include-dashboard=true", "--disable-usage-stats"],
-                             env=env, capture_output=True, text=True, timeout=180)
+                             env={**env, **RAY_TEST_AUTH}, capture_output=True, text=True, timeout=180)
     if started.returncode != 0:
         said = started.stdout + started.stderr
         error = PortInUse if "in use" in said.lower() else RuntimeError
