@@ -144,6 +144,13 @@ def manifest_sha256(repo: Path, base: str, version: int) -> str:
     return sha256_file(version_dir(repo, base, "text", version) / MANIFEST_FILE)
 
 
+def plans_built_on_serving_gpu(manifest: dict) -> bool:
+    """A tensorrt version exported with ``--plans-on-serving-gpu``: its ``model.plan`` is built after the export,
+    from the checked ONNX, by the serving host's init step, so the manifest cannot list it."""
+    serving = manifest.get("serving") or {}
+    return serving.get("backend") == "tensorrt" and serving.get("trt_plans") == "serving"
+
+
 def verify_version(repo: Path, model: str, version: int, pinned_manifest: str | None = None) -> None:
     """Refuse (:class:`TamperedVersion`, naming the file) a version of a Triton model whose files are not those its
     manifest records, or whose manifest is not the one ``pinned_manifest`` (a sha256) names."""
@@ -168,6 +175,8 @@ def verify_version(repo: Path, model: str, version: int, pinned_manifest: str | 
         if name not in found:
             raise TamperedVersion(f"{folder / name} is missing; refusing to load {model} version {version}")
         if name not in recorded:
+            if name == PLAN_FILE and plans_built_on_serving_gpu(manifest):
+                continue
             raise TamperedVersion(f"{folder / name} was not written by the export (the manifest does not list it); "
                                   f"refusing to load {model} version {version}")
         if found[name]["sha256"] != recorded[name]["sha256"]:

@@ -36,9 +36,12 @@ ENV_PREFIX = "STRATA_"
 GATEWAY_TOKEN_ENV = "STRATA_GATEWAY_TOKEN"   # the client's bearer token when gateway_token_file is unset
 MILVUS_TOKEN_ENV = "STRATA_MILVUS_TOKEN"     # Milvus's token (or user:password) when milvus_token_file is unset
 TEXT_FIELD_BYTES = 4096   # the caption text field of a Milvus collection: max_text_bytes may not exceed it
-INDEX_TYPES = ("FLAT", "IVF_FLAT")   # what Milvus Lite offers (no HNSW); a Milvus server offers more
+INDEX_TYPES = ("FLAT", "IVF_FLAT", "HNSW")   # the first-stage indexes Strata makes (serving.index.spec)
+LITE_INDEX_TYPES = ("FLAT", "IVF_FLAT")      # those Milvus Lite builds: HNSW needs a Milvus server
 CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")   # Milvus's, for the first-stage search
 MAX_NLIST = 65536                    # Milvus's range for IVF_FLAT's nlist and nprobe
+HNSW_M_RANGE = (2, 2048)             # Milvus's range for HNSW's M (links per node)
+HNSW_EF_CONSTRUCTION_MAX = 2**31 - 1  # Milvus's bound for HNSW's efConstruction and ef
 LIMITS = ("max_text_bytes", "max_ids_per_call", "max_video_frames", "max_regions", "max_file_bytes",
           "max_decoded_frames", "max_frame_pixels", "max_message_bytes")   # the size caps of a request (README)
 
@@ -86,9 +89,13 @@ class Settings:
     store_dtype: str = "float16"               # tensor store precision: float16 or float32
     index_batch: int = 256                     # videos or captions per write to the stores
     # -- the first stage's vector index, for the collections the gateway makes (an existing one keeps its own) --------
-    index_type: str = "FLAT"                   # FLAT (exact) or IVF_FLAT (clusters; Milvus Lite ignores nprobe: README)
+    index_type: str = "FLAT"                   # FLAT (exact), IVF_FLAT (clusters; Milvus Lite ignores nprobe: README)
+                                               # or HNSW (a graph; a Milvus server only, the cluster's usual choice)
     index_nlist: int = 1024                    # IVF_FLAT: k-means clusters per collection (1..65536)
     index_nprobe: int = 32                     # IVF_FLAT: clusters a search visits (1..index_nlist)
+    index_hnsw_m: int = 16                     # HNSW: links per node (2..2048)
+    index_hnsw_ef_construction: int = 200      # HNSW: candidates kept while inserting (>= 1)
+    index_hnsw_ef: int = 256                   # HNSW: candidates kept while searching (>= 1; raised to the hits asked)
     search_consistency: str = "Strong"         # the first-stage search's Milvus consistency level (cluster: README)
     # -- size caps of one request: refused above with INVALID_ARGUMENT or RESOURCE_EXHAUSTED naming the setting -----
     max_text_bytes: int = 2048                 # a query's or caption's text, UTF-8 bytes (<= 4096, Milvus's field)
@@ -126,6 +133,11 @@ class Settings:
                              f"got {self.search_consistency!r}")
         if not 1 <= self.index_nprobe <= self.index_nlist:
             raise ValueError(f"index_nprobe must be in 1..index_nlist ({self.index_nlist}), got {self.index_nprobe}")
+        if not HNSW_M_RANGE[0] <= self.index_hnsw_m <= HNSW_M_RANGE[1]:
+            raise ValueError(f"index_hnsw_m must be in {HNSW_M_RANGE[0]}..{HNSW_M_RANGE[1]}, got {self.index_hnsw_m}")
+        for key in ("index_hnsw_ef_construction", "index_hnsw_ef"):
+            if not 1 <= getattr(self, key) <= HNSW_EF_CONSTRUCTION_MAX:
+                raise ValueError(f"{key} must be in 1..{HNSW_EF_CONSTRUCTION_MAX}, got {getattr(self, key)}")
         if self.store_dtype not in ("float16", "float32"):
             raise ValueError(f"store_dtype must be float16 or float32, got {self.store_dtype!r}")
         for pair in (("gateway_tls_cert", "gateway_tls_key"), ("gateway_client_cert", "gateway_client_key")):

@@ -1,4 +1,5 @@
-"""``strata up`` and ``strata down``: the local stack (Milvus Lite, Triton, the gateway) as background processes."""
+"""``strata up`` and ``strata down``: the local stack (Milvus Lite, Triton, the gateway) as background processes;
+``strata backup`` and ``strata restore``: its data, copied while it is down."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +29,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        examples=["strata down"])
     down.set_defaults(func=_down)
 
+    backup = add_command(subparsers, "backup", help="copy the local stack's index, tensor store and model versions "
+                                                    "into a new folder (the stack stopped)",
+                         description="Copies Milvus Lite's db file, the tensor store and the model repository of "
+                                     "$STRATA_HOME into DEST with each file's SHA-256 (deploy/backup.py). The stack "
+                                     "must be down (strata down): its files are copied as files. A Milvus server or "
+                                     "a tensor store on object storage has its own backup route (deploy/README.md).",
+                         examples=["strata backup /backups/strata-2026-12-06   # after strata down; then strata up"])
+    backup.add_argument("dest", help="a new (or empty) folder")
+    backup.set_defaults(func=_backup)
+
+    restore = add_command(subparsers, "restore", help="copy a backup into a fresh $STRATA_HOME, each file checked",
+                          description="Copies a backup made by strata backup into $STRATA_HOME, where the settings in "
+                                      "force put each part, checking every file's SHA-256; a home that already holds "
+                                      "any part is refused (nothing is overwritten), and a damaged backup restores "
+                                      "nothing. Then strata up serves what was backed up.",
+                          examples=["strata restore /backups/strata-2026-12-06   # into a fresh $STRATA_HOME; then strata up"])
+    restore.add_argument("source", help="a folder written by strata backup")
+    restore.set_defaults(func=_restore)
+
 
 def _up(args: argparse.Namespace) -> int:
     from common.settings import load_settings
@@ -47,4 +67,20 @@ def _down(args: argparse.Namespace) -> int:
     from deploy.stack import down
 
     down()
+    return 0
+
+
+def _backup(args: argparse.Namespace) -> int:
+    from common.settings import load_settings
+    from deploy.backup import backup
+
+    backup(load_settings(), args.dest)
+    return 0
+
+
+def _restore(args: argparse.Namespace) -> int:
+    from common.settings import load_settings
+    from deploy.backup import restore
+
+    restore(load_settings(), args.source)
     return 0

@@ -48,7 +48,7 @@ def http_process() -> ManagedProcess:
     return ManagedProcess.of(HTTP_API, label="HTTP API")
 
 
-def _env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
+def service_env(settings: Settings, milvus: str, triton_grpc_port: int) -> dict[str, str]:
     """The environment of the gateway and the HTTP API: every setting in force as ``STRATA_<KEY>``, with the
     addresses actually bound."""
     from common.settings import describe
@@ -126,14 +126,14 @@ def up(settings: Settings, log=print, timeout: float = 240.0) -> StackState:
                                          "gateway_metrics_port": settings.gateway_metrics_port},
                                lambda state: _gateway_serving(ready_file, state, settings), address=settings.gateway_address,
                                timeout=timeout, serves={"model": f"{base} v{version}"},
-                               env=_env(settings, milvus, tstate.grpc_port),
+                               env=service_env(settings, milvus, tstate.grpc_port),
                                settings_hint="STRATA_GATEWAY_PORT, settings.yaml or --gateway-port")
     url = f"{reach(gstate.address)}:{gstate.port('gateway_port')}"
     log(f"gateway: {url} (pid {gstate.pid}, metrics on port {gstate.port('gateway_metrics_port')}, "
         f"log {gstate.log})")
 
     # 4. the HTTP API, in front of that gateway
-    http = _http_api(settings, url, _env(settings, milvus, tstate.grpc_port), timeout, log)
+    http = _http_api(settings, url, service_env(settings, milvus, tstate.grpc_port), timeout, log)
     return StackState(milvus, tstate.grpc_url, url, base, version, http)
 
 

@@ -53,7 +53,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=non_negative_int, default=0,
                    help="ONNX Runtime intra-op threads per instance (0: its default)")
     p.add_argument("--trt-accelerator", action="store_true", help="onnxruntime on GPU: TensorRT execution accelerator")
-    p.add_argument("--trt-precision", choices=("FP32", "FP16"), default="FP16", help="with --trt-accelerator")
+    p.add_argument("--trt-precision", choices=("FP32", "FP16"), default="FP16",
+                   help="with --trt-accelerator or --backend tensorrt")
+    p.add_argument("--plans-on-serving-gpu", action="store_true",
+                   help="with --backend tensorrt: do not build the engine plans here (no GPU needed); write the ONNX "
+                        "and the shapes of each plan, for the serving host's init step to build them with NVIDIA's "
+                        "trtexec on the GPU that serves them (deploy/k8s/triton.yaml)")
     p.set_defaults(func=run)
 
 
@@ -67,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
     device = args.device or ("gpu" if args.backend == "tensorrt" else "cpu")
     options = ServingOptions(backend=args.backend, max_batch_size=args.max_batch_size, queue_delay_us=args.queue_delay_us,
                              instances=args.instances, device=device, threads=args.threads,
-                             trt_accelerator=args.trt_accelerator, trt_precision=args.trt_precision)
+                             trt_accelerator=args.trt_accelerator, trt_precision=args.trt_precision,
+                             trt_plans="serving" if args.plans_on_serving_gpu else "export")
     if args.text_backbone:
         from export.exporter import export_text_backbone_version
 
@@ -83,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.random_init == (args.checkpoint is not None):
         raise ConfigError("give either a CHECKPOINT or --random-init (with --model and --preset)")
-    if args.backend == "tensorrt":
+    if args.backend == "tensorrt" and options.trt_plans == "export":
         from export.tensorrt import require_gpu
 
         require_gpu()  # before any work

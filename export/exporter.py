@@ -152,7 +152,7 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
 
     if version < 1:
         raise ConfigError(f"--version must be >= 1, got {version}")
-    if options.backend == "tensorrt":
+    if options.backend == "tensorrt" and options.trt_plans == "export":
         from export.tensorrt import require_gpu
 
         require_gpu()
@@ -209,9 +209,12 @@ def export_version(model, source: Source, repo: str | Path, version: int, option
         manifest["parity"] = {"data": "random" if parity.data is None else f"{parity.data.root}:{parity.split}",
                               **report.figures()}
         if options.backend == "tensorrt":
-            from export.tensorrt import build_plans
+            from export.tensorrt import build_plans, write_plan_shapes
 
-            build_plans(staging, base, version, layout, options, limits, log)
+            if options.trt_plans == "export":
+                build_plans(staging, base, version, layout, options, limits, log)
+            else:
+                write_plan_shapes(staging, base, version, layout, options, limits)
         if options.backend == "python":
             for part in PARTS:
                 shutil.copyfile(ADAPTER, version_dir(staging, base, part, version) / "model.py")

@@ -1,8 +1,12 @@
 """TensorRT engine plans for the ``tensorrt`` backend: built from the exported ONNX files on a GPU machine.
 
-A plan is specific to the GPU and TensorRT version that built it, so it is built where it will be served. Every
-dynamic axis gets one optimisation profile range ``[1, max]``; the maxima come from the preprocessing limits (words,
-verbs, nouns, frames) and the batching options.
+A plan is specific to the GPU model and TensorRT version that built it, so it is built where it will be served:
+by the export itself on a GPU host (``build_plans``), or, with ``--plans-on-serving-gpu``, by the serving host's
+init step, which runs NVIDIA's ``trtexec`` (from the TensorRT image of Triton's release) on each version folder
+that has ``model.onnx`` and :data:`PLAN_SHAPES` but no plan yet: ``trtexec --onnx=model.onnx
+--saveEngine=model.plan $(cat model.plan.shapes)`` (deploy/k8s/triton.yaml). Every dynamic axis gets one
+optimisation profile range ``[1, max]`` either way; the maxima come from the preprocessing limits (words, verbs,
+nouns, frames) and the batching options.
 """
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from common.repository import ONNX_FILE, PARTS, PLAN_FILE, part_layout, version_
 from export.triton_config import ServingOptions
 from training.engine.config import DataConfig
 
+PLAN_SHAPES = "model.plan.shapes"   # trtexec's profile and precision flags, beside a plan built on the serving GPU
 MAX_REGIONS = 36        # detector regions per frame: the usual bottom-up attention count
 MAX_CANDIDATES = 256    # videos one scorer call re-ranks
 WORKSPACE_BYTES = 1 << 30
@@ -42,6 +47,23 @@ def profile_shapes(spec, maxima: dict[str, int]) -> tuple[tuple[int, ...], tuple
     hi = tuple(maxima[d] if isinstance(d, str) else d for d in spec.shape)
     opt = tuple(max(1, h // 2) if isinstance(d, str) else d for d, h in zip(spec.shape, hi))
     return lo, opt, hi
+
+
+def trtexec_flags(tower, maxima: dict[str, int], precision: str) -> str:
+    """trtexec's flags for one part: its inputs' (min, opt, max) shapes, as ``build_plans`` profiles them, and the
+    precision."""
+    shapes = {spec.name: profile_shapes(spec, maxima) for spec in tower.inputs}
+    flags = [f"--{which}Shapes=" + ",".join(f"{name}:{'x'.join(map(str, shape[k]))}" for name, shape in shapes.items())
+             for k, which in enumerate(("min", "opt", "max"))]
+    return " ".join(flags + (["--fp16"] if precision == "FP16" else []))
+
+
+def write_plan_shapes(repo: Path, base: str, version: int, layout, options: ServingOptions, limits: DataConfig) -> None:
+    """Beside each part's ONNX, the trtexec flags that build its plan on the serving GPU."""
+    maxima = axis_max(limits, options)
+    for part in PARTS:
+        flags = trtexec_flags(part_layout(layout, part), maxima, options.trt_precision)
+        (version_dir(repo, base, part, version) / PLAN_SHAPES).write_text(flags + "\n")
 
 
 def build_plans(repo: Path, base: str, version: int, layout, options: ServingOptions, limits: DataConfig, log=print) -> None:

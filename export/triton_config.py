@@ -40,6 +40,9 @@ class ServingOptions:
     threads: int = 0                    # ONNX Runtime intra-op threads per instance (0 = its default)
     trt_accelerator: bool = False       # onnxruntime on GPU: the TensorRT execution accelerator
     trt_precision: Literal["FP32", "FP16"] = "FP16"
+    # tensorrt: where the engine plans are built. "export": by the export, on its GPU; "serving": by the serving
+    # host's init step (NVIDIA's trtexec, from the ONNX and the shapes the export writes beside it: export.tensorrt)
+    trt_plans: Literal["export", "serving"] = "export"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -52,6 +55,10 @@ class ServingOptions:
             raise ConfigError("the python backend runs its graphs in ONNX Runtime on the CPU, so it has no GPU "
                               "instances: for a GPU use --backend onnxruntime (with --trt-accelerator for TensorRT "
                               "inside it) or --backend tensorrt")
+        if self.trt_plans not in ("export", "serving"):
+            raise ConfigError(f"trt_plans must be export or serving, got {self.trt_plans!r}")
+        if self.trt_plans == "serving" and self.backend != "tensorrt":
+            raise ConfigError("--plans-on-serving-gpu is an option of --backend tensorrt")
         if self.trt_accelerator and (self.backend != "onnxruntime" or self.device != "gpu"):
             raise ConfigError("the TensorRT accelerator is an option of the onnxruntime backend on --device gpu")
 

@@ -2,9 +2,11 @@
 
 For each corpus size, the vectors (random unit vectors by default, or the rows of a ``.npy`` of real index-view
 vectors) are written as the gateway writes them (:class:`serving.index.milvus_index.MilvusIndex`, upserts in
-batches) to one collection per index type — FLAT, and IVF_FLAT with ``--nlist`` clusters — on a scratch Milvus Lite
-server. Each query (random unit vectors, or held-out rows of the file) is searched one at a time as the first stage
-searches: FLAT once, IVF_FLAT at every ``--nprobes`` value, for each depth C of ``--depths``. Recall@C = the share of
+batches) to one collection per index type — FLAT, IVF_FLAT with ``--nlist`` clusters, and on a Milvus server HNSW
+with ``--hnsw-m`` links per node — on a scratch Milvus Lite server or the one ``--milvus-uri`` names. Each query
+(random unit vectors, or held-out rows of the file) is searched one at a time as the first stage searches: FLAT
+once, IVF_FLAT at every ``--nprobes`` value, HNSW at every ``--efs`` value (at least C), for each depth C of
+``--depths``. Recall@C = the share of
 the exact top-C that the search returned, tie-aware: a returned id whose exact score equals the C-th best (within
 1e-5) counts. The exact top-C and its time come from NumPy in the same run: one query's inner products with the
 whole corpus (float32 matrix-vector product), then the C best (argpartition, then sort by score, ties by id).
@@ -24,6 +26,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from common.settings import INDEX_TYPES
+from serving.index.spec import IndexSpec
 
 TIE_EPS = 1e-5
 BATCH = 5000                      # rows per upsert call (the index cuts them further)
@@ -101,43 +106,51 @@ def bench_size(index, corpus: np.ndarray, queries: np.ndarray, args, say) -> lis
             exact_top(corpus, query, depth)
             numpy_ms[depth].append(1e3 * (time.perf_counter() - start))
     for depth in args.depths:
-        rows.append({"size": size, "index": "numpy exact", "nlist": 0, "nprobe": 0, "depth": depth, "recall": 1.0,
+        rows.append({"size": size, "index": "numpy exact", "nlist": 0, "nprobe": 0, "ef": 0, "depth": depth, "recall": 1.0,
                      "p50_ms": percentile(numpy_ms[depth], 50), "p95_ms": percentile(numpy_ms[depth], 95),
                      "speedup": 1.0, "queries": len(queries)})
     numpy_p50 = {depth: rows[-len(args.depths) + k]["p50_ms"] for k, depth in enumerate(args.depths)}
-    nlist = min(args.nlist, size)
-    plans = [("FLAT", 0, [0])] if "FLAT" in args.index_types else []
-    if "IVF_FLAT" in args.index_types:
-        plans.append(("IVF_FLAT", nlist, [p for p in args.nprobes if p <= nlist] or [nlist]))
-    for index_type, lists, probes in plans:
-        name = f"bench_{index_type.lower()}_{size}"
+    for spec, values in search_plans(args, size):
+        name = f"bench_{spec.type.lower()}_{size}"
         if index.has(name):   # left by an interrupted run
             index.drop(name)
-        in_force = index.ensure_collection(name, dim, "videos", index_type, max(lists, 1))
-        took = load(index, name, corpus, ids, f"{size:,} {index_type}")
+        in_force = index.ensure_collection(name, dim, "videos", spec)
+        took = load(index, name, corpus, ids, f"{size:,} {spec.type}")
         indexed = indexed_rows(index, name)
-        say(f"search: {size:,} rows into {index_type} in {took:.0f} s ({size / took:,.0f} rows/s); index in force "
-            f"{in_force[0]}{f' nlist {in_force[1]}' if in_force[1] else ''}, {indexed:,} rows indexed by Milvus")
+        say(f"search: {size:,} rows into {spec.type} in {took:.0f} s ({size / took:,.0f} rows/s); index in force "
+            f"{in_force.label}, {indexed:,} rows indexed by Milvus")
+        probe, other = ("nprobe", "ef") if spec.type != "HNSW" else ("ef", "nprobe")
         for query in queries[:args.warmup]:   # warm: the collection's first searches load what it needs
-            index.search(name, query[None], max(args.depths), nprobe=probes[-1] or None)
-        for nprobe in probes:
+            index.search(name, query[None], max(args.depths), **{probe: values[-1] or None})
+        for value in values:
             for depth in args.depths:
-                step = Progress(f"{size:,} {index_type} nprobe {nprobe} C={depth}: queries", len(queries))
+                step = Progress(f"{size:,} {spec.type} {probe} {value} C={depth}: queries", len(queries))
                 hits, took_ms = [], []
                 for k, query in enumerate(queries):
                     start = time.perf_counter()
-                    found = index.search(name, query[None], depth, nprobe=nprobe or None)[0]
+                    found = index.search(name, query[None], depth, **{probe: value or None})[0]
                     took_ms.append(1e3 * (time.perf_counter() - start))
                     hits.append(recall([item for item, _ in found], all_scores[k], row_of, depth))
                     step(k + 1)
                 p50 = percentile(took_ms, 50)
-                rows.append({"size": size, "index": index_type, "nlist": lists, "nprobe": nprobe, "depth": depth,
+                rows.append({"size": size, "index": spec.type, "nlist": spec.nlist, "m": spec.m,
+                             "ef_construction": spec.ef_construction, probe: value, other: 0, "depth": depth,
                              "recall": float(np.mean(hits)), "min_recall": float(np.min(hits)), "p50_ms": p50,
                              "p95_ms": percentile(took_ms, 95), "speedup": numpy_p50[depth] / p50,
                              "queries": len(queries), "indexed_rows": indexed})
                 say(line(rows[-1]))
         index.drop(name)
     return rows
+
+
+def search_plans(args, size: int) -> list[tuple[IndexSpec, list[int]]]:
+    """Each index type asked for, with the values of its search parameter to measure (0: it has none): IVF_FLAT's
+    nprobe values up to its nlist, HNSW's ef values."""
+    nlist = min(args.nlist, size)
+    plans = {"FLAT": (IndexSpec("FLAT"), [0]),
+             "IVF_FLAT": (IndexSpec("IVF_FLAT", nlist=nlist), [p for p in args.nprobes if p <= nlist] or [nlist]),
+             "HNSW": (IndexSpec("HNSW", m=args.hnsw_m, ef_construction=args.hnsw_ef_construction), args.efs)}
+    return [plans[index_type] for index_type in INDEX_TYPES if index_type in args.index_types]
 
 
 def indexed_rows(index, name: str) -> int:
@@ -160,14 +173,15 @@ def nprobe_notes(rows: list[dict]) -> list[str]:
     return notes
 
 
-HEADER = (f"{'size':>8s} {'index':11s} {'nlist':>6s} {'nprobe':>6s} {'C':>4s} {'recall@C':>8s} {'p50 ms':>7s} "
+HEADER = (f"{'size':>8s} {'index':11s} {'built with':>14s} {'searched':>10s} {'C':>4s} {'recall@C':>8s} {'p50 ms':>7s} "
           f"{'p95 ms':>7s} {'x numpy':>8s}")
 
 
 def line(row: dict) -> str:
-    nlist = str(row["nlist"]) if row["nlist"] else "-"
-    nprobe = str(row["nprobe"]) if row["nprobe"] else "-"
-    return (f"{row['size']:8,d} {row['index']:11s} {nlist:>6s} {nprobe:>6s} {row['depth']:4d} {row['recall']:8.3f} "
+    built = (f"nlist={row['nlist']}" if row.get("nlist") else f"M={row['m']},efC={row['ef_construction']}"
+             if row.get("m") else "-")
+    searched = f"nprobe={row['nprobe']}" if row.get("nprobe") else f"ef={row['ef']}" if row.get("ef") else "-"
+    return (f"{row['size']:8,d} {row['index']:11s} {built:>14s} {searched:>10s} {row['depth']:4d} {row['recall']:8.3f} "
             f"{row['p50_ms']:7.2f} {row['p95_ms']:7.2f} {row['speedup']:7.2f}x")
 
 
@@ -186,12 +200,13 @@ def plot(rows: list[dict], path: Path) -> None:
         for s, size in enumerate(sizes):
             color = colors[s % len(colors)]
             mine = [r for r in rows if r["size"] == size and r["depth"] == depth]
-            ivf = sorted((r for r in mine if r["index"] == "IVF_FLAT"), key=lambda r: r["nprobe"])
-            if ivf:
-                ax.plot([r["p50_ms"] for r in ivf], [r["recall"] for r in ivf], marker="o", color=color,
-                        label=f"{size:,} IVF_FLAT")
-                for r in ivf:
-                    ax.annotate(str(r["nprobe"]), (r["p50_ms"], r["recall"]), fontsize=6, xytext=(2, -8),
+            for kind, probe, marker in (("IVF_FLAT", "nprobe", "o"), ("HNSW", "ef", "^")):
+                approximate = sorted((r for r in mine if r["index"] == kind), key=lambda r: r[probe])
+                if approximate:
+                    ax.plot([r["p50_ms"] for r in approximate], [r["recall"] for r in approximate], marker=marker,
+                            color=color, label=f"{size:,} {kind}")
+                for r in approximate:
+                    ax.annotate(str(r[probe]), (r["p50_ms"], r["recall"]), fontsize=6, xytext=(2, -8),
                                 textcoords="offset points")
             for r in mine:
                 if r["index"] == "FLAT":
@@ -202,7 +217,7 @@ def plot(rows: list[dict], path: Path) -> None:
         ax.set_xscale("log")
         ax.set_xlabel("p50 ms per query", fontsize=8)
         ax.set_ylabel(f"recall of the exact top-{depth}", fontsize=8)
-        ax.set_title(f"C = {depth} (labels: nprobe)", fontsize=9)
+        ax.set_title(f"C = {depth} (labels: nprobe or ef)", fontsize=9)
         ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -223,12 +238,13 @@ def corpus_source(args, rng) -> tuple[np.ndarray, np.ndarray, str]:
 
 
 def run(argv: list[str]) -> int:
-    """Recall of the exact top-C and per-query latency of the Milvus index types (FLAT, IVF_FLAT at several nprobe)
-    against exact NumPy search on the same vectors; prints the table and draws recall against latency as a PNG."""
+    """Recall of the exact top-C and per-query latency of the Milvus index types (FLAT, IVF_FLAT at several nprobe,
+    HNSW at several ef on a Milvus server) against exact NumPy search on the same vectors; prints the table and draws
+    recall against latency as a PNG."""
     from common.connect import http_uri
     from common.conventions import add_json_flag, emit_json, positive_int, say, settings, standalone_parser
     from common.errors import ConfigError
-    from common.settings import INDEX_TYPES, MAX_NLIST
+    from common.settings import HNSW_M_RANGE, LITE_INDEX_TYPES, MAX_NLIST
     from serving.index.milvus_index import MilvusIndex
     from serving.index.milvus_server import MilvusLiteServer
 
@@ -245,10 +261,17 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--queries", type=positive_int, default=200, help="queries per configuration")
     parser.add_argument("--depths", type=positive_int, nargs="+", default=[50, 100],
                         help="first-stage depths C (the top-C whose recall is measured)")
-    parser.add_argument("--index-types", nargs="+", choices=INDEX_TYPES, default=list(INDEX_TYPES))
+    parser.add_argument("--index-types", nargs="+", choices=INDEX_TYPES,
+                        help=f"default: {' '.join(LITE_INDEX_TYPES)} (what Milvus Lite builds); with --milvus-uri, "
+                             f"{' '.join(INDEX_TYPES)}")
     parser.add_argument("--nlist", type=positive_int, default=1024, help="IVF_FLAT clusters (at most the corpus size)")
     parser.add_argument("--nprobes", type=positive_int, nargs="+", default=[1, 4, 8, 16, 32, 64, 128],
                         help="IVF_FLAT clusters visited per search (those above nlist are skipped)")
+    parser.add_argument("--hnsw-m", type=positive_int, default=16, help="HNSW links per node")
+    parser.add_argument("--hnsw-ef-construction", type=positive_int, default=200,
+                        help="HNSW candidates kept while inserting")
+    parser.add_argument("--efs", type=positive_int, nargs="+", default=[64, 128, 256, 512],
+                        help="HNSW candidates kept per search (Milvus raises each to at least C)")
     parser.add_argument("--milvus-uri", help="measure this Milvus (e.g. a server at http://host:19530, with the "
                         "settings' credentials) instead of a scratch Milvus Lite; its bench_* collections are dropped")
     parser.add_argument("--warmup", type=int, default=5, help="untimed searches per collection first")
@@ -268,11 +291,18 @@ def run(argv: list[str]) -> int:
             args.nprobes = [1, 4, 32]
     if args.nlist > MAX_NLIST:
         raise ConfigError(f"--nlist must be at most {MAX_NLIST}, got {args.nlist}")
+    if not HNSW_M_RANGE[0] <= args.hnsw_m <= HNSW_M_RANGE[1]:
+        raise ConfigError(f"--hnsw-m must be in {HNSW_M_RANGE[0]}..{HNSW_M_RANGE[1]}, got {args.hnsw_m}")
+    args.index_types = args.index_types or list(INDEX_TYPES if args.milvus_uri else LITE_INDEX_TYPES)
+    if "HNSW" in args.index_types and not args.milvus_uri:
+        raise ConfigError("--index-types HNSW needs a Milvus server (--milvus-uri): Milvus Lite builds FLAT and "
+                          "IVF_FLAT only")
     if max(args.depths) > min(args.sizes):
         raise ConfigError(f"--depths: {max(args.depths)} is more than the smallest corpus ({min(args.sizes)})")
     args.sizes = sorted(set(args.sizes))
     args.depths = sorted(set(args.depths))
     args.nprobes = sorted(set(args.nprobes))
+    args.efs = sorted(set(args.efs))
     tell = say(args)
     rng = np.random.default_rng(args.seed)
     try:
@@ -281,9 +311,11 @@ def run(argv: list[str]) -> int:
         raise ConfigError(str(err)) from None
     dim = corpus.shape[1]
     threads = os.environ.get("OMP_NUM_THREADS") or os.environ.get("OPENBLAS_NUM_THREADS") or "default"
+    hnsw = (f"; HNSW M {args.hnsw_m}, efConstruction {args.hnsw_ef_construction}, ef {', '.join(map(str, args.efs))}"
+            if "HNSW" in args.index_types else "")
     tell(f"search: {what}, dim {dim}; sizes {', '.join(f'{s:,}' for s in args.sizes)}; {len(queries)} queries, one "
          f"at a time; depths {', '.join(map(str, args.depths))}; IVF_FLAT nlist {args.nlist}, nprobe "
-         f"{', '.join(map(str, args.nprobes))}; NumPy threads {threads}; load average {os.getloadavg()[0]:.1f} on "
+         f"{', '.join(map(str, args.nprobes))}{hnsw}; NumPy threads {threads}; load average {os.getloadavg()[0]:.1f} on "
          f"{os.cpu_count()} cores")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="strata-bench-search-") as scratch:
@@ -303,8 +335,8 @@ def run(argv: list[str]) -> int:
             if server is not None:
                 server.stop()
     tell("\n" + HEADER)
-    order = {"numpy exact": 0, "FLAT": 1, "IVF_FLAT": 2}
-    for row in sorted(rows, key=lambda r: (r["size"], r["depth"], order[r["index"]], r["nprobe"])):
+    order = {"numpy exact": 0, "FLAT": 1, "IVF_FLAT": 2, "HNSW": 3}
+    for row in sorted(rows, key=lambda r: (r["size"], r["depth"], order[r["index"]], r["nprobe"], r["ef"])):
         tell(line(row))
     for note in nprobe_notes(rows):
         tell(note)
@@ -313,7 +345,9 @@ def run(argv: list[str]) -> int:
     plot(rows, Path(args.out))
     tell(f"figure: {args.out}")
     emit_json(args, {"vectors": what, "dim": dim, "sizes": args.sizes, "queries": len(queries), "depths": args.depths,
-                     "nlist": args.nlist, "nprobes": args.nprobes, "tie_eps": TIE_EPS,
+                     "index_types": args.index_types, "nlist": args.nlist, "nprobes": args.nprobes,
+                     "hnsw_m": args.hnsw_m, "hnsw_ef_construction": args.hnsw_ef_construction, "efs": args.efs,
+                     "tie_eps": TIE_EPS,
                      "milvus": "scratch Milvus Lite" if not args.milvus_uri else "given by --milvus-uri",
                      "load_average": os.getloadavg()[0], "cores": os.cpu_count(), "rows": rows})
     return 0

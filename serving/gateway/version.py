@@ -18,6 +18,7 @@ from serving.gateway.model import ServedModel
 from serving.gateway.types import CaptionInput, VideoInput
 from serving.gateway.writer import Item, Writer
 from serving.index.milvus_index import ID_MAX
+from serving.index.spec import IndexSpec
 from serving.index.naming import collection_name
 
 EMPTY_LEVELS = "empty_levels"   # stored with each caption: 1 for a level with no text node
@@ -38,7 +39,7 @@ class Version:
         self.collections = {kind: collection_name(model.base, model.version, kind) for kind in (VIDEOS, CAPTIONS)}
         self.stores = {kind: open_store(f"{settings.tensor_store_root}/{name}") for kind, name in self.collections.items()}
         for kind, name in self.collections.items():
-            index.ensure_collection(name, model.index_dim, kind, settings.index_type, settings.index_nlist)
+            index.ensure_collection(name, model.index_dim, kind, IndexSpec.from_settings(settings))
         # First stage: the model's strategy (recorded in its manifest) and the extra collections it needs.
         self.first_stage = FirstStage(index, model.manifest, model.layout, self.collections)
         self.first_stage.ensure()
@@ -55,14 +56,15 @@ class Version:
         return self.model.base, self.model.version
 
     def index_in_force(self) -> str:
-        """The main collections' vector index, as Describe reports it: ``exact (FLAT)``, or IVF_FLAT with its nlist
-        and the nprobe searches use (per kind when the two collections differ)."""
+        """The main collections' vector index, as Describe reports it: ``exact (FLAT)``, or the approximate index with
+        its build parameters and the search's own (per kind when the two collections differ)."""
         def label(kind: str) -> str:
-            index_type, nlist = self.index.index_of(self.collections[kind])
-            if index_type != "IVF_FLAT":
-                return "exact (FLAT)" if index_type == "FLAT" else index_type
-            nprobe = self.index.search_params(self.collections[kind])["params"]["nprobe"]
-            return f"approximate (IVF_FLAT, nlist {nlist}, nprobe {nprobe})"
+            spec = self.index.index_of(self.collections[kind])
+            if spec.type == "FLAT":
+                return "exact (FLAT)"
+            searched = self.index.search_params(self.collections[kind])["params"]
+            params = [f"{name} {value}" for name, value in {**spec.build_params(), **searched}.items()]
+            return f"approximate ({spec.type}, {', '.join(params)})"
         labels = {kind: label(kind) for kind in self.collections}
         if len(set(labels.values())) == 1:
             return labels[VIDEOS]

@@ -13,10 +13,12 @@ captions   ``id`` VARCHAR(512) primary key, ``vector`` FLOAT_VECTOR(dim), ``text
 =========  ===============================================================================================
 
 The metric is IP (inner product: some models' index vectors are not unit-norm), the index FLAT (exact) unless
-asked for IVF_FLAT (``nlist`` clusters, searched ``nprobe`` at a time: the settings ``index_type``, ``index_nlist``
-and ``index_nprobe`` when the gateway makes the index). An existing collection keeps the index it was made with:
-``ensure_collection`` logs a warning when that is not the one asked for, and searches use the index in force (an
-IVF_FLAT collection gets ``nprobe``, at most its own ``nlist``); ``index_of`` says which it is. The kind and the schema's version are recorded in the collection's description
+asked for another (:class:`serving.index.spec.IndexSpec`: IVF_FLAT or, on a Milvus server, HNSW; the settings
+``index_type`` and its parameters when the gateway makes the index). An existing collection keeps the index it was
+made with: ``ensure_collection`` logs a warning when that is not the one asked for, and searches use the index in
+force (IVF_FLAT's ``nprobe`` at most its own ``nlist``, HNSW's ``ef`` at least the hits asked for); ``index_of``
+says which it is. An index Milvus will not build (HNSW on Milvus Lite) is refused with ``ConfigError`` naming the
+fix, and the collection it would have indexed is not left behind. The kind and the schema's version are recorded in the collection's description
 (``strata:<kind>;schema=<SCHEMA_VERSION>``); an existing collection of another kind or dim is refused, and so is
 one of another schema version, naming the fix. A description without ``;schema=`` was written before collections
 named their version, with the fields of version 1, and is read as version 1. Collections are created with Strong
@@ -62,7 +64,8 @@ from common.connect import milvus_client, public_uri
 from common.deadline import DeadlineExpired, call_timeout, caller_gone
 from common.errors import ConfigError, DataError, StrataError
 from common.serving_tables import CAPTIONS, VIDEOS
-from common.settings import CONSISTENCY_LEVELS, INDEX_TYPES, MAX_NLIST, TEXT_FIELD_BYTES, Settings
+from common.settings import CONSISTENCY_LEVELS, LITE_INDEX_TYPES, MAX_NLIST, TEXT_FIELD_BYTES, Settings
+from serving.index.spec import FLAT, IndexSpec
 
 log = logging.getLogger("strata.index")
 
@@ -132,11 +135,6 @@ def described_body(name: str, description: str, where: str) -> str:
                       f"index again")
 
 
-def index_label(index_type: str, nlist: int) -> str:
-    """``FLAT`` or ``IVF_FLAT(nlist=1024)``."""
-    return f"{index_type}(nlist={nlist})" if index_type == "IVF_FLAT" else index_type
-
-
 def _unavailable_error(err: BaseException) -> bool:
     """Whether a pymilvus / gRPC error means "cannot reach the server" (rather than a bad request)."""
     import grpc
@@ -152,12 +150,15 @@ class MilvusIndex:
     """Collections of id -> (vector, metadata) on one Milvus, searched by inner product."""
 
     def __init__(self, uri: str, timeout_s: float = 10.0, tie_margin: int = 16, where: str = "",
-                 settings: Settings | None = None, nprobe: int = 16, consistency: str = "Strong"):
+                 settings: Settings | None = None, nprobe: int = 16, ef: int = 256, consistency: str = "Strong"):
         if timeout_s <= 0:
             raise ConfigError(f"MilvusIndex timeout_s must be > 0, got {timeout_s}")
         if not 1 <= nprobe <= MAX_NLIST:
             raise ConfigError(f"MilvusIndex nprobe must be in 1..{MAX_NLIST}, got {nprobe}")
+        if ef < 1:
+            raise ConfigError(f"MilvusIndex ef must be >= 1, got {ef}")
         self.nprobe = int(nprobe)   # IVF_FLAT clusters a search visits, unless the call says
+        self.ef = int(ef)           # HNSW candidates a search keeps (at least the hits asked for)
         if consistency not in CONSISTENCY_LEVELS:
             raise ConfigError(f"MilvusIndex consistency must be one of {', '.join(CONSISTENCY_LEVELS)}, "
                               f"got {consistency!r}")
@@ -168,14 +169,14 @@ class MilvusIndex:
         self.tie_margin = int(tie_margin)
         self._client_obj = None
         self._schemas: dict[str, tuple[str, int]] = {}   # name -> (kind, dim)
-        self._indexes: dict[str, tuple[str, int]] = {}   # name -> (index type, nlist; 0 for FLAT)
+        self._indexes: dict[str, IndexSpec] = {}   # name -> the index in force
 
     @classmethod
     def from_settings(cls, settings: Settings, where: str = "") -> "MilvusIndex":
         """The index on the Milvus the settings name (``milvus_uri``, else the local one), with their deadline and
         credentials; ``where``: what its messages call it."""
         return cls(settings.milvus, timeout_s=settings.request_timeout_s, where=where, settings=settings,
-                   nprobe=settings.index_nprobe, consistency=settings.search_consistency)
+                   nprobe=settings.index_nprobe, ef=settings.index_hnsw_ef, consistency=settings.search_consistency)
 
     # -- connection -----------------------------------------------------------------------------------------
     def _client(self):
@@ -248,19 +249,14 @@ class MilvusIndex:
     def has(self, name: str) -> bool:
         return bool(self._call(f"has_collection {name}", lambda c, **kw: c.has_collection(name, **kw)))
 
-    def ensure_collection(self, name: str, dim: int, kind: str, index_type: str = "FLAT", nlist: int = 128
-                          ) -> tuple[str, int]:
-        """Create collection ``name`` (or check the existing one), index it and load it for search; returns the
-        index in force, (type, nlist; 0 for FLAT). An existing collection keeps its own index (logged when it is not
-        the one asked for: the setting applies to collections made from now on)."""
+    def ensure_collection(self, name: str, dim: int, kind: str, spec: IndexSpec = FLAT) -> IndexSpec:
+        """Create collection ``name`` (or check the existing one), index it as ``spec`` says and load it for search;
+        returns the index in force. An existing collection keeps its own index (logged when it is not the one asked
+        for: the setting applies to collections made from now on)."""
         if kind not in KINDS:
             raise ConfigError(f"collection kind must be one of {', '.join(KINDS)}, got {kind!r}")
         if not isinstance(dim, (int, np.integer)) or dim < 1:
             raise ConfigError(f"collection {name}: dim must be a positive integer, got {dim!r}")
-        if index_type not in INDEX_TYPES:
-            raise ConfigError(f"collection {name}: index_type must be one of {', '.join(INDEX_TYPES)}, got {index_type!r}")
-        if index_type == "IVF_FLAT" and not 1 <= nlist <= MAX_NLIST:
-            raise ConfigError(f"collection {name}: IVF_FLAT's nlist must be in 1..{MAX_NLIST}, got {nlist}")
         if name == STATE_COLLECTION:
             raise ConfigError(f"{STATE_COLLECTION} is Strata's state record, not an index collection")
         if self.has(name):
@@ -269,36 +265,31 @@ class MilvusIndex:
                 raise ConfigError(f"collection {name} on {self.where} holds {have_kind} of dim {have_dim}, not "
                                   f"{kind} of dim {dim}: use another name, or drop it first")
             have = self.index_of(name)
-            asked = (index_type, int(nlist) if index_type == "IVF_FLAT" else 0)
-            if have != asked:
+            if have != spec:
                 log.warning("collection %s on %s keeps its index %s; %s was asked for (it applies to collections "
                             "made from now on: swap to a new version, or drop the collection and index again, to "
-                            "change it)", name, self.where, index_label(*have), index_label(*asked))
+                            "change it)", name, self.where, have.label, spec.label)
         else:
-            self._create(name, self._build_schema(int(dim), kind), self._index_params(index_type, nlist))
+            self._create(name, self._build_schema(int(dim), kind), self._index_params(spec), spec)
             self._schemas[name] = (kind, int(dim))
-            self._indexes[name] = (index_type, int(nlist) if index_type == "IVF_FLAT" else 0)
+            self._indexes[name] = spec
         self._call(f"load_collection {name}", lambda c, **kw: c.load_collection(name, **kw))
         return self.index_of(name)
 
-    def index_of(self, name: str, field: str = "vector") -> tuple[str, int]:
-        """The index in force on ``name``'s vector field: (type, nlist; 0 when the type has none)."""
+    def index_of(self, name: str, field: str = "vector") -> IndexSpec:
+        """The index in force on ``name``'s vector field."""
         if name not in self._indexes:
             info = self._call(f"describe_index {name}", lambda c, **kw: c.describe_index(name, field, **kw)) or {}
-            nlist = str(info.get("nlist") or (info.get("params") or {}).get("nlist") or 0)
-            self._indexes[name] = (str(info.get("index_type") or "FLAT"), int(nlist) if nlist.isdigit() else 0)
+            self._indexes[name] = IndexSpec.from_description(info)
         return self._indexes[name]
 
-    def search_params(self, name: str, nprobe: int | None = None) -> dict[str, Any]:
-        """Milvus's search parameters for ``name``: the metric, and for IVF_FLAT ``nprobe`` (this index's unless
-        given), at most the collection's nlist."""
-        index_type, nlist = self.index_of(name)
-        if index_type != "IVF_FLAT":
-            return {"metric_type": METRIC}
-        probe = self.nprobe if nprobe is None else int(nprobe)
-        if probe < 1:
-            raise ConfigError(f"nprobe must be >= 1, got {probe}")
-        return {"metric_type": METRIC, "params": {"nprobe": min(probe, nlist) if nlist else probe}}
+    def search_params(self, name: str, nprobe: int | None = None, limit: int = 1, ef: int | None = None
+                      ) -> dict[str, Any]:
+        """Milvus's search parameters for ``name`` and a search of ``limit`` hits: the metric, and the index's own
+        (IVF_FLAT's ``nprobe``, HNSW's ``ef``: this index's unless given)."""
+        params = self.index_of(name).search_params(self.nprobe if nprobe is None else int(nprobe),
+                                                   self.ef if ef is None else int(ef), limit)
+        return {"metric_type": METRIC, **({"params": params} if params else {})}
 
     def _build_schema(self, dim: int, kind: str):
         from pymilvus import DataType, MilvusClient
@@ -311,17 +302,27 @@ class MilvusIndex:
             schema.add_field(field, getattr(DataType, type_name), **extra)
         return schema
 
-    def _index_params(self, index_type: str, nlist: int, field: str = "vector"):
+    def _index_params(self, spec: IndexSpec, field: str = "vector"):
         from pymilvus import MilvusClient
 
         params = MilvusClient.prepare_index_params()
-        extra = {"params": {"nlist": int(nlist)}} if index_type == "IVF_FLAT" else {}
-        params.add_index(field, index_type=index_type, metric_type=METRIC, **extra)
+        build = spec.build_params()
+        params.add_index(field, index_type=spec.type, metric_type=METRIC, **({"params": build} if build else {}))
         return params
 
-    def _create(self, name: str, schema, index_params) -> None:
-        self._call(f"create_collection {name}", lambda c, **kw: c.create_collection(
-            name, schema=schema, index_params=index_params, consistency_level="Strong", **kw))
+    def _create(self, name: str, schema, index_params, spec: IndexSpec = FLAT) -> None:
+        """Create ``name`` and build ``index_params`` (``spec``'s, for messages); an index Milvus refuses leaves no
+        collection behind (pymilvus creates the collection before it asks for the index)."""
+        try:
+            self._call(f"create_collection {name}", lambda c, **kw: c.create_collection(
+                name, schema=schema, index_params=index_params, consistency_level="Strong", **kw))
+        except IndexRefused as err:
+            if self.has(name):
+                self.drop(name)
+            hint = ("; Milvus Lite builds FLAT and IVF_FLAT only: set index_type to one of those, or milvus_uri to "
+                    "a Milvus server" if spec.type not in LITE_INDEX_TYPES else "")
+            raise ConfigError(f"{self.where} would not make collection {name} with a {spec.label} index ({err})"
+                              f"{hint}") from None
 
     def _schema(self, name: str) -> tuple[str, int]:
         """(kind, dim) of an existing collection."""
@@ -440,13 +441,14 @@ class MilvusIndex:
             name, filter="", output_fields=["count(*)"], consistency_level="Strong", **kw))
         return int(result[0]["count(*)"])
 
-    def search(self, name: str, vectors: np.ndarray, limit: int, filter: str = "", nprobe: int | None = None
-               ) -> list[list[tuple[str, float]]]:
+    def search(self, name: str, vectors: np.ndarray, limit: int, filter: str = "", nprobe: int | None = None,
+               ef: int | None = None) -> list[list[tuple[str, float]]]:
         """For each query row of ``vectors`` [q, dim] (float32): up to ``limit`` (id, inner product), best first.
 
         Equal scores are ordered by id ascending (see the module docstring). ``filter`` is a Milvus boolean
         expression over the metadata fields, e.g. ``'video_id == "v7"'`` or ``'duration > 10'``. ``nprobe``: the
-        IVF_FLAT clusters to visit (default: this index's ``nprobe``; ignored by FLAT).
+        IVF_FLAT clusters to visit, ``ef`` the HNSW candidates to keep (default: this index's; each ignored by the
+        other types).
         """
         _, dim = self._schema(name)
         queries = np.asarray(vectors, dtype=np.float32)
@@ -461,7 +463,7 @@ class MilvusIndex:
         if len(queries) == 0:
             return []
         fetch = min(limit + self.tie_margin, MAX_TOPK)
-        params = self.search_params(name, nprobe)
+        params = self.search_params(name, nprobe, fetch, ef)
         results = self._call(f"search {name}", lambda c, **kw: c.search(
             name, data=queries.tolist(), limit=fetch, filter=filter, output_fields=[], anns_field="vector",
             search_params=params, consistency_level=self.consistency, **kw))
@@ -485,7 +487,7 @@ class MilvusIndex:
             schema.add_field("key", DataType.VARCHAR, is_primary=True, max_length=ID_MAX)
             schema.add_field("value", DataType.VARCHAR, max_length=STATE_VALUE_MAX)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=2)   # Milvus requires a vector field
-            self._create(STATE_COLLECTION, schema, self._index_params("FLAT", 0))
+            self._create(STATE_COLLECTION, schema, self._index_params(FLAT))
         self._call("load state", lambda c, **kw: c.load_collection(STATE_COLLECTION, **kw))
         self._schemas[STATE_COLLECTION] = ("state", 2)
 

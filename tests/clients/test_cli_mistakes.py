@@ -260,7 +260,7 @@ def _registered(parser=None, prefix=()) -> list[list[str]]:
 
 COMMANDS = _registered() + [["bench", "parse"], ["bench", "zoo"], ["bench", "towers"]]   # bench NAME parses its own
 NO_DEFAULTS = (["triton"], ["triton", "stop"], ["triton", "status"], ["swap"], ["synth-check"],
-               ["results"], ["bench"], ["down"], ["info"])
+               ["results"], ["bench"], ["down"], ["info"], ["backup"], ["restore"])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

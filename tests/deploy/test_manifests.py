@@ -73,12 +73,13 @@ def test_the_image_lints_clean():
 
 def test_manifests_render_into_one_namespace_with_the_pinned_images(rendered):
     kinds = sorted(doc["kind"] for doc in rendered)
-    assert kinds == sorted(["Namespace", "PersistentVolumeClaim", "ConfigMap", "Deployment", "Deployment", "Service",
+    assert kinds == sorted(["Namespace", "PersistentVolumeClaim", "ConfigMap", "ConfigMap", "Deployment", "Deployment", "Service",
                             "Service", "HorizontalPodAutoscaler", "NetworkPolicy", "RayCluster", "RayJob", "RayJob"])
     assert {doc["metadata"].get("namespace") for doc in rendered if doc["kind"] != "Namespace"} == {"strata"}
-    images = {c["image"] for _, spec in _pod_specs(rendered) for c in spec["containers"]}
-    assert images == {"strata-gateway:0.1.0", "strata-worker:0.1.0", "nvcr.io/nvidia/tritonserver:24.10-py3"}
-    (config_map,) = _of(rendered, "ConfigMap")
+    images = {c["image"] for _, spec in _pod_specs(rendered) for c in spec["containers"] + spec.get("initContainers", [])}
+    assert images == {"strata-gateway:0.1.0", "strata-worker:0.1.0", "nvcr.io/nvidia/tritonserver:24.10-py3",
+                      "nvcr.io/nvidia/tensorrt:24.10-py3"}   # plans are built by the TensorRT of Triton's release
+    (config_map,) = [name for name in _of(rendered, "ConfigMap") if name.startswith("strata-settings-")]
     for where, spec in _pod_specs(rendered):   # the generated ConfigMap's hashed name reached every reference
         for container in spec["containers"]:
             refs = [ref["configMapRef"]["name"] for ref in container.get("envFrom", [])]
@@ -133,12 +134,14 @@ def test_every_volume_mount_names_a_volume_and_every_secret_is_documented(render
     documented = (DEPLOY / "README.md").read_text()
     for where, spec in _pod_specs(rendered):
         volumes = {v["name"]: v for v in spec.get("volumes", [])}
-        for container in spec["containers"]:
+        for container in spec["containers"] + spec.get("initContainers", []):
             for mount in container.get("volumeMounts", []):
                 assert mount["name"] in volumes, f"{where}: mount {mount['name']} has no volume"
         for volume in volumes.values():
             if "secret" in volume:
                 assert f"`{volume['secret']['secretName']}`" in documented, volume
+            if "configMap" in volume:   # the generated ConfigMap's hashed name reached the volume
+                assert volume["configMap"]["name"] in _of(rendered, "ConfigMap"), volume
 
 
 def _environment(container: dict, config_map: dict) -> dict[str, str]:
@@ -165,7 +168,7 @@ def _load_as_settings(variables: dict[str, str], where: str, monkeypatch) -> Non
 def test_every_container_s_settings_are_settings_strata_accepts(rendered, monkeypatch):
     """Each container's STRATA_* variables name real settings and load together (a non-loopback address without
     TLS, say, is refused here as it would be in the pod)."""
-    (config_map,) = _of(rendered, "ConfigMap").values()
+    (config_map,) = [doc for name, doc in _of(rendered, "ConfigMap").items() if name.startswith("strata-settings-")]
     checked = 0
     for where, spec in _pod_specs(rendered):
         for container in spec["containers"]:

@@ -76,7 +76,13 @@ def test_index_settings_are_validated(home, monkeypatch):
     monkeypatch.setenv("STRATA_INDEX_NLIST", "256")
     chosen = load_settings({"index_nprobe": 16})
     assert (chosen.index_type, chosen.index_nlist, chosen.index_nprobe) == ("IVF_FLAT", 256, 16)
-    for flags, message in (({"index_type": "HNSW"}, "index_type must be one of FLAT, IVF_FLAT"),
+    hnsw = load_settings({"index_type": "HNSW", "index_hnsw_m": 32, "index_hnsw_ef": 64})
+    assert (hnsw.index_type, hnsw.index_hnsw_m, hnsw.index_hnsw_ef_construction, hnsw.index_hnsw_ef) == \
+        ("HNSW", 32, 200, 64)
+    for flags, message in (({"index_type": "DISKANN"}, "index_type must be one of FLAT, IVF_FLAT, HNSW"),
+                           ({"index_hnsw_m": 1}, r"index_hnsw_m must be in 2\.\.2048"),
+                           ({"index_hnsw_ef": 0}, r"index_hnsw_ef must be in 1\.\."),
+                           ({"index_hnsw_ef_construction": 0}, r"index_hnsw_ef_construction must be in 1\.\."),
                            ({"index_nlist": 0}, r"index_nlist must be in 1\.\.65536"),
                            ({"index_nlist": 65537}, r"index_nlist must be in 1\.\.65536"),
                            ({"index_nprobe": 0}, r"index_nprobe must be in 1\.\.index_nlist \(256\)"),

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from common.errors import ConfigError
 from common.layout import ATTENTION_PREFIX, LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX, ModelLayout
 from training.losses import hinge_triplet_loss
 
@@ -30,6 +31,10 @@ class RetrievalModel(nn.Module):
         self.config = config
         self.layout: ModelLayout = config.layout()
         self.name: str = self.layout.model  # the zoo name, e.g. "hgr"
+        unknown = [level for level in config.loss.twin_levels if level not in self.layout.levels]
+        if unknown:
+            raise ConfigError(f"loss.twin_levels: {self.name} has no level {', '.join(unknown)} (its levels: "
+                             f"{', '.join(self.layout.levels)})")
 
     # -- the contract -------------------------------------------------------------------------------------
     def encode_text(self, inputs: Tensors) -> dict[str, torch.Tensor]:
@@ -71,13 +76,21 @@ class RetrievalModel(nn.Module):
 
     def switched_twin_loss(self, text: Tensors, twins: Tensors, video: Tensors, index: torch.Tensor) -> torch.Tensor:
         """Role-switched twins as extra negatives (beyond the papers): the hinge ``margin + s(twin, v) - s(c, v)``
-        on the fused score, for each pair (caption c, video v) of the batch that has a twin, averaged.
+        for each pair (caption c, video v) of the batch that has a twin, averaged and weighted; ``s`` is the fused
+        score, or each of ``loss.twin_levels``' scores (the config's twin margin and weight).
         Every tower output is batch-first, so the pairs' rows are selected by ``index``."""
+        loss = self.config.loss
         pick = lambda outputs: {k: v.index_select(0, index) for k, v in outputs.items()}  # noqa: E731
         videos = pick(video)
-        positive = self.score(pick(text), videos)[SCORE].diagonal()
-        negative = self.score(twins, videos)[SCORE].diagonal()
-        return (self.config.loss.margin + negative - positive).clamp(min=0).mean()
+        mine, theirs = self.score(pick(text), videos), self.score(twins, videos)
+        if loss.twin_levels:
+            rows = torch.tensor([self.layout.levels.index(level) for level in loss.twin_levels])
+            positive = mine[LEVEL_SCORES][rows].diagonal(dim1=-2, dim2=-1)      # [levels, pairs]
+            negative = theirs[LEVEL_SCORES][rows].diagonal(dim1=-2, dim2=-1)
+        else:
+            positive, negative = mine[SCORE].diagonal(), theirs[SCORE].diagonal()
+        margin = loss.margin if loss.twin_margin is None else loss.twin_margin
+        return loss.twin_weight * (margin + negative - positive).clamp(min=0).mean()
 
     # -- helpers shared by every model ----------------------------------------------------------------------
     def text_inputs(self, batch: Tensors) -> dict[str, torch.Tensor]:

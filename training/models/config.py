@@ -12,6 +12,15 @@ class LossConfig:
     margin: float = 0.2                 # hinge margin (HGR/HANet 0.2, MCSAN 0.25)
     max_violation: bool = True          # hardest in-batch negative (VSE++); False sums over all negatives
     same_video_positive: bool = False   # True: other captions of the same video are not negatives
+    # Beyond the papers (issue 31), with data.role_switch_negatives: the hinge of each caption against its
+    # role-switched twin, on the fused score, or on each of these levels' scores (a level's name of the model).
+    twin_levels: tuple[str, ...] = ()
+    twin_margin: float | None = None    # its margin (None: ``margin``)
+    twin_weight: float = 1.0            # its weight beside the ranking loss
+
+    def __post_init__(self) -> None:
+        if self.twin_weight < 0 or (self.twin_margin is not None and self.twin_margin < 0):
+            raise ValueError(f"twin_weight and twin_margin must be >= 0, got {self.twin_weight}, {self.twin_margin}")
 
 
 # The role-graph inputs that ``training.models.common.graph.WordRoles`` reads besides the words, in its order.

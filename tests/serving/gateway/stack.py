@@ -52,3 +52,37 @@ def side_gateway(settings: Settings, **changes):
         yield gateway, f"{settings.gateway_address}:{gateway.port}"
     finally:
         gateway.stop()
+
+
+@contextmanager
+def gateway_process_beside(settings: Settings, state, tmp_path):
+    """A second gateway process on the running stack's Milvus and Triton (``state``: ``up``'s), started as ``strata
+    up`` starts its own, on free ports: yields its URL; stopped (SIGTERM) at the end."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from clients.client import StrataClient
+    from deploy.stack import service_env
+
+    ready = tmp_path / "second-gateway.json"
+    env = service_env(settings, state.milvus, int(state.triton.rsplit(":", 1)[1]))
+    process = subprocess.Popen([sys.executable, "-m", "serving.gateway", "--port", "0", "--metrics-port", "0",
+                                "--ready-file", str(ready)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=open(tmp_path / "second-gateway.log", "w"))
+    try:
+        deadline = time.monotonic() + 120
+        while not ready.is_file():
+            assert process.poll() is None, (tmp_path / "second-gateway.log").read_text()
+            assert time.monotonic() < deadline, "the second gateway did not bind its port in 120 s"
+            time.sleep(0.2)
+        url = f"{settings.gateway_address}:{json.loads(ready.read_text())['port']}"
+        with StrataClient(url, timeout_s=10) as client:
+            while client.health() != "SERVING":
+                assert time.monotonic() < deadline, "the second gateway did not serve in 120 s"
+                time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=60)

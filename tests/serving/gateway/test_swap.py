@@ -1,6 +1,7 @@
 """Versions as one unit: text->video and video->text queries run through a swap and a retire with no failure and
-no mixed answer (every answer's scores equal offline scoring by the version it names); the new version survives
-a gateway restart and a Triton restart; a swap whose new version will not load leaves the old one serving.
+no mixed answer (every answer's scores equal offline scoring by the version it names), on two gateway processes
+serving one index, which answer alike and which the one swap moves both; the new version survives a gateway
+restart and a Triton restart; a swap whose new version will not load leaves the old one serving.
 
 This module runs its own stack in its own STRATA_HOME, so the swap does not touch the other gateway tests."""
 from __future__ import annotations
@@ -12,7 +13,7 @@ import pytest
 
 from clients.client import StrataClient
 from common.settings import Settings
-from tests.serving.gateway.stack import export_hgr, running_stack
+from tests.serving.gateway.stack import export_hgr, gateway_process_beside, running_stack
 from tests.serving.gateway.corpus import BASE, FREE_PORTS, VIDEOS, corpus_videos, sample_captions
 from tests.serving.gateway.offline import Offline, rounded
 
@@ -32,10 +33,11 @@ def swap_stack(tmp_path_factory):
             yield settings, state
 
 
-def gateway(settings) -> StrataClient:
+def gateway(settings, url: str = "") -> StrataClient:
+    """A client of the stack's gateway, or of the one at ``url``."""
     from common.connect import gateway_url
 
-    return StrataClient(gateway_url(settings), timeout_s=60)
+    return StrataClient(url or gateway_url(settings), timeout_s=60)
 
 
 def reference(settings, version: int) -> dict:
@@ -59,18 +61,29 @@ def check_answer(kind: str, q: int, answer, references: dict) -> None:
         assert hit.score == pytest.approx(float(want), abs=ATOL), (kind, q, answer.model.version, hit.id)
 
 
-def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
+def test_two_gateways_answer_alike_and_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack, tmp_path):
+    """The stack's gateway and a second gateway process on the same Milvus and Triton, asked at once."""
+    settings, state = swap_stack
+    with gateway_process_beside(settings, state, tmp_path) as second:
+        swap_with_two_gateways(settings, second)
+
+
+def swap_with_two_gateways(settings, second: str) -> None:
     from common.connect import service_settings
     from serving.index.milvus_index import MilvusIndex
     from serving.swap import swap
 
-    settings, _ = swap_stack
+    with gateway(settings) as first, gateway(settings, second) as other:   # one index: the same answers
+        for text in TEXTS:
+            mine, theirs = first.search_videos(text, top_k=5), other.search_videos(text, top_k=5)
+            assert [(h.id, h.score) for h in mine.hits] == [(h.id, h.score) for h in theirs.hits]
+            assert mine.model.version == theirs.model.version == 1
     export_hgr(settings, seed=4)                         # version 2
     references = {1: reference(settings, 1), 2: reference(settings, 2)}
     answers, failures, stop = [], [], threading.Event()
 
-    def ask(kind: str) -> None:
-        with gateway(settings) as client:
+    def ask(kind: str, url: str = "") -> None:
+        with gateway(settings, url) as client:
             q = 0
             while not stop.is_set():
                 try:
@@ -91,12 +104,14 @@ def test_queries_through_a_swap_and_a_retire_never_fail_nor_mix(swap_stack):
                 health.append(client.health())
                 stop.wait(0.1)
 
-    threads = [threading.Thread(target=ask, args=(kind,)) for kind in ("t2v", "v2t")]
+    threads = [threading.Thread(target=ask, args=(kind, url)) for kind in ("t2v", "v2t") for url in ("", second)]
     threads.append(threading.Thread(target=watch))
     for thread in threads:
         thread.start()
     try:
         report = swap(service_settings(settings), BASE, 2, retire=1, log=lambda *_: None)
+        with gateway(settings, second) as other:   # the swap returned: both replicas have switched
+            assert other.describe().model.version == 2
         deadline = time.monotonic() + 60
         while sum(a.model.version == 2 for _, _, a in answers) < 10 and time.monotonic() < deadline:
             time.sleep(0.1)

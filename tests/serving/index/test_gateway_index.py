@@ -11,6 +11,7 @@ from common.layout import VIDEO_INDEX
 from common.serving_tables import CAPTIONS, VIDEOS
 from common.settings import Settings
 from serving.index.milvus_index import MilvusIndex
+from serving.index.spec import IndexSpec
 
 
 @dataclass
@@ -43,7 +44,7 @@ def test_gateway_collections_follow_the_index_settings(milvus, tmp_path, monkeyp
     version, index = version_with(ivf, milvus[1], "hgrtiny")
     try:
         for kind in (VIDEOS, CAPTIONS):
-            assert index.index_of(version.collections[kind]) == ("IVF_FLAT", 16)
+            assert index.index_of(version.collections[kind]) == IndexSpec("IVF_FLAT", nlist=16)
         assert version.index_in_force() == "approximate (IVF_FLAT, nlist 16, nprobe 4)"
         rng = np.random.default_rng(0)
         name = version.collections[VIDEOS]

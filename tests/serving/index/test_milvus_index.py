@@ -6,6 +6,7 @@ import pytest
 
 from common.errors import ConfigError, DataError
 from serving.index.milvus_index import MAX_BATCH_ROWS, SCHEMA_VERSION, STATE_COLLECTION, MilvusIndex
+from serving.index.spec import IndexSpec
 
 
 def numpy_top(vectors: np.ndarray, ids: list[str], queries: np.ndarray, limit: int) -> list[list[tuple[str, float]]]:
@@ -152,10 +153,10 @@ def test_ivf_flat_index_is_made_and_searched_with_nprobe(index, monkeypatch):
     ix, name = index
     rng = np.random.default_rng(4)
     vectors = rng.standard_normal((200, 8)).astype(np.float32)
-    assert ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=8) == ("IVF_FLAT", 8)
+    assert ix.ensure_collection(name, 8, "videos", IndexSpec("IVF_FLAT", nlist=8)) == IndexSpec("IVF_FLAT", nlist=8)
     ix.upsert(name, video_rows(vectors))
     other = MilvusIndex(ix.uri, nprobe=3)                     # another process reads the index from Milvus
-    assert other.index_of(name) == ("IVF_FLAT", 8)
+    assert other.index_of(name) == IndexSpec("IVF_FLAT", nlist=8)
     seen = spy_on_search_params(ix, monkeypatch)
     hits = ix.search(name, vectors[:1], limit=5)[0]
     assert len(hits) == 5 and hits == sorted(hits, key=lambda p: (-p[1], p[0]))
@@ -170,7 +171,7 @@ def test_flat_searches_carry_no_nprobe_and_settings_give_the_index_its_nprobe(in
     from common.settings import Settings
 
     ix, name = index
-    assert ix.ensure_collection(name, 8, "videos") == ("FLAT", 0)
+    assert ix.ensure_collection(name, 8, "videos") == IndexSpec("FLAT")
     ix.upsert(name, video_rows(np.eye(8, dtype=np.float32)))
     seen = spy_on_search_params(ix, monkeypatch)
     assert ix.search(name, np.eye(8, dtype=np.float32)[:1], limit=1, nprobe=4)[0][0][0] == "v0000"
@@ -204,23 +205,32 @@ def test_the_search_consistency_setting_reaches_milvus_and_an_unknown_level_is_r
 
 def test_an_existing_collection_keeps_its_index_and_says_so(index, monkeypatch, caplog):
     ix, name = index
-    ix.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)
+    ivf = IndexSpec("IVF_FLAT", nlist=4)
+    ix.ensure_collection(name, 8, "videos", ivf)
     fresh = MilvusIndex(ix.uri)                               # as a gateway started with other settings
     with caplog.at_level("WARNING", logger="strata.index"):
-        assert fresh.ensure_collection(name, 8, "videos", index_type="FLAT") == ("IVF_FLAT", 4)
+        assert fresh.ensure_collection(name, 8, "videos", IndexSpec("FLAT")) == ivf
     assert "keeps its index IVF_FLAT(nlist=4); FLAT was asked for" in caplog.text
     assert "swap to a new version, or drop the collection and index again" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="strata.index"):
-        fresh.ensure_collection(name, 8, "videos", index_type="IVF_FLAT", nlist=4)   # the same: nothing to say
+        fresh.ensure_collection(name, 8, "videos", ivf)   # the same: nothing to say
     assert caplog.text == ""
     fresh.upsert(name, video_rows(np.eye(8, dtype=np.float32)))
     seen = spy_on_search_params(fresh, monkeypatch)
     fresh.search(name, np.eye(8, dtype=np.float32)[:1], limit=2)
     assert seen == [{"metric_type": "IP", "params": {"nprobe": 4}}]   # searched as the index in force needs
-    with pytest.raises(ConfigError, match="nlist"):
-        fresh.ensure_collection(name + "_x", 8, "videos", index_type="IVF_FLAT", nlist=0)
     fresh.close()
+
+
+def test_hnsw_on_milvus_lite_is_refused_with_the_fix_and_leaves_no_collection(index):
+    """Milvus Lite builds FLAT and IVF_FLAT only: Milvus itself refuses HNSW, and the collection pymilvus made
+    before asking for the index is dropped again."""
+    ix, name = index
+    with pytest.raises(ConfigError, match=r"HNSW\(M=16, efConstruction=200\) index .*Milvus Lite builds FLAT and "
+                                          r"IVF_FLAT only: set index_type to one of those, or milvus_uri"):
+        ix.ensure_collection(name, 8, "videos", IndexSpec("HNSW", m=16, ef_construction=200))
+    assert not ix.has(name)
 
 
 def test_state_record_round_trip(index):
@@ -274,7 +284,7 @@ def _video_collection(ix: MilvusIndex, name: str, description: str) -> None:
     schema.add_field("vector", DataType.FLOAT_VECTOR, dim=8)
     schema.add_field("source", DataType.VARCHAR, max_length=4096)
     schema.add_field("duration", DataType.FLOAT)
-    ix._create(name, schema, ix._index_params("FLAT", 0))
+    ix._create(name, schema, ix._index_params(IndexSpec()))
 
 
 def test_a_collection_carries_its_schema_version_and_another_version_is_refused(index):
