@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 
 from common.errors import StrataError
@@ -30,6 +32,20 @@ def scratch_home(prefix: str) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def cleaned_up_on_sigterm() -> Iterator[None]:
+    """SIGTERM ends the block as Ctrl-C would, so that its clean-up (the stack brought down, the scratch home
+    deleted) runs; Python's default would end the process with its servers left running."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
 def private_stack(prefix: str, export: list[str], what: str):
     """In a scratch home (``prefix`` names its folder): ``strata export *export --repo REPO`` into its model
     repository (its output on stderr: stdout may carry a JSON report), then the stack up on free ports; yields
@@ -38,7 +54,7 @@ def private_stack(prefix: str, export: list[str], what: str):
     from common.settings import Settings
     from deploy.stack import down, up
 
-    with scratch_home(prefix):
+    with cleaned_up_on_sigterm(), scratch_home(prefix):
         settings = Settings(**FREE_PORTS)
         with contextlib.redirect_stdout(sys.stderr):
             exported = strata(["export", *export, "--repo", str(settings.repository)])
