@@ -144,7 +144,7 @@ def _backbone_options(options):
     """The backbone is served like the towers, except that TensorRT plans are built for the towers only."""
     from dataclasses import replace
 
-    return replace(options, backend="onnxruntime") if options.backend == "tensorrt" else options
+    return replace(options, backend="onnxruntime", trt_plans="export") if options.backend == "tensorrt" else options
 
 
 def _checkpoint_train_config(checkpoint: str | None) -> dict:

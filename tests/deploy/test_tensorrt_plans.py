@@ -95,7 +95,11 @@ def test_the_init_step_builds_each_missing_plan_once_and_the_version_then_loads(
 
 
 def test_plans_on_the_serving_gpu_are_an_option_of_the_tensorrt_backend_alone():
+    from export.cli import _backbone_options
     from export.triton_config import ServingOptions
 
     with pytest.raises(ConfigError, match="--plans-on-serving-gpu is an option of --backend tensorrt"):
         ServingOptions(backend="onnxruntime", device="gpu", trt_plans="serving")
+    # the text backbone beside such an export is served by ONNX Runtime on the GPU, with no plan of its own
+    backbone = _backbone_options(ServingOptions(backend="tensorrt", device="gpu", trt_plans="serving"))
+    assert (backbone.backend, backbone.device, backbone.trt_plans) == ("onnxruntime", "gpu", "export")
