@@ -10,6 +10,8 @@
 * **Roles** (SynthVTR): the cosine between the index embeddings of a caption and its role-switched twin
   (``switch_roles`` negatives), and linear "who is the agent / the patient" probes (``RoleProbe``) on the
   trained text and video index outputs of single-event transitive videos and captions, trained on ``trn``.
+* **Switch roles per level** (SynthVTR): each switch-roles selection set scored by the fused score and by each
+  level's alone, so a level that cannot tell a caption from its twin shows as one near 50.
 """
 from __future__ import annotations
 
@@ -20,9 +22,9 @@ import numpy as np
 import torch
 
 from common.errors import read_json_file
-from common.layout import TEXT_INDEX, VIDEO_INDEX
+from common.layout import LEVEL_SCORES, SCORE, TEXT_INDEX, VIDEO_INDEX
 from training.engine.data import PreparedData
-from training.engine.evaluate import score_matrices
+from training.engine.evaluate import score_matrices, selection_accuracy
 from training.engine.runner import TorchRunner, to_tensors
 from training.metrics import retrieval_metrics
 from training.synth.generator import ANNOTATIONS
@@ -43,6 +45,9 @@ def diagnose(model, data: PreparedData, split: str, videos: int = 200, batch_siz
     result["gradients"] = gradient_norms(model, data, batch_size, seed)
     if "switch_roles" in data.hard_negative_sets.get(split, {}):
         result["switch_roles_twin_cosine"] = twin_cosine(model, data, split, batch_size)
+    roles = {kind: triples for kind, triples in data.hard_negatives(split).items() if kind.startswith("switch_roles")}
+    if roles:
+        result["switch_roles_by_level"] = level_selection(runner, data, roles, batch_size)
     if (data.root / ANNOTATIONS).is_file():
         result["agent_probe"] = agent_probe(model, data, split, batch_size, videos * 4)
     return result
@@ -148,6 +153,21 @@ def twin_cosine(model, data, split, batch_size) -> dict[str, float]:
             "share_above_0.99": 100.0 * float((cos > 0.99).mean())}
 
 
+def level_selection(runner, data, negatives: dict[str, list[tuple[str, str, str]]], batch_size: int
+                    ) -> dict[str, dict[str, float]]:
+    """``{set: {"fused" | level: accuracy}}``: binary selection by the fused score and by each level's score."""
+    def scorer(row: int | None):
+        def score(videos, positives, perturbed):
+            video = runner.encode_video(data.video_batch(videos))
+            outputs = [runner.score(runner.encode_text(data.text_batch(texts)), video) for texts in (positives, perturbed)]
+            return [np.diagonal(o[SCORE] if row is None else o[LEVEL_SCORES][row]) for o in outputs]
+        return score
+
+    by_level = {name: selection_accuracy(negatives, scorer(row), batch_size)
+                for name, row in [("fused", None)] + [(level, i) for i, level in enumerate(runner.levels)]}
+    return {kind: {name: accuracy[kind] for name, accuracy in by_level.items()} for kind in sorted(negatives)}
+
+
 def agent_probe(model, data, split, batch_size, max_items) -> dict[str, Any]:
     """Role probes on the towers' index outputs: single transitive event videos, and captions that describe
     exactly one transitive event; trained on ``trn``, scored on ``split``'s items whose roles differ."""
@@ -203,6 +223,10 @@ def format_diagnosis(r: dict[str, Any]) -> str:
         c = r["switch_roles_twin_cosine"]
         lines.append(f"caption vs role-switched twin, index cosine: mean {c['mean']:.4f}, min {c['min']:.4f}, "
                      f"{c['share_above_0.99']:.1f}% above 0.99 ({c['pairs']} pairs)")
+    if "switch_roles_by_level" in r:
+        lines.append("switch-roles selection, by the fused score and by each level alone (chance 50):")
+        for kind, accuracy in r["switch_roles_by_level"].items():
+            lines.append(f"  {kind:22s} " + ", ".join(f"{name} {value:.1f}%" for name, value in accuracy.items()))
     if "agent_probe" in r:
         for side, m in r["agent_probe"].items():
             lines.append(f"agent/patient probe on the {side} index output: " +

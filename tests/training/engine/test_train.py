@@ -144,7 +144,8 @@ def test_raising_epochs_extends_a_finished_run_to_the_uninterrupted_metrics(stra
 
 def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section(strata_home, tmp_path, capsys):
     """Concept heads sized from the tiny set's vocabulary (auto) end to end, then `strata diagnose` on the
-    checkpoint: level spread, concept precision, gradient norms per term and branch, role measurements."""
+    checkpoint: level spread, concept precision, gradient norms per term and branch, role measurements, switch
+    roles by level."""
     config = yaml.safe_load(write_config(tmp_path, "hanet").read_text())
     config.update(model="hanet", model_overrides=["local_actions=2", "local_entities=2"])
     config["optim"]["epochs"] = 1
@@ -172,6 +173,12 @@ def test_hanet_with_auto_concept_heads_trains_and_diagnose_reports_every_section
     assert "text_encoder" in d["gradients"]["bce_text"] and "video_verb_classifier" not in d["gradients"]["bce_text"]
     assert 0 < d["switch_roles_twin_cosine"]["mean"] <= 1 and set(d["agent_probe"]) == {"text", "video"}
     assert "heads_without_concept" not in d["concepts"]["video verbs"]  # auto: one head per concept
+    # switch roles by level: the fused column is the training report's selection on the same split and set
+    report = json.loads((strata_home / "runs" / "hanet-seed3" / "test_metrics.json").read_text())["splits"][d["split"]]
+    by_level = d["switch_roles_by_level"]["switch_roles"]
+    assert by_level["fused"] == report["binary_selection"]["switch_roles"]
+    assert set(by_level) == {"fused", *d["levels"]} and all(0 <= v <= 100 for v in by_level.values())
+    assert "switch-roles selection, by the fused score and by each level alone" in printed
     # explicit sizes past the vocabulary: diagnose says how often the model's own top 5 lands on a head with no concept
     assert strata(["diagnose", str(strata_home / "runs" / "hanet-explicit" / "best"), "--videos", "8",
                    "--json", str(out)]) == 0
