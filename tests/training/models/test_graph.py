@@ -52,6 +52,14 @@ def _layer_norm(x, weight, bias, eps=1e-5):
     return (x - mean) / np.sqrt(var + eps) * weight + bias
 
 
+def test_adjacency_root_gathers_from_every_real_verb_and_noun():
+    verb_mask, noun_mask = torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([[1.0, 1.0, 0.0]])
+    edges = torch.tensor([[[1.0, 1.0, 0.0], [0.0, 1.0, 1.0], [1.0, 0.0, 0.0]]])
+    got = role_graph_adjacency(verb_mask, noun_mask, edges, root_gathers=True)[0].numpy()
+    np.testing.assert_allclose(got[0], [0, 1 / 4, 1 / 4, 0, 1 / 4, 1 / 4, 0], atol=1e-7)  # padding left out
+    np.testing.assert_allclose(got[1:], role_graph_adjacency(verb_mask, noun_mask, edges)[0].numpy()[1:], atol=1e-7)
+
+
 def _numpy_reference(encoder, states, event, t, attention):
     """The encoder written again in NumPy with explicit loops over items and nodes."""
     p = {k: v.detach().numpy().astype(np.float64) for k, v in encoder.state_dict().items()}
@@ -67,7 +75,8 @@ def _numpy_reference(encoder, states, event, t, attention):
                 vec = states[b, words].max(axis=0) if len(words) else np.zeros(DIM)
                 nodes.append(vec * p["role_embedding.weight"][roles[k]])
         h = np.stack(nodes)
-        neighbours = {0: []}
+        neighbours = {0: [1 + v for v in range(V) if t["verb_mask"][b, v]] + [1 + V + n for n in range(N) if t["noun_mask"][b, n]]
+                      if encoder.event_from_graph else []}
         for v in range(V):
             neighbours[1 + v] = ([0] if t["verb_mask"][b, v] else []) + [
                 1 + V + n for n in range(N) if t["noun_verb_edges"][b, v, n] and t["verb_mask"][b, v] and t["noun_mask"][b, n]]
@@ -99,9 +108,10 @@ def _numpy_reference(encoder, states, event, t, attention):
 
 @pytest.mark.parametrize("attention", [True, False])
 @pytest.mark.parametrize("num_layers", [1, 2])
-def test_encoder_matches_numpy_reference(attention, num_layers):
+@pytest.mark.parametrize("event_from_graph", [False, True])
+def test_encoder_matches_numpy_reference(attention, num_layers, event_from_graph):
     torch.manual_seed(1)
-    encoder = RoleGraphEncoder(DIM, num_layers=num_layers, attention=attention).eval()
+    encoder = RoleGraphEncoder(DIM, num_layers=num_layers, attention=attention, event_from_graph=event_from_graph).eval()
     with torch.no_grad():  # non-trivial LayerNorm affine parameters
         for layer in encoder.layers:
             layer.norm.weight.uniform_(0.5, 1.5)
@@ -140,9 +150,24 @@ def test_each_ablation_changes_the_nodes(switch):
         assert not torch.allclose(n_full, n_abl, atol=1e-3)
 
 
-def test_item_alone_equals_item_in_padded_batch():
+def test_event_from_graph_lets_the_event_see_the_roles():
+    """Switched roles (the same words, agent and patient swapped) move the event vector only with the option."""
+    states, event, t = _inputs()
+    switched = {**t, "noun_roles": t["noun_roles"].flip(1)}
+    assert not torch.equal(switched["noun_roles"] * t["noun_mask"], t["noun_roles"] * t["noun_mask"])
+    for option, moves in ((False, False), (True, True)):
+        torch.manual_seed(0)
+        encoder = RoleGraphEncoder(DIM, num_layers=1, event_from_graph=option).eval()
+        with torch.no_grad():
+            root, _, _ = _run(encoder, states, event, t)
+            root_switched, _, _ = _run(encoder, states, event, switched)
+        assert (not torch.allclose(root, root_switched, atol=1e-4)) == moves
+
+
+@pytest.mark.parametrize("event_from_graph", [False, True])
+def test_item_alone_equals_item_in_padded_batch(event_from_graph):
     torch.manual_seed(0)
-    encoder = RoleGraphEncoder(DIM, num_layers=2).eval()
+    encoder = RoleGraphEncoder(DIM, num_layers=2, event_from_graph=event_from_graph).eval()
     states, event, t = _inputs(batch=4)
     with torch.no_grad():
         all_out = _run(encoder, states, event, t)

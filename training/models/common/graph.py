@@ -57,17 +57,20 @@ class WordRoles(nn.Module):
         return self(words, *(inputs[name] for name in WORD_ROLE_INPUTS))
 
 
-def role_graph_adjacency(verb_mask: torch.Tensor, noun_mask: torch.Tensor, noun_verb_edges: torch.Tensor) -> torch.Tensor:
+def role_graph_adjacency(verb_mask: torch.Tensor, noun_mask: torch.Tensor, noun_verb_edges: torch.Tensor,
+                         root_gathers: bool = False) -> torch.Tensor:
     """Row-normalised adjacency ``[B, 1+V+N, 1+V+N]``: entry (i, j) > 0 when node i gathers from node j.
 
     verb_mask [B, V], noun_mask [B, N], noun_verb_edges [B, V, N] (1 where noun n is an argument of verb v).
-    A verb gathers from the root and from its nouns; a noun from its verbs; the root from nobody.
-    Padded verbs and nouns get no edges, so they never reach a real node.
+    A verb gathers from the root and from its nouns; a noun from its verbs; the root from nobody, or with
+    ``root_gathers`` from every verb and noun. Padded verbs and nouns get no edges, so they never reach a real node.
     """
     batch, num_verbs, num_nouns = noun_verb_edges.shape
     edges = noun_verb_edges * verb_mask.unsqueeze(2) * noun_mask.unsqueeze(1)               # [B, V, N]
     zeros = noun_verb_edges.new_zeros
     root_row = zeros(batch, 1, 1 + num_verbs + num_nouns)
+    if root_gathers:
+        root_row = torch.cat([zeros(batch, 1, 1), verb_mask.unsqueeze(1), noun_mask.unsqueeze(1)], dim=2).to(root_row)
     verb_rows = torch.cat([verb_mask.unsqueeze(2), zeros(batch, num_verbs, num_verbs), edges], dim=2)
     noun_rows = torch.cat([zeros(batch, num_nouns, 1), edges.transpose(1, 2), zeros(batch, num_nouns, num_nouns)], dim=2)
     adjacency = torch.cat([root_row, verb_rows, noun_rows], dim=1)
@@ -112,14 +115,17 @@ class RoleGraphEncoder(nn.Module):
 
     ``attention=False`` is HGR's "w/o graph attention" ablation (plain GCN), ``use_roles=False`` its
     "w/o role awareness" (no role embedding). The reference code uses 1 layer, the paper 2.
+    ``event_from_graph`` (beyond the papers) lets the event node gather from the role-aware verb and noun nodes,
+    so that the event vector, pooled from the BiGRU alone in the papers, sees who does what.
     Padded verb / noun outputs are zero.
     """
 
     def __init__(self, dim: int, num_layers: int = 1, attention: bool = True, use_roles: bool = True,
-                 dropout: float = 0.0, attention_dim: int = 0):
+                 dropout: float = 0.0, attention_dim: int = 0, event_from_graph: bool = False):
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.event_from_graph = event_from_graph
         self.role_embedding = nn.Embedding(NUM_ROLES, dim) if use_roles else None
         self.layers = nn.ModuleList([GraphLayer(dim, attention, dropout, attention_dim) for _ in range(num_layers)])
 
@@ -134,7 +140,7 @@ class RoleGraphEncoder(nn.Module):
             nouns = nouns * self.role_embedding(noun_roles)
         num_verbs = verbs.shape[1]
         nodes = torch.cat([event.unsqueeze(1), verbs, nouns], dim=1)
-        adjacency = role_graph_adjacency(verb_mask, noun_mask, noun_verb_edges)
+        adjacency = role_graph_adjacency(verb_mask, noun_mask, noun_verb_edges, self.event_from_graph)
         for layer in self.layers:
             nodes = layer(nodes, adjacency)
         out_verbs = nodes[:, 1:1 + num_verbs] * verb_mask.unsqueeze(-1)

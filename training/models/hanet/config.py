@@ -46,6 +46,9 @@ class HANetConfig:
     # Beyond the paper (issue 31): each word inside a verb / noun-phrase span is multiplied by a learned embedding
     # of its role before the BiGRU, as in ViSERN and VSR-Net (common.graph.WordRoles); the graph's nodes keep theirs.
     word_roles: bool = False
+    # Beyond the paper (issue 31): the event node also gathers from the role-aware verb and noun nodes in graph
+    # reasoning (common.graph.RoleGraphEncoder), so the event vector (the index view) sees who does what.
+    event_from_graph: bool = False
 
     def __post_init__(self) -> None:
         for key in ("embed_dim", "local_actions", "local_entities",

@@ -105,7 +105,7 @@ class HANet(RetrievalModel):
         super().__init__(config)
         d = config.embed_dim
         num_verbs, num_nouns = config.concepts.size("verbs"), config.concepts.size("nouns")
-        self.text_encoder = HGRTextEncoder.from_config(config, word_roles=config.word_roles)
+        self.text_encoder = HGRTextEncoder.from_config(config)
         self.input_dropout = nn.Dropout(config.input_dropout)  # on the frame features (the reference code: 0.2)
         # Text concept classifiers: Conv1d(k=1) over the word states (Eq. 3-4).
         self.text_verb_classifier = ConceptClassifier(d, num_verbs, 1)

@@ -24,7 +24,7 @@ class HGRTextEncoder(nn.Module):
 
     def __init__(self, text: TextInputConfig, embed_dim: int, gcn_layers: int, graph_attention: bool,
                  role_awareness: bool, gcn_dropout: float, gcn_attention_dim: int = 0, input_dropout: float = 0.0,
-                 word_roles: bool = False):
+                 word_roles: bool = False, event_from_graph: bool = False):
         super().__init__()
         self.words = WordInput(text)
         # HGR's and HANet's option (issue 31, beyond the papers): role embeddings on the words before the BiGRU.
@@ -33,14 +33,16 @@ class HGRTextEncoder(nn.Module):
         self.rnn = MaskedBiGRU(text.word_dim, embed_dim, merge="mean")
         self.attention = AttentionPool(embed_dim)
         self.graph = RoleGraphEncoder(embed_dim, num_layers=gcn_layers, attention=graph_attention,
-                                      use_roles=role_awareness, dropout=gcn_dropout, attention_dim=gcn_attention_dim)
+                                      use_roles=role_awareness, dropout=gcn_dropout, attention_dim=gcn_attention_dim,
+                                      event_from_graph=event_from_graph)
 
     @classmethod
-    def from_config(cls, config, graph_attention: bool = True, role_awareness: bool = True,
-                    word_roles: bool = False) -> "HGRTextEncoder":
-        """The encoder of an HGR-family config (HGR, HANet): sizes, GCN and input dropout from it."""
+    def from_config(cls, config, graph_attention: bool = True, role_awareness: bool = True) -> "HGRTextEncoder":
+        """The encoder of an HGR-family config (HGR, HANet): sizes, GCN, input dropout and the options beyond the
+        papers (``word_roles``, ``event_from_graph``) from it."""
         return cls(config.text, config.embed_dim, config.gcn_layers, graph_attention, role_awareness,
-                   config.gcn_dropout, config.gcn_attention_dim, config.input_dropout, word_roles)
+                   config.gcn_dropout, config.gcn_attention_dim, config.input_dropout, config.word_roles,
+                   config.event_from_graph)
 
     def forward(self, inputs: Tensors) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """-> (word states [B, W, D], event [B, D], verbs [B, V, D], nouns [B, N, D])."""
@@ -62,8 +64,7 @@ class HGR(RetrievalModel):
     def __init__(self, config: HGRConfig):
         super().__init__(config)
         d = config.embed_dim
-        self.text_encoder = HGRTextEncoder.from_config(config, config.graph_attention, config.role_awareness,
-                                                        word_roles=config.word_roles)
+        self.text_encoder = HGRTextEncoder.from_config(config, config.graph_attention, config.role_awareness)
         self.input_dropout = nn.Dropout(config.input_dropout)  # on the frame features (the reference code: 0.2)
         # Three independent linear maps of the frame features (Eq. 11), or one shared ("w/o hierarchical video").
         num_maps = 3 if config.hierarchical_video else 1
