@@ -35,6 +35,10 @@ class DataConfig:
     # Beyond the papers: each training caption's role-switched twin (agent and patient spans of its parse
     # swapped, training.text.switch) goes into the batch as an extra negative of the caption's video.
     role_switch_negatives: bool = False
+    # With it: keep only the twins whose every (verb, agent, patient) event some training caption describes
+    # (training.text.switch.role_events). Most twins are events no caption has ("a box throws a chef"), which
+    # the text alone gives away; the test's twins are all valid events.
+    role_switch_attested: bool = False
 
     def __post_init__(self) -> None:
         for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count"):
@@ -42,6 +46,9 @@ class DataConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.test_splits:
             raise ValueError("test_splits must name at least one split")
+        if self.role_switch_attested and not self.role_switch_negatives:
+            raise ValueError("role_switch_attested keeps some of the role-switched twins: set role_switch_negatives "
+                             "too (data.role_switch_negatives=true)")
 
     def resolved_path(self) -> Path:
         path = Path(self.path).expanduser()

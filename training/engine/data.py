@@ -181,11 +181,21 @@ class PreparedData:
         """{training caption: its role-switched twin} (``data.role_switch_negatives``; else empty)."""
         if not self.config.role_switch_negatives:
             return {}
-        from training.text.switch import switch_roles
+        from training.text.switch import role_events, switch_roles
 
         parsed = self._parse(self.dataset_sentences)
-        twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in self._train_sentences()}
-        return {s: t for s, t in twins.items() if t is not None}
+        captions = self._train_sentences()
+        twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in captions}
+        twins = {s: t for s, t in twins.items() if t is not None}
+        if self.config.role_switch_attested:
+            described = frozenset().union(*(role_events(parsed[s].tokens, parsed[s].graph) for s in captions))
+            made = self._parse(list(dict.fromkeys(twins.values())), made_here=True)
+            twins = {s: t for s, t in twins.items() if role_events(made[t].tokens, made[t].graph) <= described}
+        if self.progress:
+            print(f"role-switched twins: {len(twins)} of {len(captions)} training captions"
+                  + (" (only events some training caption describes)" if self.config.role_switch_attested else ""),
+                  flush=True)
+        return twins
 
     @cached_property
     def parsed(self) -> dict[str, Any]:

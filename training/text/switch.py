@@ -4,7 +4,8 @@
 both: *a dog chases a cat* -> *a cat chases a dog*; *a girl is pushed by the boy* -> *a boy is pushed by the
 girl* (articles and everything outside the two spans stay). It reads only the parse of the caption, as a
 model would at training time, never a dataset's own generator: SynthVTR's ``perturb.py`` makes the test's
-negatives, and this must not share its rules.
+negatives, and this must not share its rules. ``role_events`` lists a caption's (verb, agent, patient) events,
+so that training can keep only the twins whose events some training caption describes.
 """
 from __future__ import annotations
 
@@ -30,6 +31,19 @@ def switch_roles(tokens: tuple[str, ...] | list[str], graph: RoleGraph) -> Optio
                    + words[first[0]:first[-1] + 1] + words[second[-1] + 1:])
         return None if swapped == words else " ".join(swapped)
     return None
+
+
+def role_events(tokens: tuple[str, ...] | list[str], graph: RoleGraph) -> frozenset[tuple[str, str, str]]:
+    """The caption's ``(verb, agent, patient)`` events as its words say them: every verb with both an agent and
+    a patient, each span's words joined. A twin whose events all occur in some training caption cannot be told
+    from its caption by the text alone (an agent that never does that action, say)."""
+    words = lambda node: " ".join(tokens[i] for i in graph.nodes[node].spans)  # noqa: E731
+    args: dict[str, dict[str, list[str]]] = {}
+    for verb, arg, role in graph.edges:
+        if role in (AGENT, PATIENT):
+            args.setdefault(verb, {AGENT: [], PATIENT: []})[role].append(words(arg))
+    return frozenset((words(verb), agent, patient) for verb, roles in args.items()
+                     for agent in roles[AGENT] for patient in roles[PATIENT])
 
 
 def _run(span: tuple[int, ...]) -> bool:

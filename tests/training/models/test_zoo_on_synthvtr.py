@@ -61,6 +61,24 @@ def test_forward_backward_and_pairwise_scores(batches, model_name, ablation):
     assert full["level_scores"].shape[0] == len(model.layout.levels)
 
 
+def test_attested_twins_are_the_twins_whose_events_a_training_caption_describes(tiny_data_config):
+    """data.role_switch_attested keeps exactly the twins whose every (verb, agent, patient) some training caption
+    has, so none can be told from its caption by an event that no caption describes."""
+    from dataclasses import replace
+
+    from training.text.switch import role_events
+
+    every = load_prepared(replace(tiny_data_config, role_switch_negatives=True), "hgr", "fast")
+    attested = load_prepared(replace(tiny_data_config, role_switch_negatives=True, role_switch_attested=True),
+                             "hgr", "fast")
+    events = lambda s: role_events(attested.parsed[s].tokens, attested.parsed[s].graph)  # noqa: E731
+    described = frozenset().union(*(events(s) for caps in attested.splits["trn"].captions for s in caps))
+    kept = {s: t for s, t in every.switched.items() if events(t) <= described}
+    assert attested.switched == kept and 0 < len(kept) < len(every.switched)
+    with pytest.raises(ValueError, match="role_switch_negatives"):
+        replace(tiny_data_config, role_switch_attested=True)
+
+
 @pytest.mark.parametrize("model_name", list_models())
 def test_role_switched_twins_are_extra_negatives(tiny_data_config, model_name):
     """data.role_switch_negatives: training batches carry each caption's twin (parsed from its role graph), and

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from training.text.parser import parse_captions
-from training.text.switch import switch_roles
+from training.text.switch import role_events, switch_roles
 
 
 @pytest.mark.parametrize("caption, twin", [
@@ -22,6 +22,15 @@ def test_the_twin_parses_with_the_roles_switched():
     (parsed,) = parse_captions(["a dog chases a cat"])
     (twin,) = parse_captions([switch_roles(parsed.tokens, parsed.graph)])
     assert twin.triplets == (("cat", "chase", "dog"),) and parsed.triplets == (("dog", "chase", "cat"),)
+
+
+def test_role_events_are_the_verbs_with_agent_and_patient_and_move_with_the_switch():
+    (parsed,) = parse_captions(["a small girl is being pushed by the boy"])
+    assert role_events(parsed.tokens, parsed.graph) == {("pushed", "boy", "small girl")}
+    (twin,) = parse_captions([switch_roles(parsed.tokens, parsed.graph)])
+    assert role_events(twin.tokens, twin.graph) == {("pushed", "small girl", "boy")}
+    (intransitive,) = parse_captions(["a man runs"])
+    assert role_events(intransitive.tokens, intransitive.graph) == frozenset()
 
 
 def test_the_module_does_not_use_synthvtrs_perturbation_code():
