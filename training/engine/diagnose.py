@@ -15,6 +15,7 @@
 """
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Callable, Sequence
 
@@ -119,9 +120,11 @@ def concept_precision(model, data, text, video, captions, split, names) -> dict[
 
 
 def gradient_norms(model, data: PreparedData, batch_size: int, seed: int) -> dict[str, dict[str, float]]:
-    """``{loss term: {branch: |grad|}}`` on the first training batch of epoch 1's order."""
+    """``{loss term: {branch: |grad|}}`` on the first training batch of epoch 1's order, through a copy of the
+    model: a training-mode step moves BatchNorm's running statistics (HANet), which the figures after it use."""
     from training.engine.train import epoch_order
 
+    model = copy.deepcopy(model)
     pairs = data.pairs("trn")
     batch = data.train_batch([pairs[i] for i in epoch_order(len(pairs), seed, 0)[:batch_size]])
     model.train()
@@ -139,7 +142,6 @@ def gradient_norms(model, data: PreparedData, batch_size: int, seed: int) -> dic
                 branch = name.split(".")[0]
                 squares[branch] = squares.get(branch, 0.0) + float(grad.pow(2).sum())
         norms[term] = {branch: math.sqrt(s) for branch, s in sorted(squares.items()) if s > 0}
-    model.eval()
     return norms
 
 
