@@ -255,10 +255,11 @@ class PreparedData:
         config = TokenizerConfig(max_words=self.config.max_words)
         words = {s: self.parsed[s].tokens for s in self.dataset_sentences}
         caches = [ensure_text_feature_cache(self.cache / "text_features.h5", words, config, progress=self.progress)]
-        if self.switched:  # the role-switched twins in a cache of their own: the dataset's cache stays as it is
+        if self.switched:  # the role-switched twins in a cache of their own (one per set of twins): the dataset's
+            # cache stays as it is, and neither set's cache refuses the other's twins as missing
             twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
-            caches.append(ensure_text_feature_cache(self.cache / "text_features-switched.h5", twins, config,
-                                                    progress=self.progress))
+            name = "text_features-switched" + ("-attested" if self.config.role_switch_attested else "") + ".h5"
+            caches.append(ensure_text_feature_cache(self.cache / name, twins, config, progress=self.progress))
         return {s: cache for cache in caches for s in cache.word_lists()}
 
     @cached_property

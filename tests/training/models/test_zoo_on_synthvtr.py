@@ -68,9 +68,11 @@ def test_attested_twins_are_the_twins_whose_events_a_training_caption_describes(
 
     from training.text.switch import role_events
 
-    every = load_prepared(replace(tiny_data_config, role_switch_negatives=True), "hgr", "fast")
     attested = load_prepared(replace(tiny_data_config, role_switch_negatives=True, role_switch_attested=True),
                              "hgr", "fast")
+    every = load_prepared(replace(tiny_data_config, role_switch_negatives=True), "hgr", "fast")
+    for data in (attested, every):  # the attested twins' text features first: they must not stand in for all twins'
+        assert len(data.text_batch(list(data.switched.values()))["word_mask"]) == len(data.switched)
     events = lambda s: role_events(attested.parsed[s].tokens, attested.parsed[s].graph)  # noqa: E731
     described = frozenset().union(*(events(s) for caps in attested.splits["trn"].captions for s in caps))
     kept = {s: t for s, t in every.switched.items() if events(t) <= described}
