@@ -157,17 +157,16 @@ def twin_cosine(model, data, split, batch_size) -> dict[str, float]:
 
 def level_selection(runner, data, negatives: dict[str, list[tuple[str, str, str]]], batch_size: int
                     ) -> dict[str, dict[str, float]]:
-    """``{set: {"fused" | level: accuracy}}``: binary selection by the fused score and by each level's score."""
-    def scorer(row: int | None):
-        def score(videos, positives, perturbed):
-            video = runner.encode_video(data.video_batch(videos))
-            outputs = [runner.score(runner.encode_text(data.text_batch(texts)), video) for texts in (positives, perturbed)]
-            return [np.diagonal(o[SCORE] if row is None else o[LEVEL_SCORES][row]) for o in outputs]
-        return score
+    """``{set: {"fused" | level: accuracy}}``: binary selection by the fused score and by each level's score,
+    each chunk encoded once."""
+    def score(videos, positives, perturbed):
+        video = runner.encode_video(data.video_batch(videos))
+        outputs = [runner.score(runner.encode_text(data.text_batch(texts)), video) for texts in (positives, perturbed)]
+        return [np.vstack([np.diagonal(o[SCORE])[None], np.diagonal(o[LEVEL_SCORES], axis1=1, axis2=2)])
+                for o in outputs]
 
-    by_level = {name: selection_accuracy(negatives, scorer(row), batch_size)
-                for name, row in [("fused", None)] + [(level, i) for i, level in enumerate(runner.levels)]}
-    return {kind: {name: accuracy[kind] for name, accuracy in by_level.items()} for kind in sorted(negatives)}
+    names = ("fused", *runner.levels)
+    return {kind: dict(zip(names, rows)) for kind, rows in selection_accuracy(negatives, score, batch_size).items()}
 
 
 def agent_probe(model, data, split, batch_size, max_items) -> dict[str, Any]:

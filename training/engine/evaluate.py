@@ -57,14 +57,15 @@ def selection_accuracy(negatives: dict[str, list[tuple[str, str, str]]], score, 
                        ) -> dict[str, float]:
     """HGR's binary selection: per set, % of its (video, true caption, perturbed caption) triples whose true caption
     outscores the perturbed one for the video. ``score(videos, positives, perturbed)`` gives a chunk's two arrays
-    of fused scores (whichever backend computes them)."""
+    of fused scores (whichever backend computes them), or two ``[rows, chunk]`` arrays of several scores each
+    (the fused score and each level's), which give a list of accuracies, one per row."""
     accuracy = {}
     for kind, triples in sorted(negatives.items()):
         wins = 0
         for chunk in _chunks(triples, batch_size):
             pos, neg = score(*(list(x) for x in zip(*chunk)))
-            wins += int((np.asarray(pos) > np.asarray(neg)).sum())
-        accuracy[kind] = 100.0 * wins / max(len(triples), 1)
+            wins = wins + (np.asarray(pos) > np.asarray(neg)).sum(axis=-1)
+        accuracy[kind] = (100.0 * np.asarray(wins) / max(len(triples), 1)).tolist()
     return accuracy
 
 
