@@ -356,7 +356,10 @@ class PreparedData:
         ``<kind>_labels`` the caption's own concepts, ``<kind>_video_labels`` the union over its video's captions
         (kind: verb, noun, triplet)."""
         videos, sentences = zip(*pairs)
-        batch = {**self.text_batch(sentences), **self.video_batch(videos)}
+        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if s in self.switched]
+        # the captions and their twins padded as one batch, so the model can encode them in one call
+        texts = self.text_batch([*sentences, *(t for _, t in twins)])
+        batch = {**{k: v[:len(sentences)] for k, v in texts.items()}, **self.video_batch(videos)}
         batch["video_ids"] = np.asarray([self._video_index[v][1] for v in videos], np.int64)
         if self.needs.concepts is not None:
             labels = [self.concept_vocab.targets([self.parsed[s]]) for s in sentences]
@@ -364,10 +367,9 @@ class PreparedData:
             for kind, size in self.concept_sizes().items():  # a small dataset may have fewer concepts than heads
                 batch[f"{kind[:-1]}_labels"] = np.stack([pad_rows(l[kind], size) for l in labels])
                 batch[f"{kind[:-1]}_video_labels"] = np.stack([pad_rows(l[kind], size) for l in video_labels])
-        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if s in self.switched]
         if twins:  # data.role_switch_negatives: the twins' text inputs, and which pair each belongs to
             batch[SWITCHED_INDEX] = np.asarray([i for i, _ in twins], np.int64)
-            batch.update({SWITCHED_PREFIX + k: v for k, v in self.text_batch([t for _, t in twins]).items()})
+            batch.update({SWITCHED_PREFIX + k: v[len(sentences):] for k, v in texts.items()})
         return batch
 
     # -- HGR's binary selection ------------------------------------------------------------------------------

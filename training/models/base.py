@@ -65,14 +65,19 @@ class RetrievalModel(nn.Module):
 
     def forward(self, batch: Tensors) -> dict[str, torch.Tensor]:
         """Training step: both towers, then ``loss``. (``forward`` so that DistributedDataParallel syncs it.)"""
-        text = self.encode_text(self.text_inputs(batch))
+        if SWITCHED_INDEX not in batch:
+            text = self.encode_text(self.text_inputs(batch))
+            return self.loss(text, self.encode_video(self.video_inputs(batch)), batch)
+        # The captions and their twins in one call (the data pads them alike), so that a layer with batch
+        # statistics (HANet's and ViSERN's BatchNorm) normalises a twin as it normalises its caption.
+        names = self.layout.text.input_names
+        captions = batch[names[0]].shape[0]
+        both = self.encode_text({n: torch.cat([batch[n], batch[SWITCHED_PREFIX + n]]) for n in names})
+        text, twins = {k: v[:captions] for k, v in both.items()}, {k: v[captions:] for k, v in both.items()}
         video = self.encode_video(self.video_inputs(batch))
         out = self.loss(text, video, batch)
-        if SWITCHED_INDEX in batch:
-            twins = self.encode_text({n: batch[SWITCHED_PREFIX + n] for n in self.layout.text.input_names})
-            switch = self.switched_twin_loss(text, twins, video, batch[SWITCHED_INDEX])
-            out = {**out, "loss": out["loss"] + switch, "switch_rank": switch}
-        return out
+        switch = self.switched_twin_loss(text, twins, video, batch[SWITCHED_INDEX])
+        return {**out, "loss": out["loss"] + switch, "switch_rank": switch}
 
     def switched_twin_loss(self, text: Tensors, twins: Tensors, video: Tensors, index: torch.Tensor) -> torch.Tensor:
         """Role-switched twins as extra negatives (beyond the papers): the hinge ``margin + s(twin, v) - s(c, v)``

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from common.errors import ConfigError
-from common.layout import LEVEL_SCORES, SCORE
-from tests.training.models.zoo_checks import build, random_batch
+from common.layout import LEVEL_SCORES, SCORE, SWITCHED_INDEX, SWITCHED_PREFIX
+from tests.training.models.zoo_checks import build, random_batch, training_batch
 
 
 def hinge(positive: torch.Tensor, negative: torch.Tensor, margin: float) -> torch.Tensor:
@@ -45,6 +45,22 @@ def test_on_chosen_levels_with_its_own_margin_and_weight():
     assert positive.shape == (2, 2)
     assert float(loss) == pytest.approx(0.25 * float(hinge(positive, negative, 0.5)))
     assert float(loss) > 0   # the margin 0.5 is above any gap random weights give: the check can fail
+
+
+def test_a_twin_is_normalised_with_its_captions_batch():
+    """ViSERN's text tower (as HANet's) holds BatchNorm, which in training normalises by the batch's statistics.
+    A twin identical to its caption must then score exactly as the caption, so its hinge is the margin: it would
+    not be if the twins were encoded as a batch of their own (two rows here, against the captions' four)."""
+    model = build("visern").train()
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    text, video = random_batch(model.config, batch=4)
+    index = torch.tensor([0, 2])
+    twins = {SWITCHED_PREFIX + k: v.index_select(0, index) for k, v in model.text_inputs(text).items()}
+    with torch.no_grad():
+        out = model(training_batch(text, video, **twins, **{SWITCHED_INDEX: index}))
+    assert float(out["switch_rank"]) == pytest.approx(model.config.loss.margin, abs=1e-6)
 
 
 def test_an_unknown_level_or_a_negative_weight_is_refused():
