@@ -183,7 +183,7 @@ class PreparedData:
             return {}
         from training.text.switch import role_events, switch_roles
 
-        parsed = self._parse(self.dataset_sentences)
+        parsed = self._dataset_parses
         captions = self._train_sentences()
         twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in captions}
         twins = {s: t for s, t in twins.items() if t is not None}
@@ -198,8 +198,12 @@ class PreparedData:
         return twins
 
     @cached_property
+    def _dataset_parses(self) -> dict[str, Any]:
+        return self._parse(self.dataset_sentences)
+
+    @cached_property
     def parsed(self) -> dict[str, Any]:
-        parsed = self._parse(self.dataset_sentences)
+        parsed = dict(self._dataset_parses)
         if self.switched:
             parsed.update(self._parse(list(self.switched.values()), made_here=True))
         return parsed
