@@ -183,7 +183,7 @@ class PreparedData:
             return {}
         from training.text.switch import role_events, switch_roles
 
-        parsed = self._dataset_parses
+        parsed = self._parse(self.dataset_sentences)
         captions = self._train_sentences()
         twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in captions}
         twins = {s: t for s, t in twins.items() if t is not None}
@@ -198,21 +198,16 @@ class PreparedData:
         return twins
 
     @cached_property
-    def _dataset_parses(self) -> dict[str, Any]:
-        return self._parse(self.dataset_sentences)
-
-    @cached_property
     def parsed(self) -> dict[str, Any]:
-        parsed = dict(self._dataset_parses)
+        parsed = self._parse(self.dataset_sentences)
         if self.switched:
-            parsed.update(self._parse(list(self.switched.values()), made_here=True))
+            self._parse(list(self.switched.values()), made_here=True)
         return parsed
 
-    def _parse(self, sentences: Sequence[str], made_here: bool = False) -> dict[str, Any]:
-        """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
-        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; sentences made here (role-switched
-        twins, selection sets), which no file holds, are parsed by our parser."""
-        from training.text.parser import ParsedCaption, parse_captions
+    @cached_property
+    def _parse_cache(self) -> tuple[dict[str, Any], Path, Any]:
+        """The parse cache, read once: (its parses by sentence, its file, the user's sent2rolegraph table or None)."""
+        from training.text.parser import ParsedCaption
         from training.text.rolegraph import load_sent2rolegraph
 
         source = self.config.rolegraphs
@@ -224,6 +219,16 @@ class PreparedData:
             for line in path.read_text().splitlines():
                 item = ParsedCaption.from_json(json.loads(line), where=str(path))
                 cached[item.text] = item
+        return cached, path, user
+
+    def _parse(self, sentences: Sequence[str], made_here: bool = False) -> dict[str, Any]:
+        """Every sentence's parse, cached as JSON lines: our parser's role graphs, or the user's
+        sent2rolegraph file (``data.rolegraphs``) re-indexed onto our words; sentences made here (role-switched
+        twins, selection sets), which no file holds, are parsed by our parser. Returns the whole table of parses,
+        one table that every call shares and extends (``parsed`` is that table)."""
+        from training.text.parser import parse_captions
+
+        cached, path, user = self._parse_cache
         missing = [s for s in sentences if s not in cached]
         if missing:
             if self.progress:
@@ -413,7 +418,7 @@ class PreparedData:
         check_synth_version(self.root)
         sets = replayed_sets(self.root, split)
         sentences = list(dict.fromkeys(s for items in sets.values() for _, p, t in items for s in (p, t)))
-        self.parsed.update(self._parse(sentences, made_here=True))
+        self._parse(sentences, made_here=True)   # into self.parsed, the same table
         self.graphs.update({s: self._encode_graph(s) for s in sentences if s not in self.graphs})
         if self.needs.text_kind == "minilm":   # the dataset's own caches stay as they are
             from training.text.features import ensure_text_feature_cache
