@@ -119,13 +119,8 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
     ``screen`` lays :data:`SCREEN_CONFIG` (a small set, a short budget, judged on val) over it before the overrides;
     the run is then named ``<config>-screen-seed<seed>`` unless run_name is set."""
-    path = Path(path)
-    if not path.is_file() and (TRAIN_CONFIG_DIR / f"{path.name}.yaml").is_file():
-        path = TRAIN_CONFIG_DIR / f"{path.name}.yaml"
-    if not path.is_file():
-        known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.yaml")))
-        raise ConfigError(f"train config not found: {path} (configs in training/configs/train: {known})")
-    data = read_mapping(path)
+    path = _config_file(path)
+    data = _read_with_base(path)
     if screen:
         data = _laid_over(data, read_mapping(SCREEN_CONFIG))
     data = _command_line_paths(apply_overrides(data, overrides), overrides)
@@ -135,6 +130,38 @@ def load_train_config(path: str | Path, overrides: list[str] | tuple[str, ...] =
 
         config = replace(config, run_name=f"{path.stem}{'-screen' if screen else ''}-seed{config.seed}")
     return config
+
+
+def _config_file(path: str | Path) -> Path:
+    """A train config file: the path itself, or the name of a file under ``training/configs/train/``."""
+    path = Path(path)
+    if not path.is_file() and (TRAIN_CONFIG_DIR / f"{path.name}.yaml").is_file():
+        path = TRAIN_CONFIG_DIR / f"{path.name}.yaml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.yaml")))
+        raise ConfigError(f"train config not found: {path} (configs in training/configs/train: {known})")
+    return path
+
+
+EXTENDS = "extends"  # a train config's key: the config whose values the file's own are laid over (a name, or a
+                     # path relative to the file)
+
+
+def _read_with_base(path: Path, within: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The file's values laid over those of the config it ``extends`` (itself read the same way)."""
+    data = read_mapping(path)
+    base = data.pop(EXTENDS, None)
+    if base is None:
+        return data
+    if not isinstance(base, str) or not base:
+        raise ConfigError(f"{path}: {EXTENDS} must name a train config, got {base!r}")
+    beside = path.parent / base   # a path relative to this file, else a config's name
+    base_path = _config_file(beside if beside.is_file() else base)
+    chain = within + (path.resolve(),)
+    if base_path.resolve() in chain:
+        raise ConfigError(f"{path}: {EXTENDS} goes round in a circle: "
+                          + " -> ".join(p.stem for p in chain + (base_path.resolve(),)))
+    return _laid_over(_read_with_base(base_path, chain), data)
 
 
 def _laid_over(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:

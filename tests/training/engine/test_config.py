@@ -71,3 +71,41 @@ def test_screen_lays_the_small_short_val_setup_over_the_config_and_the_overrides
     assert config.optim.lr == 0.01 and config.data.role_switch_negatives and config.model == "hgr"
     assert config.run_name == "hgr_synthvtr-screen-seed0"
     assert load_train_config("hgr_synthvtr", ["optim.epochs=5"], screen=True).optim.epochs == 5
+
+
+# The commands RESULTS.md gives for each model's chosen change of the role issue, which its `_roles` preset names.
+ROLE_CHANGES = {
+    "vsrnet": ["data.role_switch_negatives=true", "model_overrides=[word_roles=true]"],
+    "visern": ["data.role_switch_negatives=true", "model_overrides=[word_roles=true]"],
+    "hgr": ["data.role_switch_negatives=true", "data.role_switch_attested=true",
+            'model_overrides=["loss.twin_levels=[action,entity]","loss.twin_margin=0.05"]'],
+    "hanet": ["data.role_switch_negatives=true", "data.role_switch_attested=true",
+              'model_overrides=["loss.twin_levels=[local_action,local_entity]","loss.twin_margin=0.05",'
+              'event_from_graph=true]'],
+    "mcsan": ["data.role_switch_negatives=true", "data.role_switch_attested=true"],
+}
+
+
+@pytest.mark.parametrize("model", sorted(ROLE_CHANGES))
+def test_a_roles_preset_is_its_base_config_with_the_reported_change(model):
+    preset = load_train_config(f"{model}_synthvtr_roles", ["seed=2"])
+    assert preset.run_name == f"{model}_synthvtr_roles-seed2"
+    reported = load_train_config(f"{model}_synthvtr", ROLE_CHANGES[model] + ["seed=2", f"run_name={preset.run_name}"])
+    assert preset == reported
+    assert preset != load_train_config(f"{model}_synthvtr", ["seed=2", f"run_name={preset.run_name}"])
+
+
+def test_extends_lays_a_file_over_its_base_and_refuses_a_circle(tmp_path):
+    (tmp_path / "mine.yaml").write_text("extends: hgr_synthvtr\noptim: {epochs: 4}\n")
+    (tmp_path / "more.yaml").write_text("extends: mine.yaml\nseed: 3\n")      # a path beside the file
+    config = load_train_config(tmp_path / "more.yaml")
+    assert (config.model, config.optim.epochs, config.optim.lr, config.seed) == ("hgr", 4, 1e-3, 3)
+    (tmp_path / "mine.yaml").write_text("extends: more.yaml\n")
+    with pytest.raises(ConfigError, match="circle: more -> mine -> more"):
+        load_train_config(tmp_path / "more.yaml")
+    (tmp_path / "mine.yaml").write_text("extends: [hgr_synthvtr]\n")
+    with pytest.raises(ConfigError, match="extends must name a train config"):
+        load_train_config(tmp_path / "more.yaml")
+    (tmp_path / "mine.yaml").write_text("extends: no_such_config\n")
+    with pytest.raises(ConfigError, match="train config not found"):
+        load_train_config(tmp_path / "more.yaml")
