@@ -39,6 +39,9 @@ class DataConfig:
     # (training.text.switch.role_events). Most twins are events no caption has ("a box throws a chef"), which
     # the text alone gives away; the test's twins are all valid events.
     role_switch_attested: bool = False
+    # What must be attested: "events", each whole (verb, agent, patient); or "pairs", each verb with its agent and
+    # with its patient, apart (training.text.switch.role_pairs), which keeps twins that are new combinations too.
+    role_switch_attested_by: Literal["events", "pairs"] = "events"
 
     def __post_init__(self) -> None:
         for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count"):
@@ -46,6 +49,9 @@ class DataConfig:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.test_splits:
             raise ValueError("test_splits must name at least one split")
+        if self.role_switch_attested_by != "events" and not self.role_switch_attested:
+            raise ValueError("role_switch_attested_by says what role_switch_attested keeps: set role_switch_attested "
+                             "too (data.role_switch_attested=true)")
         if self.role_switch_attested and not self.role_switch_negatives:
             raise ValueError("role_switch_attested keeps some of the role-switched twins: set role_switch_negatives "
                              "too (data.role_switch_negatives=true)")

@@ -135,6 +135,10 @@ def load_prepared(config: DataConfig, model: str, preset: str, overrides: Sequen
     return prepare_data(config, model, preset, overrides, progress=False)
 
 
+# data.role_switch_attested_by: what of a twin training captions must have, in words
+ATTESTED = {"events": "(verb, agent, patient) events", "pairs": "verb-agent and verb-patient pairs"}
+
+
 class PreparedData:
     def __init__(self, config: DataConfig, needs: ModelNeeds, progress: bool = False):
         self.config = config
@@ -181,20 +185,22 @@ class PreparedData:
         """{training caption: its role-switched twin} (``data.role_switch_negatives``; else empty)."""
         if not self.config.role_switch_negatives:
             return {}
-        from training.text.switch import role_events, switch_roles
+        from training.text.switch import role_events, role_pairs, switch_roles
 
         parsed = self._parse(self.dataset_sentences)
         captions = self._train_sentences()
         twins = {s: switch_roles(parsed[s].tokens, parsed[s].graph) for s in captions}
         twins = {s: t for s, t in twins.items() if t is not None}
         if self.config.role_switch_attested:
-            described = frozenset().union(*(role_events(parsed[s].tokens, parsed[s].graph) for s in captions))
+            # what the twins may say: events (or verb-role pairs) some training caption has
+            seen = role_pairs if self.config.role_switch_attested_by == "pairs" else (lambda events: events)
+            described = seen(frozenset().union(*(role_events(parsed[s].tokens, parsed[s].graph) for s in captions)))
             made = self._parse(list(dict.fromkeys(twins.values())), made_here=True)
-            twins = {s: t for s, t in twins.items() if role_events(made[t].tokens, made[t].graph) <= described}
+            twins = {s: t for s, t in twins.items() if seen(role_events(made[t].tokens, made[t].graph)) <= described}
         if self.progress:
             print(f"role-switched twins: {len(twins)} of {len(captions)} training captions"
-                  + (" (only events some training caption describes)" if self.config.role_switch_attested else ""),
-                  flush=True)
+                  + (f" (only those whose {ATTESTED[self.config.role_switch_attested_by]} training captions have)"
+                     if self.config.role_switch_attested else ""), flush=True)
         return twins
 
     @cached_property
@@ -267,7 +273,8 @@ class PreparedData:
         if self.switched:  # the role-switched twins in a cache of their own (one per set of twins): the dataset's
             # cache stays as it is, and neither set's cache refuses the other's twins as missing
             twins = {s: self.parsed[s].tokens for s in dict.fromkeys(self.switched.values()) if s not in words}
-            name = "text_features-switched" + ("-attested" if self.config.role_switch_attested else "") + ".h5"
+            kept = {"events": "-attested", "pairs": "-attested-pairs"}[self.config.role_switch_attested_by]
+            name = "text_features-switched" + (kept if self.config.role_switch_attested else "") + ".h5"
             caches.append(ensure_text_feature_cache(self.cache / name, twins, config, progress=self.progress))
         return {s: cache for cache in caches for s in cache.word_lists()}
 

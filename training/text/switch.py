@@ -5,7 +5,8 @@ both: *a dog chases a cat* -> *a cat chases a dog*; *a girl is pushed by the boy
 girl* (articles and everything outside the two spans stay). It reads only the parse of the caption, as a
 model would at training time, never a dataset's own generator: SynthVTR's ``perturb.py`` makes the test's
 negatives, and this must not share its rules. ``role_events`` lists a caption's (verb, agent, patient) events,
-so that training can keep only the twins whose events some training caption describes.
+so that training can keep only the twins whose events some training caption describes (or, ``role_pairs``, whose
+verb-agent and verb-patient pairs some training captions have).
 """
 from __future__ import annotations
 
@@ -44,6 +45,13 @@ def role_events(tokens: tuple[str, ...] | list[str], graph: RoleGraph) -> frozen
             args.setdefault(verb, {AGENT: [], PATIENT: []})[role].append(words(arg))
     return frozenset((words(verb), agent, patient) for verb, roles in args.items()
                      for agent in roles[AGENT] for patient in roles[PATIENT])
+
+
+def role_pairs(events: frozenset[tuple[str, str, str]]) -> frozenset[tuple[str, str, str]]:
+    """The events' ``(verb, role, words)`` pairs: each verb with its agent, and with its patient, apart. A twin whose
+    pairs all occur in training captions puts no one in a role no caption gives them with that verb, though its
+    whole event may be new (as most of an unseen-combination test split's events are)."""
+    return frozenset(pair for verb, agent, patient in events for pair in ((verb, AGENT, agent), (verb, PATIENT, patient)))
 
 
 def _run(span: tuple[int, ...]) -> bool:

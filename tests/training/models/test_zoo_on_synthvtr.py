@@ -81,6 +81,26 @@ def test_attested_twins_are_the_twins_whose_events_a_training_caption_describes(
         replace(tiny_data_config, role_switch_attested=True)
 
 
+def test_twins_attested_by_pairs_are_those_whose_verb_role_pairs_training_captions_have(tiny_data_config):
+    """data.role_switch_attested_by=pairs keeps the twins whose every verb-agent and verb-patient pair some
+    training caption has: the attested events' twins and twins that are new combinations of attested pairs."""
+    from dataclasses import replace
+
+    from training.text.switch import role_events, role_pairs
+
+    config = replace(tiny_data_config, role_switch_negatives=True, role_switch_attested=True)
+    by_pairs = load_prepared(replace(config, role_switch_attested_by="pairs"), "hgr", "fast")
+    by_events = load_prepared(config, "hgr", "fast")
+    every = load_prepared(replace(tiny_data_config, role_switch_negatives=True), "hgr", "fast")
+    assert len(by_pairs.text_batch(list(by_pairs.switched.values()))["word_mask"]) == len(by_pairs.switched)
+    pairs = lambda s: role_pairs(role_events(by_pairs.parsed[s].tokens, by_pairs.parsed[s].graph))  # noqa: E731
+    described = frozenset().union(*(pairs(s) for caps in by_pairs.splits["trn"].captions for s in caps))
+    assert by_pairs.switched == {s: t for s, t in every.switched.items() if pairs(t) <= described}
+    assert by_events.switched.items() < by_pairs.switched.items() < every.switched.items()
+    with pytest.raises(ValueError, match="role_switch_attested"):
+        replace(tiny_data_config, role_switch_negatives=True, role_switch_attested_by="pairs")
+
+
 @pytest.mark.parametrize("model_name", list_models())
 def test_role_switched_twins_are_extra_negatives(tiny_data_config, model_name):
     """data.role_switch_negatives: training batches carry each caption's twin (parsed from its role graph), and

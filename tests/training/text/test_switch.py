@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from training.text.parser import parse_captions
-from training.text.switch import role_events, switch_roles
+from training.text.switch import role_events, role_pairs, switch_roles
 
 
 @pytest.mark.parametrize("caption, twin", [
@@ -31,6 +31,16 @@ def test_role_events_are_the_verbs_with_agent_and_patient_and_move_with_the_swit
     assert role_events(twin.tokens, twin.graph) == {("pushed", "small girl", "boy")}
     (intransitive,) = parse_captions(["a man runs"])
     assert role_events(intransitive.tokens, intransitive.graph) == frozenset()
+
+
+def test_role_pairs_part_each_event_into_its_verb_agent_and_verb_patient_pairs():
+    events = frozenset({("chases", "dog", "cat"), ("chases", "boy", "ball")})
+    assert role_pairs(events) == {("chases", "ARG0", "dog"), ("chases", "ARG1", "cat"),
+                                  ("chases", "ARG0", "boy"), ("chases", "ARG1", "ball")}
+    new = frozenset({("chases", "dog", "ball")})        # a new event of seen pairs
+    assert not new <= events and role_pairs(new) <= role_pairs(events)
+    switched = frozenset({("chases", "cat", "dog")})    # a cat never chases in these events
+    assert not role_pairs(switched) <= role_pairs(events)
 
 
 def test_the_module_does_not_use_synthvtrs_perturbation_code():
