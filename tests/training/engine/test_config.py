@@ -77,7 +77,7 @@ def test_screen_lays_the_small_short_val_setup_over_the_config_and_the_overrides
 ROLE_CHANGES = {
     "vsrnet": ["data.role_switch_negatives=true", "model_overrides=[word_roles=true]"],
     "visern": ["data.role_switch_negatives=true", "model_overrides=[word_roles=true]"],
-    "hgr": ["data.role_switch_negatives=true", "data.role_switch_attested=true",
+    "hgr": ["data.role_switch_negatives=true", "data.role_switch_attested=true", "data.role_switch_attested_by=pairs",
             'model_overrides=["loss.twin_levels=[action,entity]","loss.twin_margin=0.05"]'],
     "hanet": ["data.role_switch_negatives=true", "data.role_switch_attested=true",
               'model_overrides=["loss.twin_levels=[local_action,local_entity]","loss.twin_margin=0.05",'
