@@ -42,9 +42,11 @@ class DataConfig:
     # What must be attested: "events", each whole (verb, agent, patient); or "pairs", each verb with its agent and
     # with its patient, apart (training.text.switch.role_pairs), which keeps twins that are new combinations too.
     role_switch_attested_by: Literal["events", "pairs"] = "events"
+    # The first epoch (from 1) whose batches carry the twins: a curriculum in which retrieval is learnt first.
+    role_switch_from_epoch: int = 1
 
     def __post_init__(self) -> None:
-        for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count"):
+        for key in ("max_frames", "max_words", "max_verbs", "max_nouns", "min_word_count", "role_switch_from_epoch"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if not self.test_splits:
@@ -52,6 +54,9 @@ class DataConfig:
         if self.role_switch_attested_by != "events" and not self.role_switch_attested:
             raise ValueError("role_switch_attested_by says what role_switch_attested keeps: set role_switch_attested "
                              "too (data.role_switch_attested=true)")
+        if self.role_switch_from_epoch > 1 and not self.role_switch_negatives:
+            raise ValueError("role_switch_from_epoch says when the role-switched twins join the batches: set "
+                             "role_switch_negatives too (data.role_switch_negatives=true)")
         if self.role_switch_attested and not self.role_switch_negatives:
             raise ValueError("role_switch_attested keeps some of the role-switched twins: set role_switch_negatives "
                              "too (data.role_switch_negatives=true)")

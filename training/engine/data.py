@@ -367,12 +367,13 @@ class PreparedData:
         regions = [item.regions for item in items] if self.needs.regions else None
         return encode_video_batch([item.frames for item in items], regions, self.config.max_frames)
 
-    def train_batch(self, pairs: Sequence[tuple[str, str]]) -> dict[str, np.ndarray]:
+    def train_batch(self, pairs: Sequence[tuple[str, str]], with_twins: bool = True) -> dict[str, np.ndarray]:
         """A training batch: text and video inputs, the video ids, and concept labels when the model has heads:
         ``<kind>_labels`` the caption's own concepts, ``<kind>_video_labels`` the union over its video's captions
-        (kind: verb, noun, triplet)."""
+        (kind: verb, noun, triplet); and the captions' role-switched twins, if any, unless ``with_twins`` is
+        false (``data.role_switch_from_epoch``)."""
         videos, sentences = zip(*pairs)
-        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if s in self.switched]
+        twins = [(i, self.switched[s]) for i, s in enumerate(sentences) if with_twins and s in self.switched]
         # the captions and their twins padded as one batch, so the model can encode them in one call
         texts = self.text_batch([*sentences, *(t for _, t in twins)])
         batch = {**{k: v[:len(sentences)] for k, v in texts.items()}, **self.video_batch(videos)}

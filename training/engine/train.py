@@ -105,12 +105,13 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
         model.train()
         started, total, parts = time.time(), 0.0, {}
         bar = _progress(steps, f"epoch {epoch + 1}/{config.optim.epochs}", ctx.rank)
+        twins_on = epoch + 1 >= config.data.role_switch_from_epoch
         for step in range(steps):
             global_batch = order[step * config.optim.batch_size:(step + 1) * config.optim.batch_size]
             if len(global_batch) < 2 * ctx.world_size:  # every worker needs two pairs (one negative); all skip alike
                 continue
             local = np.array_split(global_batch, ctx.world_size)[ctx.rank]  # even shares, also of a short last batch
-            batch = data.train_batch([pairs[i] for i in local])
+            batch = data.train_batch([pairs[i] for i in local], with_twins=twins_on)
             out = model(to_tensors(batch, batch.keys(), ctx.device))
             optimizer.zero_grad()
             out["loss"].backward()

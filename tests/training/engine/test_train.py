@@ -77,6 +77,21 @@ def test_train_writes_a_complete_report_and_evaluate_reproduces_it(strata_home, 
     assert strata(["train", str(config), "--set", "optim.lr=0.5"]) == 2
 
 
+def test_role_switched_twins_join_the_batches_from_role_switch_from_epoch(strata_home, tmp_path):
+    """data.role_switch_from_epoch=2: epoch 1 trains on the ranking loss alone, epoch 2 on the twins' hinge too."""
+    from training.engine.config import DataConfig
+
+    config = write_config(tmp_path, "later-twins", epochs=2)
+    assert strata(["train", str(config), "--set", "data.role_switch_negatives=true",
+                   "--set", "data.role_switch_from_epoch=2", "--set", "data.test_splits=[tst]"]) == 0
+    first, second = (row["loss_parts"] for row in history(strata_home / "runs" / "later-twins-seed3"))
+    assert "switch_rank" not in first and second["switch_rank"] > 0
+    with pytest.raises(ValueError, match="role_switch_negatives"):
+        DataConfig(path="tiny-synthvtr", role_switch_from_epoch=2)
+    with pytest.raises(ValueError, match="role_switch_from_epoch must be >= 1"):
+        DataConfig(path="tiny-synthvtr", role_switch_negatives=True, role_switch_from_epoch=0)
+
+
 # Trains like `strata train CONFIG`, and SIGKILLs itself as soon as epoch 1 is logged (its checkpoint is written
 # before): the kill always lands between epochs 1 and 2, however fast the machine.
 KILLED_AFTER_EPOCH_1 = """
