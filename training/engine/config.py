@@ -42,7 +42,8 @@ class DataConfig:
     # What must be attested: "events", each whole (verb, agent, patient); or "pairs", each verb with its agent and
     # with its patient, apart (training.text.switch.role_pairs), which keeps twins that are new combinations too.
     role_switch_attested_by: Literal["events", "pairs"] = "events"
-    # The first epoch (from 1) whose batches carry the twins: a curriculum in which retrieval is learnt first.
+    # The first epoch (from 1) whose batches carry the twins: a curriculum in which retrieval is learnt first. The
+    # best checkpoint is chosen among this epoch and the later ones.
     role_switch_from_epoch: int = 1
 
     def __post_init__(self) -> None:
@@ -120,6 +121,9 @@ class TrainConfig:
                              f"{self.eval_batch_size} and {self.threads_per_worker}")
         if "/" in self.run_name or self.run_name in (".", ".."):
             raise ValueError(f"run_name must be a plain folder name, got {self.run_name!r}")
+        if self.data.role_switch_from_epoch > self.optim.epochs:
+            raise ValueError(f"data.role_switch_from_epoch {self.data.role_switch_from_epoch} is after the last epoch "
+                             f"(optim.epochs {self.optim.epochs})")
         if self.workers > 1 and self.optim.batch_size % self.workers:
             raise ValueError(f"optim.batch_size {self.optim.batch_size} is not divisible by {self.workers} workers")
 

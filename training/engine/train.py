@@ -138,8 +138,9 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
             scheduler.step(rsum)
         elif scheduler is not None:
             scheduler.step()
-        improved = rsum > state["best_rsum"]
-        stale = 0 if improved else stale + 1
+        # Before data.role_switch_from_epoch the twins are not yet trained on: no best checkpoint, no staleness.
+        improved = twins_on and rsum > state["best_rsum"]
+        stale = 0 if improved or not twins_on else stale + 1
         row = {"epoch": epoch + 1, "train_loss": total / max(steps, 1),
                "loss_parts": {k: v / max(steps, 1) for k, v in parts.items()},
                "val": val["fused"], "val_levels": {k: v["rsum"] for k, v in val["levels"].items()},
