@@ -159,8 +159,10 @@ def train_worker(config: TrainConfig, ctx: WorkerContext, log: Callable[[str], N
             if improved:
                 save_checkpoint(folder / BEST, model, train_config=train_dict, state=state)
             (folder / "metrics.json").write_text(json.dumps(state["history"], indent=2))
-        log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val rsum {rsum:.2f}  "
-            f"(best {state['best_rsum']:.2f} @ {state['best_epoch']})  lr {lr:.2e}  {train_time:.1f}s")
+        best = (f"best {state['best_rsum']:.2f} @ {state['best_epoch']}" if twins_on
+                else f"no twins before epoch {config.data.role_switch_from_epoch}, no best yet")
+        log(f"epoch {epoch + 1}: loss {row['train_loss']:.4f}  val rsum {rsum:.2f}  ({best})  lr {lr:.2e}  "
+            f"{train_time:.1f}s")
         if ctx.report is not None:
             ctx.report({"epoch": epoch + 1, "train_loss": row["train_loss"], "val_rsum": rsum, "lr": lr},
                        folder / LAST if ctx.rank == 0 else None)

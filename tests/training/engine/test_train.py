@@ -86,6 +86,7 @@ def test_role_switched_twins_join_the_batches_from_role_switch_from_epoch(strata
     later = ["--set", "data.role_switch_negatives=true", "--set", "data.role_switch_from_epoch=2"]
     assert strata(["train", str(config), *later, "--set", "data.test_splits=[tst]"]) == 0
     run = strata_home / "runs" / "later-twins-seed3"
+    assert "(no twins before epoch 2, no best yet)" in (run / "train.log").read_text()
     first, second = (row["loss_parts"] for row in history(run))
     assert "switch_rank" not in first and second["switch_rank"] > 0
     assert json.loads((run / "best" / "state.json").read_text())["best_epoch"] == 2
