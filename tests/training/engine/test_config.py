@@ -50,11 +50,18 @@ def test_a_config_files_relative_path_lives_under_the_home_and_keeps_its_generat
     ("optim.schedule=cosine", "is not one of"),
     ("workers=-1", "workers must be >= 0"),
     ("workers=3", "not divisible by 3 workers"),
+    ("data.role_switch_from_epoch=0", "role_switch_from_epoch must be >= 1, got 0"),
+    ("data.role_switch_from_epoch=2", "set role_switch_negatives too"),
     ("nonsense", "not of the form key.path=value"),
 ])
 def test_bad_values_name_the_key(override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_train_config("hgr_synthvtr", [override])
+
+
+def test_the_twins_cannot_join_after_the_last_epoch():
+    with pytest.raises(ConfigError, match=r"data.role_switch_from_epoch 11 is after the last epoch \(optim.epochs 10\)"):
+        load_train_config("hgr_synthvtr_roles", ["data.role_switch_from_epoch=11"])
 
 
 def test_missing_config_lists_the_known_ones():
